@@ -1,0 +1,65 @@
+"""The PostgreSQL side's settings, resolved in one place.
+
+libpq's own variables keep their meaning: because we always pass ``sslrootcert`` and
+``connect_timeout`` explicitly (to ship the RDS bundle and to bound every step), their
+environment counterparts ``PGSSLROOTCERT`` and ``PGCONNECT_TIMEOUT`` are read here and
+folded in, instead of being silently overridden.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from rotation.errors import ConfigurationError
+
+__all__ = ["ENV_CONNECT_TIMEOUT", "ENV_SSLROOTCERT", "ENV_TEST_QUERY", "PostgresSettings"]
+
+ENV_SSLROOTCERT = "PGSSLROOTCERT"
+ENV_CONNECT_TIMEOUT = "PGCONNECT_TIMEOUT"
+# Ours, not the contract's: the probe query testSecret runs as the pending user.
+ENV_TEST_QUERY = "ROTATION_TEST_QUERY"
+
+DEFAULT_CONNECT_TIMEOUT_S = 5
+DEFAULT_TEST_QUERY = "SELECT 1"
+# Amazon RDS's CA bundle, shipped inside the package.
+RDS_CA_BUNDLE = Path(__file__).with_name("certs") / "rds-global-bundle.pem"
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    extra_root_cert: Path | None = None
+    connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S
+    test_query: str = DEFAULT_TEST_QUERY
+    rds_ca_bundle: Path = RDS_CA_BUNDLE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PostgresSettings:
+        """Read ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT`` and ``ROTATION_TEST_QUERY``.
+
+        Raises
+        ------
+        ConfigurationError
+            A timeout that is not a positive whole number, or a root certificate file
+            that does not exist.
+        """
+        env = os.environ if env is None else env
+        root = env.get(ENV_SSLROOTCERT, "").strip()
+        extra_root = Path(root) if root else None
+        if extra_root is not None and not extra_root.is_file():
+            raise ConfigurationError(f"{ENV_SSLROOTCERT} names {root!r}, which is not a file")
+        raw_timeout = env.get(ENV_CONNECT_TIMEOUT, "").strip()
+        timeout = DEFAULT_CONNECT_TIMEOUT_S
+        if raw_timeout:
+            try:
+                timeout = int(raw_timeout)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"{ENV_CONNECT_TIMEOUT} must be a whole number of seconds, got {raw_timeout!r}"
+                ) from exc
+            if timeout <= 0:
+                raise ConfigurationError(f"{ENV_CONNECT_TIMEOUT} must be positive")
+        query = env.get(ENV_TEST_QUERY, "").strip() or DEFAULT_TEST_QUERY
+        return cls(extra_root_cert=extra_root, connect_timeout_s=timeout, test_query=query)

@@ -1,0 +1,139 @@
+"""Opening PostgreSQL connections: TLS, timeouts, retries, and classifying a failed login.
+
+A failed login raises a bare ``psycopg.OperationalError`` with no SQLSTATE (the server's
+28P01 only reaches the client as text, which ``lc_messages`` may translate). What libpq
+does tell us is whether it got far enough to send the password: ``pgconn.used_password``.
+
+* the password was sent and the connection still failed: the server answered and refused
+  this credential (wrong password, unknown or NOLOGIN role, missing database). That is an
+  :class:`AuthenticationError`, a fact to act on: never retried.
+* it was not: DNS, TCP, timeout, TLS handshake or certificate verification failed before
+  authentication. That is an :class:`UnreachableError`, retried with backoff until the
+  attempts or the step's time run out.
+
+This is the one place that makes that call; it is tested against a real server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from handlers.pg_config import PostgresSettings
+from handlers.pg_secret import PostgresSecret
+from handlers.pg_tls import tls_parameters
+from rotation.errors import AuthenticationError, DatabaseError, UnreachableError
+from rotation.retry import Deadline, RetryPolicy, call_with_retries
+
+__all__ = ["APPLICATION_NAME", "ConnectFn", "PostgresConnector", "classify_login_failure"]
+
+ConnectFn = Callable[..., psycopg.Connection[Any]]
+APPLICATION_NAME = "secrets-rotation"
+# libpq treats connect_timeout below 2 seconds as 2.
+_MIN_CONNECT_TIMEOUT_S = 2
+
+
+def _server_reason(exc: psycopg.Error) -> str:
+    """libpq's message on one line. libpq never echoes the password it was given."""
+    text = " ".join(str(exc).split())
+    return text.removeprefix("connection failed: ")
+
+
+def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseError:
+    """Turn a failed connection attempt into an authentication or reachability error."""
+    pgconn = exc.pgconn
+    reason = _server_reason(exc)
+    if pgconn is not None and pgconn.used_password:
+        return AuthenticationError(f"the server refused {who}: {reason}")
+    return UnreachableError(f"could not reach the database as {who}: {reason}")
+
+
+class PostgresConnector:
+    """Opens connections for the strategies.
+
+    Parameters
+    ----------
+    settings:
+        TLS roots and timeouts; from the environment by default.
+    connect:
+        ``psycopg.connect`` or anything with its signature; inject one to count connections.
+    retry_policy:
+        How unreachable servers are retried (always bounded by the step's deadline).
+    """
+
+    def __init__(
+        self,
+        settings: PostgresSettings | None = None,
+        *,
+        connect: ConnectFn = psycopg.connect,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self._settings = settings
+        self._connect = connect
+        self.retry_policy = retry_policy or RetryPolicy()
+
+    @property
+    def settings(self) -> PostgresSettings:
+        # Resolved on first use, not at import: a bad setting fails a step with context.
+        if self._settings is None:
+            self._settings = PostgresSettings.from_env()
+        return self._settings
+
+    def parameters(
+        self, secret: PostgresSecret, deadline: Deadline, *, what: str = "the secret"
+    ) -> dict[str, Any]:
+        """``psycopg.connect`` keyword arguments for ``secret``."""
+        timeout = min(self.settings.connect_timeout_s, int(deadline.remaining()))
+        return {
+            "host": secret.host,
+            "port": secret.port,
+            "dbname": secret.dbname,
+            "user": secret.username,
+            "password": secret.password,
+            "connect_timeout": max(timeout, _MIN_CONNECT_TIMEOUT_S),
+            "application_name": APPLICATION_NAME,
+            **tls_parameters(secret.ssl, self.settings, what),
+        }
+
+    def connect(
+        self, secret: PostgresSecret, deadline: Deadline, *, who: str
+    ) -> psycopg.Connection[Any]:
+        """Log in as ``secret``; ``who`` names the credential in messages (e.g. "AWSCURRENT").
+
+        Raises
+        ------
+        AuthenticationError
+            At once, when the server refuses the credential.
+        UnreachableError
+            When no attempt reached the server before the retries or the deadline ran out.
+        """
+        description = f"{who} ({secret.username}@{secret.host}:{secret.port}/{secret.dbname})"
+
+        def attempt() -> psycopg.Connection[Any]:
+            if deadline.remaining() < 1:
+                raise UnreachableError(f"no time left to connect as {description}")
+            # Per attempt: the connect timeout shrinks with the time the step has left.
+            params = self.parameters(secret, deadline, what=f"the {who} version")
+            try:
+                return self._connect(**params)
+            except psycopg.OperationalError as exc:
+                raise classify_login_failure(exc, description) from exc
+
+        return call_with_retries(
+            attempt,
+            retry_on=UnreachableError,
+            deadline=deadline,
+            policy=self.retry_policy,
+            what=f"connecting as {who}",
+        )
+
+    def try_login(
+        self, secret: PostgresSecret, deadline: Deadline, *, who: str
+    ) -> psycopg.Connection[Any] | AuthenticationError:
+        """Like :meth:`connect`, but a refused credential is returned, not raised."""
+        try:
+            return self.connect(secret, deadline, who=who)
+        except AuthenticationError as refused:
+            return refused

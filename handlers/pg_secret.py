@@ -1,0 +1,95 @@
+"""The PostgreSQL secret JSON, per the outside contract, parsed and checked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rotation.errors import SecretFormatError
+
+__all__ = ["ENGINES", "PostgresSecret", "parse_postgres_secret"]
+
+ENGINES = frozenset({"postgres", "aurora-postgresql"})
+DEFAULT_PORT = 5432
+DEFAULT_DBNAME = "postgres"
+
+
+@dataclass(frozen=True)
+class PostgresSecret:
+    """A PostgreSQL credential. ``password`` is kept out of ``repr``."""
+
+    engine: str
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    dbname: str = DEFAULT_DBNAME
+    ssl: object = None
+    masterarn: str | None = None
+
+    def target(self) -> tuple[str, int, str]:
+        """Where this credential logs in: host, port, database."""
+        return (self.host.lower(), self.port, self.dbname)
+
+
+def _string(value: Mapping[str, Any], key: str, what: str) -> str:
+    if key not in value:
+        raise SecretFormatError(f"{what} has no {key!r} field")
+    item = value[key]
+    if not isinstance(item, str) or not item:
+        raise SecretFormatError(f"{what}'s {key!r} must be a non-empty string")
+    return item
+
+
+def _port(value: Mapping[str, Any], what: str) -> int:
+    raw = value.get("port", DEFAULT_PORT)
+    # The contract allows a number or a numeric string; a bool is an int in Python: refuse it.
+    if isinstance(raw, bool):
+        raise SecretFormatError(f"{what}'s 'port' must be a number")
+    try:
+        port = int(raw)
+    except (TypeError, ValueError) as exc:
+        raise SecretFormatError(f"{what}'s 'port' must be a number, got {raw!r}") from exc
+    if not 1 <= port <= 65535:
+        raise SecretFormatError(f"{what}'s 'port' must be between 1 and 65535, got {port}")
+    return port
+
+
+def parse_postgres_secret(
+    value: Mapping[str, Any], what: str = "the secret", *, require_engine: bool = True
+) -> PostgresSecret:
+    """Check a secret's JSON against the contract and return it typed.
+
+    ``require_engine`` is False for a master secret made by RDS, which holds only
+    ``username`` and ``password`` (host and port then come from the RDS API).
+
+    Raises
+    ------
+    SecretFormatError
+        A missing or mistyped field, or an engine other than postgres / aurora-postgresql.
+        The message names the field and never quotes the password.
+    """
+    engine = value.get("engine", "postgres" if not require_engine else None)
+    if engine is None:
+        raise SecretFormatError(f"{what} has no 'engine' field")
+    if engine not in ENGINES:
+        raise SecretFormatError(
+            f"{what}'s engine {engine!r} is not supported; expected one of {sorted(ENGINES)}"
+        )
+    dbname = value.get("dbname", DEFAULT_DBNAME)
+    if not isinstance(dbname, str) or not dbname:
+        raise SecretFormatError(f"{what}'s 'dbname' must be a non-empty string")
+    masterarn = value.get("masterarn")
+    if masterarn is not None and (not isinstance(masterarn, str) or not masterarn):
+        raise SecretFormatError(f"{what}'s 'masterarn' must be a non-empty string")
+    return PostgresSecret(
+        engine=str(engine),
+        host=_string(value, "host", what) if require_engine or "host" in value else "",
+        port=_port(value, what),
+        username=_string(value, "username", what),
+        password=_string(value, "password", what),
+        dbname=dbname,
+        ssl=value.get("ssl"),
+        masterarn=masterarn,
+    )

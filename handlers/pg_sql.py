@@ -1,0 +1,37 @@
+"""Every SQL statement the PostgreSQL strategies send, composed with ``psycopg.sql``.
+
+DDL takes no bind parameters, so values travel as ``sql.Literal``. A password never does:
+``ALTER ROLE ... PASSWORD`` carries the SCRAM-SHA-256 verifier computed on the client, so
+the plaintext reaches neither the server nor its statement log.
+"""
+
+from __future__ import annotations
+
+from typing import Any, LiteralString, cast
+
+import psycopg
+from psycopg import sql
+
+__all__ = ["alter_password", "probe", "scram_verifier"]
+
+
+def scram_verifier(conn: psycopg.Connection[Any], role: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of ``password`` for ``role``, computed by libpq locally.
+
+    The algorithm is named explicitly: with None, libpq would ask the server for its
+    ``password_encryption`` and could fall back to md5.
+    """
+    verifier = conn.pgconn.encrypt_password(
+        password.encode("utf-8"), role.encode("utf-8"), b"scram-sha-256"
+    )
+    return verifier.decode("ascii")
+
+
+def alter_password(role: str, verifier: str) -> sql.Composed:
+    """``ALTER ROLE <role> PASSWORD '<verifier>'``."""
+    return sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier))
+
+
+def probe(query: str) -> sql.SQL:
+    """The operator-configured probe query testSecret runs (trusted configuration)."""
+    return sql.SQL(cast(LiteralString, query))

@@ -1,0 +1,191 @@
+"""PostgreSQL single-user rotation: change one user's password in place.
+
+Simple and needs no extra privileges, at the price of a short window in which clients that
+still hold the old password cannot open new connections (between setSecret and the moment
+they read the new AWSCURRENT). Use the multi-user strategy where that window matters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from handlers.pg_config import PostgresSettings
+from handlers.pg_connect import PostgresConnector
+from handlers.pg_secret import PostgresSecret, parse_postgres_secret
+from handlers.pg_sql import alter_password, probe, scram_verifier
+from rotation.errors import AuthenticationError, SecretFormatError
+from rotation.observability import logger
+from rotation.retry import Deadline
+from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
+from rotation.strategy import (
+    CreateRequest,
+    CreateResult,
+    SetRequest,
+    SetResult,
+    TestRequest,
+    TestResult,
+)
+
+__all__ = ["PostgresSingleUser", "check_same_target"]
+
+
+def check_same_target(current: PostgresSecret, other: PostgresSecret, label: str) -> None:
+    """Refuse a version that points at another server, database or user (confused deputy).
+
+    A pending version planted with another host would otherwise make us log in there with
+    the current credential, or set a password on a server the secret is not about.
+    """
+    for field, mine, theirs in (
+        ("host", current.host.lower(), other.host.lower()),
+        ("port", current.port, other.port),
+        ("dbname", current.dbname, other.dbname),
+        ("username", current.username, other.username),
+    ):
+        if mine != theirs:
+            raise SecretFormatError(
+                f"the {label} version's {field} ({theirs!r}) differs from AWSCURRENT's "
+                f"({mine!r}); refusing to rotate across targets"
+            )
+
+
+def set_password(conn: psycopg.Connection[Any], role: str, password: str) -> None:
+    """Set ``role``'s password from a SCRAM verifier, in its own transaction."""
+    with conn.transaction():
+        conn.execute(alter_password(role, scram_verifier(conn, role, password)))
+
+
+class PostgresSingleUser:
+    """The single-user strategy (see the module docstring).
+
+    Parameters
+    ----------
+    connector:
+        Opens connections; inject one with a counting ``connect`` in tests.
+    """
+
+    name = "postgres-single-user"
+
+    def __init__(self, connector: PostgresConnector | None = None) -> None:
+        self.connector = connector or PostgresConnector()
+
+    @property
+    def settings(self) -> PostgresSettings:
+        return self.connector.settings
+
+    # -- createSecret -----------------------------------------------------------------
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        """A copy of the current value with a new password; every other key is kept."""
+        value = request.current.json()
+        parse_postgres_secret(value, "the AWSCURRENT version")
+        return CreateResult(value={**value, "password": request.new_password()})
+
+    # -- setSecret --------------------------------------------------------------------
+
+    def set(self, request: SetRequest) -> SetResult:
+        """Give the user the pending password.
+
+        Tries, in order, and stops at the first login that succeeds:
+
+        1. AWSCURRENT: the normal case; log in as the user and change its own password.
+        2. AWSPENDING: a re-attempt after a crash that came after the change; nothing to do.
+        3. AWSPREVIOUS: the database still has the password before the current one.
+        4. the secret named by ``masterarn``, when the secret has one.
+
+        Only a login that succeeds may change the password, and every version must point at
+        the same host, port, database and user as AWSCURRENT.
+        """
+        current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
+        pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
+        check_same_target(current, pending, AWSPENDING)
+        deadline = request.deadline
+        refused: list[AuthenticationError] = []
+
+        outcome = self._change_as(current, current, pending, deadline, AWSCURRENT, refused)
+        if outcome is not None:
+            return outcome
+        login = self.connector.try_login(pending, deadline, who=AWSPENDING)
+        if not isinstance(login, AuthenticationError):
+            login.close()
+            return SetResult(changed=False, via=AWSPENDING)
+        refused.append(login)
+
+        previous_version = request.secrets.version_with_label(AWSPREVIOUS)
+        if previous_version is not None:
+            previous = parse_postgres_secret(previous_version.json(), "the AWSPREVIOUS version")
+            check_same_target(current, previous, AWSPREVIOUS)
+            outcome = self._change_as(previous, current, pending, deadline, AWSPREVIOUS, refused)
+            if outcome is not None:
+                return outcome
+
+        if current.masterarn:
+            return self._change_as_master(request, current, pending, refused)
+        tried = "; ".join(error.problem for error in refused)
+        raise AuthenticationError(
+            f"no labelled credential logs in any more, so the password cannot be changed "
+            f"({tried}). Reset the user's password to AWSCURRENT's by hand, or add a "
+            "'masterarn' to the secret so rotation can repair it"
+        )
+
+    def _change_as(
+        self,
+        login_as: PostgresSecret,
+        current: PostgresSecret,
+        pending: PostgresSecret,
+        deadline: Deadline,
+        who: str,
+        refused: list[AuthenticationError],
+    ) -> SetResult | None:
+        login = self.connector.try_login(login_as, deadline, who=who)
+        if isinstance(login, AuthenticationError):
+            refused.append(login)
+            return None
+        with login:
+            set_password(login, current.username, pending.password)
+        return SetResult(changed=True, via=who)
+
+    def _change_as_master(
+        self,
+        request: SetRequest,
+        current: PostgresSecret,
+        pending: PostgresSecret,
+        refused: list[AuthenticationError],
+    ) -> SetResult:
+        assert current.masterarn is not None  # noqa: S101  # checked by the caller
+        master_version = request.secrets.current_of(current.masterarn)
+        master = parse_postgres_secret(
+            master_version.json(), "the master secret", require_engine=False
+        )
+        if master.host and master.host.lower() != current.host.lower():
+            raise SecretFormatError(
+                f"the master secret's host ({master.host!r}) is not the user's host "
+                f"({current.host!r}); refusing to use it"
+            )
+        # The master logs in where the user lives, with the user's TLS rules.
+        as_master = PostgresSecret(
+            engine=current.engine,
+            host=current.host,
+            port=current.port,
+            username=master.username,
+            password=master.password,
+            dbname=current.dbname,
+            ssl=current.ssl,
+        )
+        logger.warning(
+            "no labelled credential logs in; repairing with the master secret",
+            extra={"refused": [error.problem for error in refused]},
+        )
+        with self.connector.connect(as_master, request.deadline, who="the master secret") as conn:
+            set_password(conn, current.username, pending.password)
+        return SetResult(changed=True, via="masterarn")
+
+    # -- testSecret -------------------------------------------------------------------
+
+    def test(self, request: TestRequest) -> TestResult:
+        """Log in with AWSPENDING and run the probe query (``SELECT 1`` by default)."""
+        pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
+        with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
+            conn.execute(probe(self.settings.test_query)).fetchall()
+        return TestResult()

@@ -1,0 +1,112 @@
+"""The errors a rotation raises.
+
+Every error is rooted at :class:`RotationError` and carries the secret, the step and the
+client request token it happened in, so that the single line Secrets Manager records for a
+failed invocation says where it failed. No error ever carries a secret value: strategies
+raise with context-free messages, and the dispatcher fills in the context and scrubs every
+secret value it has seen out of the message before the error leaves the handler.
+
+::
+
+    RotationError
+    ├── ConfigurationError      the function's own settings (env vars) are wrong
+    ├── EventError              the invocation event is malformed
+    ├── SecretFormatError       a secret value is not JSON or lacks / mistypes a field
+    ├── StagingError            the token or the secret's labels do not allow this step
+    ├── SecretsManagerError     a Secrets Manager call failed (permissions, KMS, throttling)
+    └── DatabaseError           the database could not be reached or refused us
+        ├── UnreachableError    no server answered (DNS, TCP, TLS, timeout): transient
+        └── AuthenticationError the server answered and refused the credential
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "DatabaseError",
+    "EventError",
+    "RotationError",
+    "SecretFormatError",
+    "SecretsManagerError",
+    "StagingError",
+    "UnreachableError",
+]
+
+
+class RotationError(Exception):
+    """Root of every error this framework raises.
+
+    Parameters
+    ----------
+    problem:
+        What went wrong, in plain words, without any secret value.
+    secret_id, step, token:
+        Where it went wrong; the dispatcher fills in whatever the raiser did not know.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        secret_id: str | None = None,
+        step: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.secret_id = secret_id
+        self.step = step
+        self.token = token
+        super().__init__(problem)
+
+    def with_context(
+        self, *, secret_id: str | None, step: str | None, token: str | None
+    ) -> RotationError:
+        """Fill in the context fields that are still empty; returns ``self``."""
+        self.secret_id = self.secret_id or secret_id
+        self.step = self.step or step
+        self.token = self.token or token
+        return self
+
+    def __str__(self) -> str:
+        where = []
+        if self.secret_id:
+            where.append(f"secret {self.secret_id}")
+        if self.step:
+            where.append(f"step {self.step}")
+        if self.token:
+            where.append(f"token {self.token}")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.problem}" if prefix else self.problem
+
+
+class ConfigurationError(RotationError):
+    """The function's configuration (environment variables, arguments) is invalid."""
+
+
+class EventError(RotationError):
+    """The invocation event is malformed: a key is missing, mistyped or unknown."""
+
+
+class SecretFormatError(RotationError):
+    """A secret value is not a JSON object, or lacks or mistypes a required field."""
+
+
+class StagingError(RotationError):
+    """The token or the secret's staging labels do not allow the requested step."""
+
+
+class SecretsManagerError(RotationError):
+    """A Secrets Manager call failed for a reason other than the secret's labels."""
+
+
+class DatabaseError(RotationError):
+    """The database could not be reached, or refused what the step needed to do."""
+
+
+class UnreachableError(DatabaseError):
+    """No database server answered: DNS, TCP, TLS handshake or timeout. Worth retrying."""
+
+
+class AuthenticationError(DatabaseError):
+    """The server answered and refused the credential. A fact to act on, not to retry."""

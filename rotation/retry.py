@@ -1,0 +1,128 @@
+"""Every retry policy of the framework, composed from tenacity pieces.
+
+A step must fail with its own clear message *before* Lambda kills the invocation (a killed
+invocation leaves only "Task timed out" in the logs). So every policy is bounded twice: by a
+number of attempts, and by the time the Lambda has left minus a safety margin.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import tenacity
+from rotation.observability import logger
+from tenacity import (
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+__all__ = [
+    "DEFAULT_SAFETY_MARGIN_S",
+    "Deadline",
+    "LambdaContextLike",
+    "RetryPolicy",
+    "call_with_retries",
+]
+
+T = TypeVar("T")
+
+# Time kept back from the Lambda's remaining time: enough to log, emit metrics and raise.
+DEFAULT_SAFETY_MARGIN_S = 2.0
+# With no Lambda context (tests, the local CLI) a step gets this long.
+DEFAULT_BUDGET_S = 60.0
+
+class LambdaContextLike(Protocol):
+    """The one method of a Lambda context the deadline needs."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The moment a step must have finished by, on a monotonic clock."""
+
+    expires_at: float
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    @classmethod
+    def from_context(
+        cls,
+        context: object,
+        *,
+        margin_s: float = DEFAULT_SAFETY_MARGIN_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Deadline:
+        """The Lambda's remaining time minus ``margin_s``; a default budget without a context."""
+        remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+        budget = remaining_ms() / 1000.0 - margin_s if callable(remaining_ms) else DEFAULT_BUDGET_S
+        return cls(expires_at=clock() + max(budget, 0.0), clock=clock)
+
+    @classmethod
+    def in_seconds(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(expires_at=clock() + seconds, clock=clock)
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(self.expires_at - self.clock(), 0.0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to retry one kind of transient failure.
+
+    ``sleep`` is injectable so tests can record the waits instead of sleeping.
+    """
+
+    attempts: int = 5
+    initial_wait_s: float = 0.2
+    max_wait_s: float = 4.0
+    jitter_s: float = 0.3
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+
+def _log_before_sleep(what: str) -> Callable[[tenacity.RetryCallState], None]:
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        # The exception's class only: a message could carry a secret value.
+        logger.warning(
+            "retrying %s after %s (attempt %d, next in %.2fs)",
+            what,
+            type(exc).__name__,
+            state.attempt_number,
+            state.upcoming_sleep,
+        )
+
+    return before_sleep
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...],
+    deadline: Deadline,
+    policy: RetryPolicy | None = None,
+    what: str,
+) -> T:
+    """Call ``fn``, retrying on ``retry_on`` with exponential backoff and jitter.
+
+    Stops after ``policy.attempts`` or before a wait would cross ``deadline``, whichever
+    comes first, and then re-raises the last error itself (never tenacity's RetryError).
+    Any other exception propagates at once.
+    """
+    policy = policy or RetryPolicy()
+    retrying = tenacity.Retrying(
+        stop=stop_after_attempt(policy.attempts) | stop_before_delay(deadline.remaining()),
+        wait=wait_exponential_jitter(
+            initial=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s
+        ),
+        retry=retry_if_exception_type(retry_on),
+        sleep=policy.sleep,
+        before_sleep=_log_before_sleep(what),
+        reraise=True,
+    )
+    return retrying(fn)

@@ -1,0 +1,303 @@
+"""Every Secrets Manager call the rotation makes, and the staging-label transitions.
+
+Nothing else in the framework talks to Secrets Manager. Reads go through a cache keyed by
+(secret ARN, version id): a version's value never changes once written, and Secrets Manager
+usually runs the four steps of a rotation in one warm container, so setSecret and
+testSecret find in memory what createSecret already read or wrote. Labels are never cached:
+every invocation reads them fresh with one DescribeSecret.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from rotation.errors import RotationError, SecretsManagerError, StagingError
+from rotation.retry import Deadline, RetryPolicy, call_with_retries
+from rotation.observability import scrubber as default_scrubber
+from rotation.scrub import Scrubber
+from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+__all__ = ["SecretStore", "StoreSession", "VersionCache"]
+
+T = TypeVar("T")
+
+# Error codes that mean "try again": throttling and the service's own transient faults.
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "InternalServiceError",
+        "InternalFailure",
+        "ServiceUnavailable",
+    }
+)
+_TRANSPORT_ERRORS = (
+    EndpointConnectionError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    ConnectionClosedError,
+)
+
+
+class _TransientApiError(Exception):
+    """Internal marker: this API failure is worth another attempt."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(type(original).__name__)
+        self.original = original
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class VersionCache:
+    """A small, thread-safe LRU of secret strings keyed by (ARN, version id)."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._entries: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, arn: str, version_id: str) -> str | None:
+        with self._lock:
+            value = self._entries.get((arn, version_id))
+            if value is not None:
+                self._entries.move_to_end((arn, version_id))
+            return value
+
+    def put(self, arn: str, version_id: str, value: str) -> None:
+        with self._lock:
+            self._entries[(arn, version_id)] = value
+            self._entries.move_to_end((arn, version_id))
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class SecretStore:
+    """Secrets Manager for one container: the client, the version cache, the scrubber.
+
+    Parameters
+    ----------
+    client:
+        A boto3 ``secretsmanager`` client; inject one to count or intercept calls.
+    cache:
+        Where version values are remembered across warm invocations.
+    retry_policy:
+        How throttling and transport errors are retried (bounded by the step's deadline).
+    """
+
+    def __init__(
+        self,
+        client: SecretsManagerClient,
+        *,
+        cache: VersionCache | None = None,
+        retry_policy: RetryPolicy | None = None,
+        scrubber: Scrubber | None = None,
+    ) -> None:
+        self.client = client
+        self.cache = cache if cache is not None else VersionCache()
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.scrubber = scrubber or default_scrubber
+
+    def session(self, deadline: Deadline) -> StoreSession:
+        """The calls of one invocation, all bounded by ``deadline``."""
+        return StoreSession(self, deadline)
+
+
+class StoreSession:
+    """Secrets Manager calls made within one invocation's deadline."""
+
+    def __init__(self, store: SecretStore, deadline: Deadline) -> None:
+        self._store = store
+        self._client = store.client
+        self.deadline = deadline
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            try:
+                return fn()
+            except ClientError as exc:
+                if _error_code(exc) in _TRANSIENT_CODES:
+                    raise _TransientApiError(exc) from exc
+                raise
+            except _TRANSPORT_ERRORS as exc:
+                raise _TransientApiError(exc) from exc
+
+        try:
+            return call_with_retries(
+                attempt,
+                retry_on=_TransientApiError,
+                deadline=self.deadline,
+                policy=self._store.retry_policy,
+                what=what,
+            )
+        except _TransientApiError as exc:
+            raise SecretsManagerError(
+                f"{what} kept failing with {type(exc.original).__name__} "
+                f"({_describe(exc.original)}) until the retries or the time ran out"
+            ) from exc.original
+
+    def _remember(self, version: SecretVersion) -> SecretVersion:
+        self._store.cache.put(version.arn, version.version_id, version.secret_string)
+        try:
+            parsed: dict[str, Any] | None = version.json()
+        except RotationError:
+            parsed = None
+        self._store.scrubber.add_secret_json(version.secret_string, parsed)
+        return version
+
+    # -- reads ------------------------------------------------------------------------
+
+    def describe(self, secret_id: str) -> SecretDescription:
+        """One ``DescribeSecret``: ARN, rotation state, labels and tags."""
+        try:
+            response = self._call(
+                "DescribeSecret", lambda: self._client.describe_secret(SecretId=secret_id)
+            )
+        except ClientError as exc:
+            raise _api_error(f"describing secret {secret_id}", exc) from exc
+        return SecretDescription.from_api(response)
+
+    def get_version(self, arn: str, version_id: str, label: str | None = None) -> SecretVersion:
+        """A version's value by id, from the cache when this container has seen it.
+
+        ``label`` is what the caller expects on the version; it is checked by Secrets
+        Manager (``VersionStage``) on a cache miss and only used in messages otherwise.
+        """
+        cached = self._store.cache.get(arn, version_id)
+        if cached is not None:
+            return SecretVersion(arn, version_id, cached, label)
+        kwargs: dict[str, str] = {"SecretId": arn, "VersionId": version_id}
+        if label:
+            kwargs["VersionStage"] = label
+        try:
+            response = self._call(
+                f"GetSecretValue({label or version_id})",
+                lambda: self._client.get_secret_value(**kwargs),  # type: ignore[arg-type]
+            )
+        except ClientError as exc:
+            raise _api_error(f"reading the {label or version_id} version", exc) from exc
+        if "SecretString" not in response:
+            raise StagingError(
+                f"the {label or version_id} version holds binary data, not a SecretString"
+            )
+        return self._remember(
+            SecretVersion(arn, response["VersionId"], response["SecretString"], label)
+        )
+
+    def get_pending(self, arn: str, token: str) -> SecretVersion | None:
+        """The value already stored for ``token`` as AWSPENDING, or None when there is none.
+
+        Secrets Manager registers the token as a value-less AWSPENDING version before the
+        rotation starts; reading it then fails with ResourceNotFoundException.
+        """
+        try:
+            return self.get_version(arn, token, AWSPENDING)
+        except SecretsManagerError as exc:
+            if isinstance(exc.__cause__, ClientError) and (
+                _error_code(exc.__cause__) == "ResourceNotFoundException"
+            ):
+                return None
+            raise
+
+    def get_current_of(self, secret_id: str) -> SecretVersion:
+        """AWSCURRENT of another secret (a master secret), by label: one call, uncached."""
+        try:
+            response = self._call(
+                "GetSecretValue(AWSCURRENT)",
+                lambda: self._client.get_secret_value(SecretId=secret_id, VersionStage=AWSCURRENT),
+            )
+        except ClientError as exc:
+            raise _api_error(f"reading secret {secret_id}", exc) from exc
+        if "SecretString" not in response:
+            raise StagingError(f"secret {secret_id} holds binary data, not a SecretString")
+        return self._remember(
+            SecretVersion(response["ARN"], response["VersionId"], response["SecretString"])
+        )
+
+    # -- writes -----------------------------------------------------------------------
+
+    def put_pending(
+        self, arn: str, token: str, secret_string: str, rotation_token: str | None
+    ) -> SecretVersion:
+        """Store ``secret_string`` as the version ``token``, labelled AWSPENDING."""
+        kwargs: dict[str, Any] = {
+            "SecretId": arn,
+            "ClientRequestToken": token,
+            "SecretString": secret_string,
+            "VersionStages": [AWSPENDING],
+        }
+        if rotation_token:
+            # Required when the function assumes a role or rotates another account's secret.
+            kwargs["RotationToken"] = rotation_token
+        # Register before the call: a failure message must not be able to echo it.
+        self._store.scrubber.add(secret_string)
+        try:
+            self._call("PutSecretValue", lambda: self._client.put_secret_value(**kwargs))
+        except ClientError as exc:
+            raise _api_error("storing the pending version", exc) from exc
+        return self._remember(SecretVersion(arn, token, secret_string, AWSPENDING))
+
+    def move_current(self, arn: str, token: str, current_version: str | None) -> None:
+        """Move AWSCURRENT to ``token``; Secrets Manager moves AWSPREVIOUS along by itself."""
+        kwargs: dict[str, str] = {
+            "SecretId": arn,
+            "VersionStage": AWSCURRENT,
+            "MoveToVersionId": token,
+        }
+        if current_version:
+            kwargs["RemoveFromVersionId"] = current_version
+        try:
+            self._call(
+                "UpdateSecretVersionStage(AWSCURRENT)",
+                lambda: self._client.update_secret_version_stage(**kwargs),  # type: ignore[arg-type]
+            )
+        except ClientError as exc:
+            raise _api_error("moving AWSCURRENT", exc) from exc
+
+    def remove_label(self, arn: str, label: str, version_id: str) -> None:
+        """Take ``label`` off ``version_id`` (what Secrets Manager does with AWSPENDING)."""
+        try:
+            self._call(
+                f"UpdateSecretVersionStage({label})",
+                lambda: self._client.update_secret_version_stage(
+                    SecretId=arn, VersionStage=label, RemoveFromVersionId=version_id
+                ),
+            )
+        except ClientError as exc:
+            raise _api_error(f"removing {label}", exc) from exc
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return _error_code(exc) or "no error code"
+    return str(exc)
+
+
+def _api_error(doing: str, exc: ClientError) -> SecretsManagerError:
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "UnknownError")
+    # AWS error messages name resources and actions, never secret values.
+    return SecretsManagerError(f"{doing} failed: {code}: {error.get('Message', '')}".rstrip(": "))

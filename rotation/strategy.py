@@ -1,0 +1,149 @@
+"""The seam between the dispatcher and an engine: what a rotation strategy implements.
+
+A strategy knows one engine and one scheme (e.g. PostgreSQL, single user). It never talks
+to Secrets Manager's labels: the dispatcher reads and writes versions, checks the token's
+stage, logs, times and scrubs; the strategy only builds the pending value, makes it valid in
+the engine, and proves it works. Each method takes one frozen request and returns one frozen
+result, so fields can be added later without breaking anybody's strategy.
+
+Writing one::
+
+    class MyStrategy:
+        name = "my-engine"
+
+        def create(self, request: CreateRequest) -> CreateResult:
+            value = request.current.json()
+            value["password"] = request.new_password()
+            return CreateResult(value=value)
+
+        def set(self, request: SetRequest) -> SetResult: ...
+        def test(self, request: TestRequest) -> TestResult: ...
+
+    handler = Rotator(MyStrategy(), store).handle
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from rotation.event import Step
+from rotation.retry import Deadline
+from rotation.secret import SecretDescription, SecretVersion
+
+__all__ = [
+    "CreateRequest",
+    "CreateResult",
+    "RotationStrategy",
+    "SecretContext",
+    "SecretReader",
+    "SetRequest",
+    "SetResult",
+    "TestRequest",
+    "TestResult",
+]
+
+
+@dataclass(frozen=True)
+class SecretContext:
+    """Which secret, step and token an invocation is about."""
+
+    secret_id: str
+    arn: str
+    name: str
+    token: str
+    step: Step
+    description: SecretDescription
+
+
+class SecretReader(Protocol):
+    """Reads a strategy may need beyond the current and pending versions."""
+
+    def version_with_label(self, label: str) -> SecretVersion | None:
+        """This secret's version carrying ``label`` (e.g. AWSPREVIOUS), or None."""
+        ...
+
+    def current_of(self, secret_id: str) -> SecretVersion:
+        """AWSCURRENT of another secret, e.g. the master secret named by ``masterarn``."""
+        ...
+
+    def describe(self, secret_id: str) -> SecretDescription:
+        """Another secret's description (its tags, e.g. RDS's primary instance ARN)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    context: SecretContext
+    current: SecretVersion
+    new_password: Callable[[], str]
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """The pending secret's JSON value. Keep every key of the current value you don't change."""
+
+    value: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SetRequest:
+    context: SecretContext
+    current: SecretVersion
+    pending: SecretVersion
+    secrets: SecretReader
+    deadline: Deadline
+
+
+@dataclass(frozen=True)
+class SetResult:
+    """What set did, for the log: ``changed`` is False when the pending credential was
+    already in place; ``via`` names the credential that logged in to make the change."""
+
+    changed: bool
+    via: str
+
+
+@dataclass(frozen=True)
+class TestRequest:
+    context: SecretContext
+    pending: SecretVersion
+    deadline: Deadline
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """Empty today; kept so fields can be added without breaking strategies."""
+
+
+@runtime_checkable
+class RotationStrategy(Protocol):
+    """What the dispatcher calls for createSecret, setSecret and testSecret.
+
+    finishSecret is pure label work and belongs to the dispatcher.
+    """
+
+    name: str
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        """Build the pending value from the current one.
+
+        Called only when no value exists yet for the token, and must have no side effect
+        outside its return value (the dispatcher stores it). Raise ``SecretFormatError`` for
+        a current value this strategy cannot rotate: nothing is stored then.
+        """
+        ...
+
+    def set(self, request: SetRequest) -> SetResult:
+        """Make the pending credential valid in the engine.
+
+        Must succeed, changing nothing, when the pending credential is already in place (a
+        re-attempt after a crash), and must refuse a pending value that points somewhere
+        the current one does not (a confused deputy).
+        """
+        ...
+
+    def test(self, request: TestRequest) -> TestResult:
+        """Prove the pending credential works. Read-only; safe to run any number of times."""
+        ...

