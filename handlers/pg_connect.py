@@ -27,7 +27,13 @@ from handlers.pg_tls import tls_parameters
 from rotation.errors import AuthenticationError, DatabaseError, UnreachableError
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
 
-__all__ = ["APPLICATION_NAME", "ConnectFn", "PostgresConnector", "classify_login_failure"]
+__all__ = [
+    "APPLICATION_NAME",
+    "ConnectFn",
+    "PostgresConnector",
+    "classify_login_failure",
+    "statement_error",
+]
 
 ConnectFn = Callable[..., psycopg.Connection[Any]]
 APPLICATION_NAME = "secrets-rotation"
@@ -48,6 +54,12 @@ def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseE
     if pgconn is not None and pgconn.used_password:
         return AuthenticationError(f"the server refused {who}: {reason}")
     return UnreachableError(f"could not reach the database as {who}: {reason}")
+
+
+def statement_error(exc: psycopg.Error, doing: str) -> DatabaseError:
+    """A failed statement on an open connection; these do carry a SQLSTATE."""
+    sqlstate = exc.sqlstate or "no SQLSTATE"
+    return DatabaseError(f"{doing} failed ({type(exc).__name__}, {sqlstate}): {_server_reason(exc)}")
 
 
 class PostgresConnector:
@@ -81,9 +93,7 @@ class PostgresConnector:
             self._settings = PostgresSettings.from_env()
         return self._settings
 
-    def parameters(
-        self, secret: PostgresSecret, deadline: Deadline, *, what: str = "the secret"
-    ) -> dict[str, Any]:
+    def parameters(self, secret: PostgresSecret, deadline: Deadline) -> dict[str, Any]:
         """``psycopg.connect`` keyword arguments for ``secret``."""
         timeout = min(self.settings.connect_timeout_s, int(deadline.remaining()))
         return {
@@ -94,7 +104,7 @@ class PostgresConnector:
             "password": secret.password,
             "connect_timeout": max(timeout, _MIN_CONNECT_TIMEOUT_S),
             "application_name": APPLICATION_NAME,
-            **tls_parameters(secret.ssl, self.settings, what),
+            **tls_parameters(secret.sslmode, self.settings),
         }
 
     def connect(
@@ -112,10 +122,8 @@ class PostgresConnector:
         description = f"{who} ({secret.username}@{secret.host}:{secret.port}/{secret.dbname})"
 
         def attempt() -> psycopg.Connection[Any]:
-            if deadline.remaining() < 1:
-                raise UnreachableError(f"no time left to connect as {description}")
             # Per attempt: the connect timeout shrinks with the time the step has left.
-            params = self.parameters(secret, deadline, what=f"the {who} version")
+            params = self.parameters(secret, deadline)
             try:
                 return self._connect(**params)
             except psycopg.OperationalError as exc:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from handlers.pg_tls import resolve_sslmode
 from rotation.errors import SecretFormatError
 
 __all__ = ["ENGINES", "PostgresSecret", "parse_postgres_secret"]
@@ -25,7 +26,7 @@ class PostgresSecret:
     username: str
     password: str = field(repr=False)
     dbname: str = DEFAULT_DBNAME
-    ssl: object = None
+    sslmode: str = "verify-full"
     masterarn: str | None = None
 
     def target(self) -> tuple[str, int, str]:
@@ -90,6 +91,6 @@ def parse_postgres_secret(
         username=_string(value, "username", what),
         password=_string(value, "password", what),
         dbname=dbname,
-        ssl=value.get("ssl"),
+        sslmode=resolve_sslmode(value.get("ssl"), what),
         masterarn=masterarn,
     )

@@ -68,9 +68,8 @@ def _combined_bundle(settings: PostgresSettings) -> Path:
     return path
 
 
-def tls_parameters(ssl: object, settings: PostgresSettings, what: str = "the secret") -> dict[str, str]:
-    """libpq keyword arguments for the secret's TLS setting."""
-    sslmode = resolve_sslmode(ssl, what)
+def tls_parameters(sslmode: str, settings: PostgresSettings) -> dict[str, str]:
+    """libpq keyword arguments for an sslmode from :func:`resolve_sslmode`."""
     params = {"sslmode": sslmode}
     if sslmode in _VERIFYING:
         # Only where verification is asked for: with sslmode=require, a root file makes

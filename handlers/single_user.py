@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from handlers.pg_config import PostgresSettings
-from handlers.pg_connect import PostgresConnector
+from handlers.pg_connect import PostgresConnector, statement_error
 from handlers.pg_secret import PostgresSecret, parse_postgres_secret
 from handlers.pg_sql import alter_password, probe, scram_verifier
 from rotation.errors import AuthenticationError, SecretFormatError
@@ -52,8 +52,11 @@ def check_same_target(current: PostgresSecret, other: PostgresSecret, label: str
 
 def set_password(conn: psycopg.Connection[Any], role: str, password: str) -> None:
     """Set ``role``'s password from a SCRAM verifier, in its own transaction."""
-    with conn.transaction():
-        conn.execute(alter_password(role, scram_verifier(conn, role, password)))
+    try:
+        with conn.transaction():
+            conn.execute(alter_password(role, scram_verifier(conn, role, password)))
+    except psycopg.Error as exc:
+        raise statement_error(exc, f"changing the password of {role!r}") from exc
 
 
 class PostgresSingleUser:
@@ -171,7 +174,7 @@ class PostgresSingleUser:
             username=master.username,
             password=master.password,
             dbname=current.dbname,
-            ssl=current.ssl,
+            sslmode=current.sslmode,
         )
         logger.warning(
             "no labelled credential logs in; repairing with the master secret",
@@ -187,5 +190,8 @@ class PostgresSingleUser:
         """Log in with AWSPENDING and run the probe query (``SELECT 1`` by default)."""
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
-            conn.execute(probe(self.settings.test_query)).fetchall()
+            try:
+                conn.execute(probe(self.settings.test_query)).fetchall()
+            except psycopg.Error as exc:
+                raise statement_error(exc, "the probe query as AWSPENDING") from exc
         return TestResult()

@@ -17,8 +17,10 @@ from rotation.observability import logger
 from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
+    stop_any,
     stop_before_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 __all__ = [
@@ -33,6 +35,9 @@ T = TypeVar("T")
 
 # Time kept back from the Lambda's remaining time: enough to log, emit metrics and raise.
 DEFAULT_SAFETY_MARGIN_S = 2.0
+# Time one more attempt needs at the least (libpq's smallest connect timeout is 2 s,
+# but a refused or answered connection takes milliseconds).
+MIN_ATTEMPT_S = 1.0
 # With no Lambda context (tests, the local CLI) a step gets this long.
 DEFAULT_BUDGET_S = 60.0
 
@@ -115,11 +120,21 @@ def call_with_retries(
     Any other exception propagates at once.
     """
     policy = policy or RetryPolicy()
+
+    def deadline_near(state: tenacity.RetryCallState) -> bool:
+        # Another attempt needs the wait plus time to run; stop while we can still report.
+        return deadline.remaining() < (state.upcoming_sleep or 0.0) + MIN_ATTEMPT_S
+
     retrying = tenacity.Retrying(
-        stop=stop_after_attempt(policy.attempts) | stop_before_delay(deadline.remaining()),
-        wait=wait_exponential_jitter(
-            initial=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s
+        stop=stop_any(
+            stop_after_attempt(policy.attempts),
+            stop_before_delay(deadline.remaining()),
+            deadline_near,
         ),
+        # Exponential backoff plus jitter (wait_exponential_jitter's "initial" was renamed
+        # in tenacity 9; this spelling works across the versions Lambda users pin).
+        wait=wait_exponential(multiplier=policy.initial_wait_s, max=policy.max_wait_s)
+        + wait_random(0, policy.jitter_s),
         retry=retry_if_exception_type(retry_on),
         sleep=policy.sleep,
         before_sleep=_log_before_sleep(what),

@@ -1,0 +1,3 @@
+"""Fixtures live in their own modules (psycopg's fix_*.py layout)."""
+
+pytest_plugins = ["tests.fix_postgres", "tests.fix_aws", "tests.fix_rotation"]
