@@ -59,7 +59,9 @@ def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseE
 def statement_error(exc: psycopg.Error, doing: str) -> DatabaseError:
     """A failed statement on an open connection; these do carry a SQLSTATE."""
     sqlstate = exc.sqlstate or "no SQLSTATE"
-    return DatabaseError(f"{doing} failed ({type(exc).__name__}, {sqlstate}): {_server_reason(exc)}")
+    return DatabaseError(
+        f"{doing} failed ({type(exc).__name__}, {sqlstate}): {_server_reason(exc)}"
+    )
 
 
 class PostgresConnector:

@@ -7,7 +7,7 @@ the plaintext reaches neither the server nor its statement log.
 
 from __future__ import annotations
 
-from typing import Any, LiteralString, cast
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -34,4 +34,4 @@ def alter_password(role: str, verifier: str) -> sql.Composed:
 
 def probe(query: str) -> sql.SQL:
     """The operator-configured probe query testSecret runs (trusted configuration)."""
-    return sql.SQL(cast(LiteralString, query))
+    return sql.SQL(query)

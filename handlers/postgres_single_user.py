@@ -17,7 +17,9 @@ __all__ = ["build_rotator", "lambda_handler"]
 _rotator: Rotator | None = None
 
 
-def build_rotator(store: SecretStore | None = None, strategy: PostgresSingleUser | None = None) -> Rotator:
+def build_rotator(
+    store: SecretStore | None = None, strategy: PostgresSingleUser | None = None
+) -> Rotator:
     """A rotator with production defaults; pass a store or strategy to inject clients."""
     return Rotator(strategy or PostgresSingleUser(), store or SecretStore(secrets_manager_client()))
 

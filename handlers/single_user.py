@@ -106,7 +106,14 @@ class PostgresSingleUser:
         deadline = request.deadline
         refused: list[AuthenticationError] = []
 
-        outcome = self._change_as(current, current, pending, deadline, AWSCURRENT, refused)
+        outcome = self._change_as(
+            login_as=current,
+            current=current,
+            pending=pending,
+            deadline=deadline,
+            who=AWSCURRENT,
+            refused=refused,
+        )
         if outcome is not None:
             return outcome
         login = self.connector.try_login(pending, deadline, who=AWSPENDING)
@@ -119,7 +126,14 @@ class PostgresSingleUser:
         if previous_version is not None:
             previous = parse_postgres_secret(previous_version.json(), "the AWSPREVIOUS version")
             check_same_target(current, previous, AWSPREVIOUS)
-            outcome = self._change_as(previous, current, pending, deadline, AWSPREVIOUS, refused)
+            outcome = self._change_as(
+                login_as=previous,
+                current=current,
+                pending=pending,
+                deadline=deadline,
+                who=AWSPREVIOUS,
+                refused=refused,
+            )
             if outcome is not None:
                 return outcome
 
@@ -134,6 +148,7 @@ class PostgresSingleUser:
 
     def _change_as(
         self,
+        *,
         login_as: PostgresSecret,
         current: PostgresSecret,
         pending: PostgresSecret,

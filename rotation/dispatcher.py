@@ -180,9 +180,7 @@ class Rotator:
     def _pending(self, session: StoreSession, context: SecretContext) -> SecretVersion:
         pending = session.get_pending(context.arn, context.token)
         if pending is None:
-            raise StagingError(
-                "the pending version has no value yet; createSecret must run first"
-            )
+            raise StagingError("the pending version has no value yet; createSecret must run first")
         return pending
 
     def _create(

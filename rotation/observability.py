@@ -8,6 +8,8 @@ Tracer is deliberately absent: it needs aws-xray-sdk and costs ~200 ms at cold s
 
 from __future__ import annotations
 
+import logging
+
 from aws_lambda_powertools import Logger, Metrics
 
 from rotation.scrub import Scrubber, ScrubbingFilter
@@ -22,3 +24,25 @@ logger = Logger(service=SERVICE)
 # A logger-level filter runs before any handler, including ones tests or users add later.
 logger.addFilter(ScrubbingFilter(scrubber))
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+
+# botocore and urllib3 log whole request and response bodies at DEBUG: a GetSecretValue
+# answer, a PutSecretValue request. Lambda's advanced logging controls can set the root
+# logger to DEBUG, which would put secret values into CloudWatch. Drop those lines.
+_WIRE_LOGGERS = (
+    "botocore.endpoint",
+    "botocore.hooks",
+    "botocore.parsers",
+    "botocore.auth",
+    "botocore.httpsession",
+    "botocore.retryhandler",
+    "urllib3.connectionpool",
+)
+
+
+class _NoWireDebug(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+for _name in _WIRE_LOGGERS:
+    logging.getLogger(_name).addFilter(_NoWireDebug())

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import tenacity
-from rotation.observability import logger
 from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
@@ -22,6 +21,9 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from tenacity.stop import stop_base
+
+from rotation.observability import logger
 
 __all__ = [
     "DEFAULT_SAFETY_MARGIN_S",
@@ -40,6 +42,7 @@ DEFAULT_SAFETY_MARGIN_S = 2.0
 MIN_ATTEMPT_S = 1.0
 # With no Lambda context (tests, the local CLI) a step gets this long.
 DEFAULT_BUDGET_S = 60.0
+
 
 class LambdaContextLike(Protocol):
     """The one method of a Lambda context the deadline needs."""
@@ -105,6 +108,17 @@ def _log_before_sleep(what: str) -> Callable[[tenacity.RetryCallState], None]:
     return before_sleep
 
 
+class _StopNearDeadline(stop_base):
+    """Stop when the wait plus one more attempt would not fit before the deadline."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        upcoming = retry_state.upcoming_sleep or 0.0
+        return self.deadline.remaining() < upcoming + MIN_ATTEMPT_S
+
+
 def call_with_retries(
     fn: Callable[[], T],
     *,
@@ -121,15 +135,11 @@ def call_with_retries(
     """
     policy = policy or RetryPolicy()
 
-    def deadline_near(state: tenacity.RetryCallState) -> bool:
-        # Another attempt needs the wait plus time to run; stop while we can still report.
-        return deadline.remaining() < (state.upcoming_sleep or 0.0) + MIN_ATTEMPT_S
-
     retrying = tenacity.Retrying(
         stop=stop_any(
             stop_after_attempt(policy.attempts),
             stop_before_delay(deadline.remaining()),
-            deadline_near,
+            _StopNearDeadline(deadline),
         ),
         # Exponential backoff plus jitter (wait_exponential_jitter's "initial" was renamed
         # in tenacity 9; this spelling works across the versions Lambda users pin).

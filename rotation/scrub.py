@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "ScrubbingFilter", "Scrubber", "is_secret_key"]
+__all__ = ["REDACTED", "Scrubber", "ScrubbingFilter", "is_secret_key"]
 
 REDACTED = "********"
 # Short values would redact ordinary words (a password "a" would mangle every message);

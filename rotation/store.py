@@ -23,8 +23,8 @@ from botocore.exceptions import (
 )
 
 from rotation.errors import RotationError, SecretsManagerError, StagingError
-from rotation.retry import Deadline, RetryPolicy, call_with_retries
 from rotation.observability import scrubber as default_scrubber
+from rotation.retry import Deadline, RetryPolicy, call_with_retries
 from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
 
@@ -195,7 +195,7 @@ class StoreSession:
         try:
             response = self._call(
                 f"GetSecretValue({label or version_id})",
-                lambda: self._client.get_secret_value(**kwargs),  # type: ignore[arg-type]
+                lambda: self._client.get_secret_value(**kwargs),
             )
         except ClientError as exc:
             raise _api_error(f"reading the {label or version_id} version", exc) from exc
@@ -272,7 +272,7 @@ class StoreSession:
         try:
             self._call(
                 "UpdateSecretVersionStage(AWSCURRENT)",
-                lambda: self._client.update_secret_version_stage(**kwargs),  # type: ignore[arg-type]
+                lambda: self._client.update_secret_version_stage(**kwargs),
             )
         except ClientError as exc:
             raise _api_error("moving AWSCURRENT", exc) from exc

@@ -59,7 +59,9 @@ def make_user(pg: PostgresCluster) -> Iterator[Callable[..., tuple[str, str]]]:
         with admin_connect(pg) as conn:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
             set_role_password(conn, name, password)
-            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(name))
+            )
         created.append(name)
         return name, password
 

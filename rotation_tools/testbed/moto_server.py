@@ -15,7 +15,7 @@ REGION = "us-east-1"
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105  # moto's dummy credentials
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto's dummy credentials
     "AWS_DEFAULT_REGION": REGION,
 }
 

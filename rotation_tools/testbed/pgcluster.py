@@ -178,7 +178,9 @@ class PostgresCluster:
         except FileNotFoundError:
             return ""
 
-    def conninfo(self, user: str = SUPERUSER, password: str | None = None, **extra: Any) -> dict[str, Any]:
+    def conninfo(
+        self, user: str = SUPERUSER, password: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         """Keyword arguments for ``psycopg.connect``; the superuser's password by default."""
         params: dict[str, Any] = {
             "host": self.host,

@@ -53,7 +53,7 @@ def _begin_and_create(bed: Bed, arn: str) -> tuple[Any, str]:
         ({"SecretId": "s", "ClientRequestToken": "t"}, "'Step'"),
         ({"SecretId": "s", "ClientRequestToken": "t", "Step": "rotateAll"}, "unknown step"),
         ({"SecretId": 7, "ClientRequestToken": "t", "Step": "createSecret"}, "'SecretId'"),
-        ({"SecretId": "s", "ClientRequestToken": "", "Step": "createSecret"}, "'ClientRequestToken'"),
+        ({"SecretId": "s", "ClientRequestToken": "", "Step": "createSecret"}, "Token'"),
         (
             {"SecretId": "s", "ClientRequestToken": "t", "Step": "setSecret", "RotationToken": 1},
             "'RotationToken'",
@@ -64,9 +64,7 @@ def _begin_and_create(bed: Bed, arn: str) -> tuple[Any, str]:
         "empty-token", "rotationtoken-type",
     ],
 )  # fmt: skip
-def test_malformed_events_are_refused_before_any_call(
-    bed: Bed, event: Any, fragment: str
-) -> None:
+def test_malformed_events_are_refused_before_any_call(bed: Bed, event: Any, fragment: str) -> None:
     rotator = bed.rotator()
     with pytest.raises(EventError, match=fragment):
         rotator.handle(event)
@@ -139,9 +137,7 @@ def test_a_secret_that_does_not_exist_is_a_clear_error(bed: Bed) -> None:
         "no-password", "port-not-number", "port-range", "ssl-unknown", "dbname-type",
     ],
 )  # fmt: skip
-def test_bad_secrets_are_refused_and_nothing_changes(
-    bed: Bed, value: Any, fragment: str
-) -> None:
+def test_bad_secrets_are_refused_and_nothing_changes(bed: Bed, value: Any, fragment: str) -> None:
     user, password = bed.make_user()
     good = bed.pg.secret_value(user, password)
     if isinstance(value, dict):
@@ -156,8 +152,7 @@ def test_bad_secrets_are_refused_and_nothing_changes(
     before = Snapshot(bed, arn) if isinstance(value, dict) else bed.labels(arn)
     rotator = bed.rotator()
     with pytest.raises(SecretFormatError, match=fragment) as caught:
-        for step in Step:
-            rotator.handle(bed.event(arn, step.value, token))
+        rotator.handle(bed.event(arn, Step.CREATE.value, token))
     message = str(caught.value)
     assert arn in message
     assert "createSecret" in message

@@ -55,7 +55,7 @@ def _assert_recovers(bed: Bed, arn: str, *, warm: bool, rotator: Any) -> None:
     assert run.succeeded
     labels = bed.labels(arn)
     assert labels[token] == [AWSCURRENT]
-    assert sorted(sum(labels.values(), [])) == [AWSCURRENT, AWSPREVIOUS]
+    assert sorted(s for stages in labels.values() for s in stages) == [AWSCURRENT, AWSPREVIOUS]
     assert bed.labelled_logins(arn) == [AWSCURRENT]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from handlers.single_user import PostgresSingleUser
@@ -15,8 +17,6 @@ from rotation import (
     RotationFailed,
     Step,
 )
-import json
-
 from tests.fix_postgres import ServerLog, admin_connect, set_role_password
 from tests.fix_rotation import Bed
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.functional
 
 
 def test_full_rotation_changes_the_password_and_moves_the_labels(bed: Bed) -> None:
-    arn, user, old_password = bed.user_secret(extra_key="kept", port="%d" % bed.pg.port)
+    arn, user, old_password = bed.user_secret(extra_key="kept", port=str(bed.pg.port))
     before = bed.labels(arn)
 
     run = bed.driver(bed.rotator()).rotate(arn)
@@ -125,7 +125,8 @@ def test_rotating_three_times_keeps_previous_one_behind(bed: Bed) -> None:
     assert len(set(passwords)) == 3
     assert bed.value(arn, AWSPREVIOUS)["password"] == passwords[1]
     assert bed.labelled_logins(arn) == [AWSCURRENT]
-    assert sorted(sum(bed.labels(arn).values(), [])) == [AWSCURRENT, AWSPREVIOUS]
+    labels = [s for stages in bed.labels(arn).values() for s in stages]
+    assert sorted(labels) == [AWSCURRENT, AWSPREVIOUS]
 
 
 @pytest.mark.parametrize(

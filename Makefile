@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` (the main job, embedded default) and
+# `make test`. Both create .venv and install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -c "import rotation_tools.testbed.pgcluster as p; p.find_bindir()" || \
+	  { echo "PostgreSQL server binaries are missing: see README (Requirements)"; exit 1; }
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rotation demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck
+	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,98 @@
+"""TLS per the contract: verify-full by default, sslmode names as given, never a downgrade."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from handlers.pg_config import PostgresSettings
+from handlers.pg_connect import PostgresConnector
+from handlers.pg_secret import parse_postgres_secret
+from rotation import Deadline, RetryPolicy, UnreachableError
+from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from tests.fix_postgres import admin_connect, set_role_password
+from tests.fix_rotation import Bed
+
+pytestmark = pytest.mark.functional
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+@pytest.fixture(scope="module")
+def plain_pg() -> Iterator[PostgresCluster]:
+    """A second cluster that does not speak TLS at all."""
+    with running_cluster(tls=False) as cluster:
+        with admin_connect(cluster) as conn:
+            conn.execute("CREATE ROLE plain_app LOGIN")
+            set_role_password(conn, "plain_app", "plain-app-pw-1")
+        yield cluster
+
+
+def _connector(ca: Path | None) -> PostgresConnector:
+    return PostgresConnector(PostgresSettings(extra_root_cert=ca), retry_policy=NO_RETRY)
+
+
+def _secret(cluster: PostgresCluster, user: str, password: str, **extra: object) -> object:
+    value = cluster.secret_value(user, password, **extra)
+    if "ssl" not in extra:
+        value.pop("ssl", None)
+    return parse_postgres_secret(value)
+
+
+def _ssl_in_use(conn: psycopg.Connection[object]) -> bool:
+    return bool(conn.pgconn.ssl_in_use)
+
+
+@pytest.mark.parametrize("ssl", [None, True, "true", "verify-full", "verify-ca", "require"])
+def test_tls_modes_that_verify_or_encrypt_use_tls(bed: Bed, ssl: object) -> None:
+    assert bed.pg.certificates is not None
+    user, password = bed.make_user()
+    extra = {} if ssl is None else {"ssl": ssl}
+    secret = _secret(bed.pg, user, password, **extra)
+    with _connector(bed.pg.certificates.ca_cert).connect(
+        secret,
+        Deadline.in_seconds(10),
+        who="AWSCURRENT",  # type: ignore[arg-type]
+    ) as conn:
+        assert _ssl_in_use(conn)
+
+
+def test_verify_full_fails_when_the_server_certificate_is_not_trusted(bed: Bed) -> None:
+    """Without PGSSLROOTCERT only the shipped RDS roots are trusted: our test CA is not."""
+    user, password = bed.make_user()
+    secret = _secret(bed.pg, user, password)
+    with pytest.raises(UnreachableError, match="certificate verify failed"):
+        _connector(None).connect(secret, Deadline.in_seconds(10), who="AWSCURRENT")  # type: ignore[arg-type]
+
+
+def test_require_does_not_verify_the_certificate(bed: Bed) -> None:
+    user, password = bed.make_user()
+    secret = _secret(bed.pg, user, password, ssl="require")
+    with _connector(None).connect(secret, Deadline.in_seconds(10), who="AWSCURRENT") as conn:  # type: ignore[arg-type]
+        assert _ssl_in_use(conn)
+
+
+@pytest.mark.parametrize("ssl", [None, True, "verify-full", "require"])
+def test_no_silent_downgrade_to_plaintext(plain_pg: PostgresCluster, ssl: object) -> None:
+    extra = {} if ssl is None else {"ssl": ssl}
+    secret = _secret(plain_pg, "plain_app", "plain-app-pw-1", **extra)
+    with pytest.raises(UnreachableError, match="does not support SSL"):
+        _connector(None).connect(secret, Deadline.in_seconds(10), who="AWSCURRENT")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ssl", [False, "false", "disable"])
+def test_ssl_false_connects_in_plaintext(plain_pg: PostgresCluster, ssl: object) -> None:
+    secret = _secret(plain_pg, "plain_app", "plain-app-pw-1", ssl=ssl)
+    with _connector(None).connect(secret, Deadline.in_seconds(10), who="AWSCURRENT") as conn:  # type: ignore[arg-type]
+        assert not _ssl_in_use(conn)
+
+
+def test_a_rotation_against_a_tls_server_with_defaults_end_to_end(bed: Bed) -> None:
+    """The lambda path: no ssl key, PGSSLROOTCERT from the environment (set by the bed)."""
+    arn, _, _ = bed.user_secret()
+    assert "ssl" not in bed.value(arn)
+    assert bed.driver(bed.rotator()).rotate(arn).succeeded
+    assert "SSL enabled" in bed.pg.server_log()

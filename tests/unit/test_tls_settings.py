@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from handlers.pg_config import RDS_CA_BUNDLE, PostgresSettings
+from handlers.pg_tls import resolve_sslmode, tls_parameters
+from rotation import ConfigurationError, SecretFormatError
+
+
+@pytest.mark.parametrize(
+    ("ssl", "mode"),
+    [
+        (None, "verify-full"), (True, "verify-full"), ("true", "verify-full"),
+        ("TRUE", "verify-full"), (False, "disable"), ("false", "disable"),
+        ("require", "require"), ("verify-ca", "verify-ca"), ("verify-full", "verify-full"),
+        ("prefer", "prefer"),
+    ],
+)  # fmt: skip
+def test_ssl_values_map_to_sslmodes(ssl: object, mode: str) -> None:
+    assert resolve_sslmode(ssl) == mode
+
+
+@pytest.mark.parametrize("ssl", [1, 0, "yes", "on", [], "verify_full"])
+def test_other_ssl_values_are_refused(ssl: object) -> None:
+    with pytest.raises(SecretFormatError, match="'ssl'"):
+        resolve_sslmode(ssl)
+
+
+def test_the_rds_bundle_ships_in_the_package() -> None:
+    text = RDS_CA_BUNDLE.read_text()
+    assert text.count("BEGIN CERTIFICATE") > 100
+
+
+def test_verifying_modes_trust_the_rds_bundle() -> None:
+    params = tls_parameters("verify-full", PostgresSettings())
+    assert params == {"sslmode": "verify-full", "sslrootcert": str(RDS_CA_BUNDLE)}
+
+
+def test_non_verifying_modes_pass_no_root_file() -> None:
+    assert tls_parameters("require", PostgresSettings()) == {"sslmode": "require"}
+    assert tls_parameters("disable", PostgresSettings()) == {"sslmode": "disable"}
+
+
+def test_pgsslrootcert_is_added_to_the_rds_bundle(tmp_path: Path) -> None:
+    extra = tmp_path / "corp.pem"
+    extra.write_text("-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n")
+    settings = PostgresSettings.from_env({"PGSSLROOTCERT": str(extra)})
+    combined = Path(tls_parameters("verify-ca", settings)["sslrootcert"])
+    text = combined.read_text()
+    assert text.startswith(RDS_CA_BUNDLE.read_text().rstrip("\n"))
+    assert text.endswith("CORP\n-----END CERTIFICATE-----\n")
+
+
+def test_a_missing_pgsslrootcert_file_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="PGSSLROOTCERT"):
+        PostgresSettings.from_env({"PGSSLROOTCERT": str(tmp_path / "nope.pem")})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 5), ("9", 9)])
+def test_pgconnect_timeout_is_honoured(raw: str, expected: int) -> None:
+    assert PostgresSettings.from_env({"PGCONNECT_TIMEOUT": raw}).connect_timeout_s == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "soon"])
+def test_a_bad_pgconnect_timeout_is_a_configuration_error(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="PGCONNECT_TIMEOUT"):
+        PostgresSettings.from_env({"PGCONNECT_TIMEOUT": raw})
