@@ -9,7 +9,7 @@ from typing import Any
 from handlers.pg_tls import resolve_sslmode
 from rotation.errors import SecretFormatError
 
-__all__ = ["ENGINES", "PostgresSecret", "parse_postgres_secret"]
+__all__ = ["ENGINES", "PostgresSecret", "check_same_target", "parse_postgres_secret"]
 
 ENGINES = frozenset({"postgres", "aurora-postgresql"})
 DEFAULT_PORT = 5432
@@ -94,3 +94,22 @@ def parse_postgres_secret(
         sslmode=resolve_sslmode(value.get("ssl"), what),
         masterarn=masterarn,
     )
+
+
+def check_same_target(current: PostgresSecret, other: PostgresSecret, label: str) -> None:
+    """Refuse a version that points at another server, database or user (confused deputy).
+
+    A pending version planted with another host would otherwise make us log in there with
+    the current credential, or set a password on a server the secret is not about.
+    """
+    for name, mine, theirs in (
+        ("host", current.host.lower(), other.host.lower()),
+        ("port", current.port, other.port),
+        ("dbname", current.dbname, other.dbname),
+        ("username", current.username, other.username),
+    ):
+        if mine != theirs:
+            raise SecretFormatError(
+                f"the {label} version's {name} ({theirs!r}) differs from AWSCURRENT's "
+                f"({mine!r}); refusing to rotate across targets"
+            )

@@ -35,3 +35,31 @@ def alter_password(role: str, verifier: str) -> sql.Composed:
 def probe(query: str) -> sql.SQL:
     """The operator-configured probe query testSecret runs (trusted configuration)."""
     return sql.SQL(query)
+
+
+def role_exists() -> sql.SQL:
+    """Parameterised: ``(role,)``; one row when the role exists."""
+    return sql.SQL("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s")
+
+
+def create_login_role(role: str, verifier: str) -> sql.Composed:
+    """``CREATE ROLE <role> WITH LOGIN PASSWORD '<verifier>'``."""
+    return sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(
+        sql.Identifier(role), sql.Literal(verifier)
+    )
+
+
+def grant_membership(owner: str, member: str) -> sql.Composed:
+    """``GRANT <owner> TO <member>``: the member gets the owner's privileges and may SET ROLE.
+
+    Plain GRANT has the same meaning on PostgreSQL 13 to 18 (16 added ``WITH INHERIT/SET``
+    options whose defaults are what we want: inherit per the member's INHERIT attribute,
+    SET allowed).
+    """
+    return sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(member))
+
+
+def default_role(member: str, owner: str) -> sql.Composed:
+    """``ALTER ROLE <member> SET role = <owner>``: every session of the member starts as the
+    owner, so objects it creates are owned by the owner."""
+    return sql.SQL("ALTER ROLE {} SET role = {}").format(sql.Identifier(member), sql.Literal(owner))

