@@ -7,6 +7,7 @@ import importlib
 import pytest
 
 from rotation import AWSCURRENT, LocalContext, LocalRotation
+from tests.fix_multi import MultiBed
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional
@@ -41,3 +42,14 @@ def test_lambda_handler_accepts_a_secret_name(bed: Bed, monkeypatch: pytest.Monk
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         module.lambda_handler(bed.event(name, step, token), LocalContext())
     assert bed.logs_in(bed.value(name))
+
+
+def test_multi_user_lambda_handler_rotates(multi: MultiBed) -> None:
+    module = importlib.import_module("handlers.postgres_multi_user")
+    module.entrypoint.reset()
+    arn, user, _ = multi.app()
+    run = LocalRotation(multi.sm, module.lambda_handler).rotate(arn)
+    assert run.succeeded
+    assert multi.value(arn)["username"] == f"{user}_clone"
+    assert multi.logs_in(multi.value(arn))
+    module.entrypoint.reset()
