@@ -7,7 +7,7 @@ work it does itself. See :mod:`rotation.strategy` for writing a strategy.
 
 from rotation.config import PasswordPolicy, password_policy_from_env
 from rotation.dispatcher import Outcome, Rotator
-from rotation.driver import LocalContext, LocalRotation, RotationFailed, RotationRun
+from rotation.driver import LocalContext, LocalRotation, RotationFailed, RotationRun, StepRecord
 from rotation.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -75,6 +75,7 @@ __all__ = [
     "SetResult",
     "StagingError",
     "Step",
+    "StepRecord",
     "TestRequest",
     "TestResult",
     "UnreachableError",

@@ -78,6 +78,10 @@ class Rotator:
     margin_s:
         Time kept back from the Lambda's remaining time so that a step fails with its own
         message before Lambda kills it.
+    direct:
+        For rotating from a workstation without a rotation function (``rotation rotate``):
+        rotation need not be enabled on the secret, and createSecret may register a new
+        token itself (PutSecretValue creates the AWSPENDING version). Never in a Lambda.
 
     Example
     -------
@@ -93,11 +97,13 @@ class Rotator:
         *,
         margin_s: float = DEFAULT_SAFETY_MARGIN_S,
         clock: Callable[[], float] = time.monotonic,
+        direct: bool = False,
     ) -> None:
         self.strategy = strategy
         self.store = store
         self.margin_s = margin_s
         self.clock = clock
+        self.direct = direct
 
     # -- the invocation ---------------------------------------------------------------
 
@@ -134,7 +140,7 @@ class Rotator:
         session = self.store.session(deadline)
         description = session.describe(event.secret_id)
         logger.thread_safe_append_keys(secret_arn=description.arn)
-        stages = self._check_labels(event, description)
+        stages = self._check_labels(event, description, direct=self.direct)
         if AWSCURRENT in stages:
             # A re-invocation after the rotation already finished: nothing to do.
             logger.info("token is already AWSCURRENT; nothing to do")
@@ -156,10 +162,14 @@ class Rotator:
         return self._finish(session, context)
 
     @staticmethod
-    def _check_labels(event: RotationEvent, description: SecretDescription) -> tuple[str, ...]:
-        if not description.rotation_enabled:
+    def _check_labels(
+        event: RotationEvent, description: SecretDescription, *, direct: bool
+    ) -> tuple[str, ...]:
+        if not description.rotation_enabled and not direct:
             raise StagingError("rotation is not enabled for this secret")
         stages = description.versions.get(event.client_request_token)
+        if stages is None and direct and event.step is Step.CREATE:
+            return (AWSPENDING,)
         if stages is None:
             raise StagingError("the token is not a version of this secret")
         if AWSCURRENT not in stages and AWSPENDING not in stages:
@@ -285,6 +295,9 @@ class Rotator:
             name="StepSucceeded" if succeeded else "StepFailed", unit=MetricUnit.Count, value=1
         )
         metrics.flush_metrics()
+        # flush_metrics keeps the set when POWERTOOLS_METRICS_DISABLED is on; a warm
+        # container would then pile up dimensions across invocations.
+        metrics.clear_metrics()
 
 
 def _str_or_none(value: object) -> str | None:

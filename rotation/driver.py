@@ -94,6 +94,10 @@ class LocalRotation:
         What ``RotateSecret`` records as the rotation function. With moto, an ARN of no
         registered function makes it raise ResourceNotFoundException *after* registering
         the AWSPENDING version, which is the state we want.
+    direct:
+        Do not call ``RotateSecret`` (which would invoke a deployed rotation function on a
+        real account): use a fresh token and let createSecret register it. The handler
+        must be a ``Rotator(..., direct=True)``.
     """
 
     def __init__(
@@ -104,7 +108,9 @@ class LocalRotation:
         function_arn: str = LOCAL_FUNCTION_ARN,
         timeout_s: float = 30.0,
         on_step: Callable[[StepRecord], None] | None = None,
+        direct: bool = False,
     ) -> None:
+        self.direct = direct
         self.client = client
         self.handler = handler
         self.function_arn = function_arn
@@ -124,6 +130,8 @@ class LocalRotation:
     def begin(self, secret_id: str, token: str | None = None) -> str:
         """Register a new token as AWSPENDING, as ``RotateSecret`` does, and return it."""
         token = token or str(uuid.uuid4())
+        if self.direct:
+            return token
         try:
             self.client.rotate_secret(
                 SecretId=secret_id,

@@ -149,15 +149,18 @@ class PostgresCluster:
         pwfile.chmod(0o600)
         self._run(
             "initdb",
-            "-D", str(self.datadir),
-            "-U", SUPERUSER,
+            "-D",
+            str(self.datadir),
+            "-U",
+            SUPERUSER,
             f"--pwfile={pwfile}",
             "--auth-local=trust",
             "--auth-host=scram-sha-256",
             "--no-sync",
-            "-E", "UTF8",
+            "-E",
+            "UTF8",
             "--no-locale",
-        )  # fmt: skip
+        )
         pwfile.unlink()
         settings = {
             "listen_addresses": "'127.0.0.1'",
@@ -182,8 +185,9 @@ class PostgresCluster:
             conf.write("\n# throwaway test bed\n")
             for key, value in settings.items():
                 conf.write(f"{key} = {value}\n")
-        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-w", "-t", "30",
-                  "start")  # fmt: skip
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-w", "-t", "30", "start"
+        )
         self._started = True
         return self
 

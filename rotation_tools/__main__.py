@@ -1,0 +1,3 @@
+from rotation_tools.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""The ``rotation`` command line: demo, rotate, status, doctor.
+
+Exit codes: 0 success, 1 a failed rotation or check, 2 bad usage. Expected errors print one
+line on stderr, never a traceback (``--verbose`` adds the log). Nothing here prints a
+password: rotations report steps and labels, status shows ids, labels and dates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rotation",
+        description="Rotate PostgreSQL credentials in AWS Secrets Manager, locally.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON document")
+    common.add_argument("--verbose", action="store_true", help="also print the handlers' log")
+    aws = argparse.ArgumentParser(add_help=False)
+    aws.add_argument("--endpoint-url", help="Secrets Manager endpoint (default: boto3's)")
+    aws.add_argument("--region", help="AWS region (default: boto3's)")
+    strategy = argparse.ArgumentParser(add_help=False)
+    strategy.add_argument(
+        "--strategy",
+        choices=("single-user", "multi-user"),
+        default="single-user",
+        help="how the secret is rotated (default: single-user)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "demo",
+        parents=[common],
+        help="rotate end to end on an embedded Secrets Manager and a throwaway PostgreSQL",
+    )
+    rotate = sub.add_parser(
+        "rotate",
+        parents=[common, aws],
+        help="rotate a secret now, from here, through the handler code (no Lambda)",
+    )
+    rotate.add_argument("secret", help="secret name or ARN")
+    rotate.add_argument("--strategy", choices=("single-user", "multi-user"), required=True)
+    status = sub.add_parser(
+        "status", parents=[common, aws], help="versions, labels, rotation state and diagnosis"
+    )
+    status.add_argument("secret", help="secret name or ARN")
+    doctor = sub.add_parser(
+        "doctor",
+        parents=[common, aws, strategy],
+        help="preflight checks: secret, DNS, TCP, TLS, login, master privileges",
+    )
+    doctor.add_argument("secret", help="secret name or ARN")
+    return parser
+
+
+def _client(args: argparse.Namespace) -> Any:
+    import boto3  # noqa: PLC0415  # keeps `rotation --help` fast
+
+    from rotation.config import secrets_manager_endpoint  # noqa: PLC0415
+
+    return boto3.client(
+        "secretsmanager",
+        endpoint_url=args.endpoint_url or secrets_manager_endpoint(),
+        region_name=args.region,
+    )
+
+
+def _quiet_logs(verbose: bool) -> None:
+    """The handlers log JSON lines and EMF metrics for CloudWatch; on a terminal that is
+    noise unless asked for."""
+    if not verbose:
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        from rotation.observability import logger  # noqa: PLC0415
+
+        logger.setLevel(logging.CRITICAL)
+
+
+def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
+    from rotation_tools.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(console)
+
+
+def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
+    from rotation import LocalRotation, RotationFailed  # noqa: PLC0415
+    from rotation_tools.strategies import build_rotator  # noqa: PLC0415
+
+    client = _client(args)
+    # Direct: no RotateSecret (it would invoke a deployed function); the token is
+    # registered by createSecret itself. A rotation in progress is resumed with its token.
+    rotator = build_rotator(args.strategy, client, direct=True)
+
+    def show(record: Any) -> None:
+        mark = "ok" if record.error is None else "FAILED"
+        console.line(
+            f"  {record.step.value:<13} {record.duration_s * 1000:7.1f} ms  {mark} "
+            f"({record.outcome})"
+        )
+
+    driver = LocalRotation(client, rotator.handle, on_step=show, direct=True)
+    token = driver.pending_token(args.secret)
+    console.line(
+        f"Resuming the rotation in progress (token {token})"
+        if token
+        else f"Rotating {args.secret} ({args.strategy})"
+    )
+    try:
+        run = driver.run(args.secret, token, resumed=True) if token else driver.rotate(args.secret)
+    except RotationFailed as failed:
+        console.error(str(failed.__cause__ or failed))
+        console.result(
+            {"ok": False, "error": str(failed.__cause__ or failed), "token": failed.run.token}
+        )
+        return EXIT_FAILED
+    console.line(f"Done: version {run.token} is AWSCURRENT")
+    console.result(
+        {
+            "ok": True,
+            "token": run.token,
+            "resumed": run.resumed,
+            "steps": [
+                {"step": s.step.value, "ms": round(s.duration_s * 1000, 1), "outcome": s.outcome}
+                for s in run.steps
+            ],
+        }
+    )
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace, console: Any) -> int:
+    from rotation_tools.status import collect_status, render  # noqa: PLC0415
+
+    status = collect_status(_client(args), args.secret)
+    render(status, console)
+    console.result(status.as_json())
+    return EXIT_FAILED if status.stuck else EXIT_OK
+
+
+def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
+    from rotation_tools.doctor import run_doctor  # noqa: PLC0415
+
+    console.line(f"Checking {args.secret} for {args.strategy} rotation")
+    checks = run_doctor(_client(args), args.secret, strategy=args.strategy)
+    for check in checks:
+        console.check(check.ok, check.name, check.detail, check.hint)
+    ok = all(check.ok is not False for check in checks)
+    console.line("All checks passed." if ok else "Some checks failed.")
+    console.result({"ok": ok, "checks": [c.as_json() for c in checks]})
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+_COMMANDS = {"demo": _cmd_demo, "rotate": _cmd_rotate, "status": _cmd_status, "doctor": _cmd_doctor}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from rotation_tools.console import Console  # noqa: PLC0415
+
+    console = Console(json_mode=args.json)
+    _quiet_logs(args.verbose)
+    try:
+        return _COMMANDS[args.command](args, console)
+    except KeyboardInterrupt:
+        console.error("interrupted; everything started was stopped")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # one clear line for anything expected to go wrong
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        from rotation import RotationError  # noqa: PLC0415
+
+        if isinstance(exc, RotationError | ClientError | BotoCoreError | FileNotFoundError):
+            console.error(str(exc))
+            return EXIT_FAILED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""``rotation status``: a secret's versions, labels and rotation configuration, and a
+plain-words diagnosis of a stuck rotation. Shows ids, labels and dates, never a value."""
+
+from __future__ import annotations
+
+import datetime
+import shlex
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+__all__ = ["SecretStatus", "VersionRow", "collect_status"]
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version_id: str
+    stages: list[str]
+    created: datetime.datetime | None
+    has_value: bool | None = None
+
+
+@dataclass
+class SecretStatus:
+    arn: str
+    name: str
+    rotation_enabled: bool
+    lambda_arn: str | None
+    schedule: str | None
+    last_rotated: datetime.datetime | None
+    next_rotation: datetime.datetime | None
+    versions: list[VersionRow]
+    diagnosis: list[str] = field(default_factory=list)
+    remedies: list[str] = field(default_factory=list)
+    stuck: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _schedule(rules: dict[str, Any]) -> str | None:
+    if not rules:
+        return None
+    parts = []
+    if "ScheduleExpression" in rules:
+        parts.append(str(rules["ScheduleExpression"]))
+    elif "AutomaticallyAfterDays" in rules:
+        parts.append(f"every {rules['AutomaticallyAfterDays']} days")
+    if "Duration" in rules:
+        parts.append(f"window {rules['Duration']}")
+    return ", ".join(parts) or None
+
+
+def _pending_has_value(client: SecretsManagerClient, arn: str, version_id: str) -> bool:
+    try:
+        client.get_secret_value(SecretId=arn, VersionId=version_id, VersionStage=AWSPENDING)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+def collect_status(client: SecretsManagerClient, secret_id: str) -> SecretStatus:
+    """Read the secret's description and versions, and diagnose what they show."""
+    described = client.describe_secret(SecretId=secret_id)
+    arn = described["ARN"]
+    created: dict[str, datetime.datetime | None] = {}
+    kwargs: dict[str, Any] = {"SecretId": arn, "IncludeDeprecated": False}
+    while True:  # boto3 has no paginator for this operation
+        page = client.list_secret_version_ids(**kwargs)
+        for version in page.get("Versions", []):
+            created[version["VersionId"]] = version.get("CreatedDate")
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    rows = []
+    for version_id, stages in described.get("VersionIdsToStages", {}).items():
+        has_value = None
+        if AWSPENDING in stages and AWSCURRENT not in stages:
+            has_value = _pending_has_value(client, arn, version_id)
+        rows.append(VersionRow(version_id, list(stages), created.get(version_id), has_value))
+    rows.sort(key=lambda r: r.created or datetime.datetime.min.replace(tzinfo=datetime.UTC))
+    status = SecretStatus(
+        arn=arn,
+        name=described["Name"],
+        rotation_enabled=bool(described.get("RotationEnabled", False)),
+        lambda_arn=described.get("RotationLambdaARN"),
+        schedule=_schedule(dict(described.get("RotationRules", {}))),
+        last_rotated=described.get("LastRotatedDate"),
+        next_rotation=described.get("NextRotationDate"),
+        versions=rows,
+    )
+    _diagnose(status)
+    return status
+
+
+def _diagnose(status: SecretStatus) -> None:
+    quoted = shlex.quote(status.arn)
+    current = [r for r in status.versions if AWSCURRENT in r.stages]
+    pending = [r for r in status.versions if AWSPENDING in r.stages and AWSCURRENT not in r.stages]
+    if not current:
+        status.stuck = True
+        status.diagnosis.append("No version is labelled AWSCURRENT: applications cannot read it.")
+        previous = [r for r in status.versions if AWSPREVIOUS in r.stages]
+        if previous:
+            status.remedies.append(
+                "aws secretsmanager update-secret-version-stage --secret-id "
+                f"{quoted} --version-stage AWSCURRENT --move-to-version-id {previous[0].version_id}"
+            )
+    for row in pending:
+        status.stuck = True
+        since = f" since {row.created:%Y-%m-%d %H:%M:%S %Z}" if row.created else ""
+        if row.has_value:
+            status.diagnosis.append(
+                f"A rotation is in progress or stuck{since}: version {row.version_id} is "
+                "AWSPENDING with a value, so createSecret ran and a later step failed or has "
+                "not run yet. Secrets Manager re-attempts it with the same token; every new "
+                "rotation is refused until it finishes. The rotation function's logs say which "
+                "step failed and why."
+            )
+        else:
+            status.diagnosis.append(
+                f"A rotation is stuck before createSecret finished{since}: version "
+                f"{row.version_id} is AWSPENDING without a value. Usually the function could "
+                "not run at all (permissions, network, a wrong handler) or createSecret failed."
+            )
+        status.remedies.append(
+            f"rotation rotate {quoted} --strategy <single-user|multi-user>   "
+            "# finish it from here with the same token"
+        )
+        status.remedies.append(
+            "aws secretsmanager update-secret-version-stage --secret-id "
+            f"{quoted} --version-stage AWSPENDING --remove-from-version-id {row.version_id}"
+            "   # or abandon it (the database may already have the pending password: "
+            "single-user secrets then need `rotation rotate` instead)"
+        )
+    done = [r for r in status.versions if AWSPENDING in r.stages and AWSCURRENT in r.stages]
+    for row in done:
+        status.diagnosis.append(
+            f"Version {row.version_id} carries AWSCURRENT and AWSPENDING: the last rotation "
+            "finished, and the leftover AWSPENDING label is harmless."
+        )
+    if not status.diagnosis:
+        status.diagnosis.append("No rotation is in progress; the labels are consistent.")
+    if not status.rotation_enabled:
+        status.diagnosis.append("Rotation is not enabled for this secret.")
+
+
+def _date(value: datetime.datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S %Z}".strip() if value else "-"
+
+
+def render(status: SecretStatus, console: Any) -> None:
+    console.line(f"Secret   {status.name}")
+    console.line(f"ARN      {status.arn}")
+    console.heading("Versions")
+    console.table(
+        ["version", "labels", "created", "value"],
+        [
+            [
+                row.version_id,
+                ", ".join(row.stages) or "-",
+                _date(row.created),
+                {None: "", True: "yes", False: "none (never written)"}[row.has_value],
+            ]
+            for row in status.versions
+        ],
+    )
+    console.heading("Rotation")
+    console.line(f"  enabled        {'yes' if status.rotation_enabled else 'no'}")
+    console.line(f"  schedule       {status.schedule or '-'}")
+    console.line(f"  last rotated   {_date(status.last_rotated)}")
+    console.line(f"  next rotation  {_date(status.next_rotation)}")
+    console.line(f"  function       {status.lambda_arn or '-'}")
+    console.heading("Diagnosis")
+    for sentence in status.diagnosis:
+        console.line(f"  {console.paint(sentence, 'warn' if status.stuck else 'ok')}")
+    if status.remedies:
+        console.heading("To clear it")
+        for remedy in status.remedies:
+            console.line(f"  $ {remedy}")
