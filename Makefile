@@ -5,7 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench clean
+# The Lambda artifact: `sam build` calls build-<Function> with ARTIFACTS_DIR (BuildMethod:
+# makefile), so it needs no Docker and no local python3.12. Match LAMBDA_ARCH to the
+# template's FunctionArchitecture parameter.
+LAMBDA_ARCH ?= arm64
+LAMBDA_PYTHON ?= 3.12
+
+.PHONY: demo test lint typecheck check bench clean artifact
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +30,20 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/cfn-lint template.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
+
+build-SingleUserFunction build-MultiUserFunction:
+	$(PYTHON) rotation_tools/build_artifact.py --out "$(ARTIFACTS_DIR)" --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
+
+artifact:
+	rm -rf build/lambda
+	$(PYTHON) rotation_tools/build_artifact.py --out build/lambda --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,4 +1,4 @@
-"""The ``rotation`` command line: demo, rotate, status, doctor.
+"""The ``rotation`` command line: demo, rotate, status, doctor, invoke.
 
 Exit codes: 0 success, 1 a failed rotation or check, 2 bad usage. Expected errors print one
 line on stderr, never a traceback (``--verbose`` adds the log). Nothing here prints a
@@ -8,10 +8,12 @@ password: rotations report steps and labels, status shows ids, labels and dates.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
@@ -60,6 +62,24 @@ def _parser() -> argparse.ArgumentParser:
         help="preflight checks: secret, DNS, TCP, TLS, login, master privileges",
     )
     doctor.add_argument("secret", help="secret name or ARN")
+    invoke = sub.add_parser(
+        "invoke",
+        parents=[common],
+        help="docker-free `sam local invoke`: run a template function on an event file",
+    )
+    invoke.add_argument("function", help="logical id, e.g. SingleUserFunction")
+    invoke.add_argument("--event", "-e", required=True, type=Path, help="event JSON file")
+    invoke.add_argument("--template", "-t", type=Path, default=Path("template.yaml"))
+    invoke.add_argument("--env-vars", "-n", type=Path, help="SAM-format env-vars JSON file")
+    invoke.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as for sam",
+    )
+    invoke.add_argument("--secret-id", help="replace the event's SecretId")
+    invoke.add_argument("--token", help="replace the event's ClientRequestToken")
     return parser
 
 
@@ -159,7 +179,39 @@ def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
-_COMMANDS = {"demo": _cmd_demo, "rotate": _cmd_rotate, "status": _cmd_status, "doctor": _cmd_doctor}
+def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
+    from rotation_tools.local_invoke import invoke  # noqa: PLC0415
+
+    overrides = {}
+    for item in args.parameter_overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            console.error(f"--parameter-overrides takes KEY=VALUE, got {item!r}")
+            return EXIT_USAGE
+        overrides[key] = value
+    result = invoke(
+        args.template,
+        args.function,
+        args.event,
+        parameter_overrides=overrides,
+        env_vars=args.env_vars,
+        secret_id=args.secret_id,
+        token=args.token,
+    )
+    if args.json:
+        console.result({"ok": True, "result": result})
+    else:
+        console.line(json.dumps(result))
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "rotate": _cmd_rotate,
+    "status": _cmd_status,
+    "doctor": _cmd_doctor,
+    "invoke": _cmd_invoke,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,8 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
         from rotation import RotationError  # noqa: PLC0415
+        from rotation_tools.sam_template import TemplateError  # noqa: PLC0415
 
-        if isinstance(exc, RotationError | ClientError | BotoCoreError | FileNotFoundError):
+        expected = RotationError | ClientError | BotoCoreError | FileNotFoundError | TemplateError
+        if isinstance(exc, expected):
             console.error(str(exc))
             return EXIT_FAILED
         raise

@@ -1,0 +1,105 @@
+"""Build the Lambda artifact without Docker: wheels for the Lambda platform, plus our code.
+
+``sam build`` runs this through the Makefile (``BuildMethod: makefile``). It needs only the
+standard library and pip, so it runs with any local Python, whatever the runtime's version:
+pip fetches wheels for the target platform and Python version (``--platform``,
+``--python-version``, ``--only-binary=:all:``), never building or importing them.
+
+What ships: ``rotation/``, ``handlers/`` (with the RDS CA bundle) and the runtime
+dependencies from ``pyproject.toml``, minus boto3 and botocore, which the Lambda Python
+runtime provides (about 15 MB saved; the APIs we call are old and stable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("rotation", "handlers")
+PROVIDED_BY_RUNTIME = ("boto3", "botocore")
+# The Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34): manylinux wheels up to
+# 2_34 work there. Naming only manylinux2014 would pin older releases (psycopg-binary 3.3
+# ships manylinux_2_28 wheels only).
+GLIBC_TAGS = ("manylinux_2_34", "manylinux_2_28", "manylinux2014")
+PLATFORMS = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+
+def runtime_requirements(extra: tuple[str, ...] = ()) -> list[str]:
+    """The project's dependencies, without what the Lambda runtime already has."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [
+        dep for dep in project["dependencies"] if not dep.lower().startswith(PROVIDED_BY_RUNTIME)
+    ]
+    return [*wanted, *extra]
+
+
+def build(
+    out: Path, *, platforms: list[str], python_version: str, extra: tuple[str, ...] = ()
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-compile", "--target", str(out), *platform_args,
+            "--implementation", "cp", "--python-version", python_version,
+            "--only-binary=:all:", "--upgrade", *runtime_requirements(extra),
+        ],
+        check=True,
+    )  # fmt: skip
+    for package in PACKAGES:
+        target = out / package
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(
+            ROOT / package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    # Console scripts of the dependencies: nothing in a Lambda runs them.
+    shutil.rmtree(out / "bin", ignore_errors=True)
+
+
+def sizes(out: Path) -> tuple[int, int]:
+    """Unzipped and zipped size of the artifact, in bytes."""
+    files = [p for p in out.rglob("*") if p.is_file()]
+    unzipped = sum(p.stat().st_size for p in files)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, path.relative_to(out))
+    return unzipped, len(buffer.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path, help="artifact directory")
+    parser.add_argument("--arch", choices=sorted(PLATFORMS), default="arm64")
+    parser.add_argument(
+        "--platform", help="a pip platform tag instead of --arch (e.g. manylinux2014_x86_64)"
+    )
+    parser.add_argument("--python-version", default="3.12", help="the runtime's version")
+    parser.add_argument(
+        "--with", dest="extra", action="append", default=[], help="an extra requirement"
+    )
+    args = parser.parse_args(argv)
+    machine = PLATFORMS[args.arch]
+    platforms = [args.platform] if args.platform else [f"{tag}_{machine}" for tag in GLIBC_TAGS]
+    build(
+        args.out, platforms=platforms, python_version=args.python_version, extra=tuple(args.extra)
+    )
+    unzipped, zipped = sizes(args.out)
+    print(
+        f"built {args.out} for {platforms[0]}, Python {args.python_version}: "
+        f"{unzipped / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zipped"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
