@@ -20,7 +20,6 @@ import psycopg
 
 from handlers.pg_connect import PostgresConnector, statement_error
 from handlers.pg_roles import run_probe
-from handlers.pg_secret import PostgresSecret, parse_postgres_secret
 from handlers.pg_sql import (
     alter_password,
     create_login_role,
@@ -32,6 +31,7 @@ from handlers.pg_sql import (
 from handlers.rds import RdsTopology
 from rotation.errors import AuthenticationError, DatabaseError, SecretFormatError
 from rotation.observability import logger
+from rotation.pg.secret import PostgresSecret, parse_postgres_secret
 from rotation.secret import AWSCURRENT, AWSPENDING
 from rotation.strategy import (
     CreateRequest,

@@ -1,17 +1,8 @@
-"""Opening PostgreSQL connections: TLS, timeouts, retries, and classifying a failed login.
+"""Opening PostgreSQL connections for the strategies: TLS, timeouts, retries.
 
-A failed login raises a bare ``psycopg.OperationalError`` with no SQLSTATE (the server's
-28P01 only reaches the client as text, which ``lc_messages`` may translate). What libpq
-does tell us is whether it got far enough to send the password: ``pgconn.used_password``.
-
-* the password was sent and the connection still failed: the server answered and refused
-  this credential (wrong password, unknown or NOLOGIN role, missing database). That is an
-  :class:`AuthenticationError`, a fact to act on: never retried.
-* it was not: DNS, TCP, timeout, TLS handshake or certificate verification failed before
-  authentication. That is an :class:`UnreachableError`, retried with backoff until the
-  attempts or the step's time run out.
-
-This is the one place that makes that call; it is tested against a real server.
+A refused credential (see :mod:`rotation.pg.login`) is an :class:`AuthenticationError`, a
+fact to act on: never retried. A server that could not be reached is an
+:class:`UnreachableError`, retried with backoff until the attempts or the step's time run out.
 """
 
 from __future__ import annotations
@@ -21,10 +12,11 @@ from typing import Any
 
 import psycopg
 
-from handlers.pg_config import PostgresSettings
-from handlers.pg_secret import PostgresSecret
-from handlers.pg_tls import tls_parameters
 from rotation.errors import AuthenticationError, DatabaseError, UnreachableError
+from rotation.pg.login import login_failure_reason, refused_credential
+from rotation.pg.secret import PostgresSecret
+from rotation.pg.settings import PostgresSettings
+from rotation.pg.tls import tls_parameters
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
 
 __all__ = [
@@ -41,17 +33,10 @@ APPLICATION_NAME = "secrets-rotation"
 _MIN_CONNECT_TIMEOUT_S = 2
 
 
-def _server_reason(exc: psycopg.Error) -> str:
-    """libpq's message on one line. libpq never echoes the password it was given."""
-    text = " ".join(str(exc).split())
-    return text.removeprefix("connection failed: ")
-
-
 def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseError:
     """Turn a failed connection attempt into an authentication or reachability error."""
-    pgconn = exc.pgconn
-    reason = _server_reason(exc)
-    if pgconn is not None and pgconn.used_password:
+    reason = login_failure_reason(exc)
+    if refused_credential(exc):
         return AuthenticationError(f"the server refused {who}: {reason}")
     return UnreachableError(f"could not reach the database as {who}: {reason}")
 
@@ -60,7 +45,7 @@ def statement_error(exc: psycopg.Error, doing: str) -> DatabaseError:
     """A failed statement on an open connection; these do carry a SQLSTATE."""
     sqlstate = exc.sqlstate or "no SQLSTATE"
     return DatabaseError(
-        f"{doing} failed ({type(exc).__name__}, {sqlstate}): {_server_reason(exc)}"
+        f"{doing} failed ({type(exc).__name__}, {sqlstate}): {login_failure_reason(exc)}"
     )
 
 

@@ -7,12 +7,12 @@ they read the new AWSCURRENT). Use the multi-user strategy where that window mat
 
 from __future__ import annotations
 
-from handlers.pg_config import PostgresSettings
 from handlers.pg_connect import PostgresConnector
 from handlers.pg_roles import run_probe, set_password
-from handlers.pg_secret import PostgresSecret, check_same_target, parse_postgres_secret
 from rotation.errors import AuthenticationError, SecretFormatError
 from rotation.observability import logger
+from rotation.pg.secret import PostgresSecret, check_same_target, parse_postgres_secret
+from rotation.pg.settings import PostgresSettings
 from rotation.retry import Deadline
 from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 from rotation.strategy import (

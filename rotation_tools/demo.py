@@ -22,8 +22,8 @@ import boto3
 import psycopg
 from psycopg import sql
 
-from handlers.pg_config import PostgresSettings
 from rotation import AWSCURRENT, AWSPREVIOUS, LocalRotation, StepRecord
+from rotation.pg.settings import PostgresSettings
 from rotation_tools.console import Console
 from rotation_tools.strategies import build_rotator
 from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS, REGION, running_moto

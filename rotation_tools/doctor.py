@@ -18,12 +18,12 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.multi_user import alternate_username, owner_role
-from handlers.pg_config import PostgresSettings
 from handlers.pg_connect import PostgresConnector
-from handlers.pg_secret import PostgresSecret, parse_postgres_secret
-from handlers.pg_tls import tls_parameters
 from handlers.rds import RdsTopology
 from rotation import Deadline, RetryPolicy, RotationError
+from rotation.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation.pg.settings import PostgresSettings
+from rotation.pg.tls import tls_parameters
 from rotation.secret import SecretVersion
 
 if TYPE_CHECKING:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from handlers.multi_user import PostgresMultiUser
-from handlers.pg_config import PostgresSettings
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
 from handlers.single_user import PostgresSingleUser
 from rotation import Rotator, SecretStore
+from rotation.pg.settings import PostgresSettings
 from rotation.strategy import RotationStrategy
 
 if TYPE_CHECKING:

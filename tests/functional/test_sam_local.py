@@ -106,7 +106,7 @@ def test_the_artifact_ships_only_our_packages_and_dependencies(artifact: tuple[P
     names = {p.name for p in out.iterdir()}
     assert {"rotation", "handlers", "psycopg", "aws_lambda_powertools", "tenacity"} <= names
     assert not names & {"rotation_tools", "tests", "moto", "boto3", "botocore"}
-    assert (out / "handlers" / "certs" / "rds-global-bundle.pem").is_file()
+    assert (out / "rotation" / "pg" / "certs" / "rds-global-bundle.pem").is_file()
 
 
 ROTATE_FROM_ARTIFACT = """

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from handlers.pg_secret import parse_postgres_secret
 from rotation import RotationError, Rotator, SecretStore, Step
+from rotation.pg.secret import parse_postgres_secret
 from rotation.secret import SecretVersion
 from rotation.strategy import CreateRequest, CreateResult, SetRequest, SetResult, TestRequest
 from tests.fix_postgres import ServerLog, admin_connect, set_role_password

@@ -8,10 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from handlers.pg_config import PostgresSettings
 from handlers.pg_connect import PostgresConnector
-from handlers.pg_secret import parse_postgres_secret
 from rotation import Deadline, RetryPolicy, UnreachableError
+from rotation.pg.secret import parse_postgres_secret
+from rotation.pg.settings import PostgresSettings
 from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import Bed

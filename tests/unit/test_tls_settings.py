@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from handlers.pg_config import RDS_CA_BUNDLE, PostgresSettings
-from handlers.pg_tls import resolve_sslmode, tls_parameters
 from rotation import ConfigurationError, SecretFormatError
+from rotation.pg.settings import RDS_CA_BUNDLE, PostgresSettings
+from rotation.pg.tls import resolve_sslmode, tls_parameters
 
 
 @pytest.mark.parametrize(

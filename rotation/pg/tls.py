@@ -12,8 +12,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from handlers.pg_config import PostgresSettings
 from rotation.errors import SecretFormatError
+from rotation.pg.settings import PostgresSettings
 
 __all__ = ["SSLMODES", "resolve_sslmode", "tls_parameters"]
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.pg_tls import resolve_sslmode
 from rotation.errors import SecretFormatError
+from rotation.pg.tls import resolve_sslmode
 
 __all__ = ["ENGINES", "PostgresSecret", "check_same_target", "parse_postgres_secret"]
 
