@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     invoke.add_argument("--secret-id", help="replace the event's SecretId")
     invoke.add_argument("--token", help="replace the event's ClientRequestToken")
+    task = sub.add_parser(
+        "check-task-def",
+        parents=[common, aws],
+        help="check an ECS task definition's secrets entries (colons, JSON keys)",
+    )
+    task.add_argument("file", type=Path, help="task definition JSON (as registered or described)")
     return parser
 
 
@@ -205,12 +211,32 @@ def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
     return EXIT_OK
 
 
+def _cmd_check_task_def(args: argparse.Namespace, console: Any) -> int:
+    from rotation.ecs import check_task_definition  # noqa: PLC0415
+
+    try:
+        document = json.loads(args.file.read_text())
+    except (OSError, ValueError) as exc:
+        console.error(f"cannot read {args.file}: {exc}")
+        return EXIT_FAILED
+    findings = check_task_definition(document, _client(args))
+    for finding in findings:
+        console.check(finding.ok, f"{finding.container}/{finding.name}", finding.message)
+    ok = all(f.ok is not False for f in findings)
+    console.line(
+        f"{len(findings)} secrets entries checked: {'all good' if ok else 'problems found'}"
+    )
+    console.result({"ok": ok, "findings": [f.as_json() for f in findings]})
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 _COMMANDS = {
     "demo": _cmd_demo,
     "rotate": _cmd_rotate,
     "status": _cmd_status,
     "doctor": _cmd_doctor,
     "invoke": _cmd_invoke,
+    "check-task-def": _cmd_check_task_def,
 }
 
 

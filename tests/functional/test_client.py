@@ -1,0 +1,264 @@
+"""rotation.client: cached credentials that survive rotation, against the real test bed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlparse
+
+import psycopg
+import pytest
+
+from rotation import AWSCURRENT, AuthenticationError, RetryPolicy, Step
+from rotation.client import (
+    ExtensionSource,
+    RotatingCredentials,
+    SecretsManagerSource,
+    default_source,
+    make_pool,
+)
+from rotation_tools.testbed.pgcluster import free_port
+from tests.fix_aws import ApiCalls, new_client
+from tests.fix_multi import MultiBed
+from tests.fix_rotation import Bed
+
+pytestmark = pytest.mark.functional
+
+FAST = RetryPolicy(attempts=3, initial_wait_s=0.05, max_wait_s=0.2, jitter_s=0.0)
+
+
+def _counted_source(max_age_s: int = 300) -> tuple[SecretsManagerSource, ApiCalls]:
+    client = new_client()
+    return SecretsManagerSource(client, max_age_s=max_age_s), ApiCalls(client)
+
+
+def _query(conn: psycopg.Connection[Any]) -> None:
+    with conn:
+        conn.execute("SELECT 1").fetchone()
+
+
+def test_the_secret_is_read_once_within_max_age(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    source, calls = _counted_source()
+    creds = RotatingCredentials(arn, source=source)
+    for _ in range(5):
+        _query(creds.connect())
+    assert calls.names == ["GetSecretValue"]
+
+
+def test_the_secret_is_read_again_after_max_age(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    source, calls = _counted_source(max_age_s=1)
+    creds = RotatingCredentials(arn, source=source)
+    _query(creds.connect())
+    time.sleep(1.1)
+    _query(creds.connect())
+    assert calls.names == ["GetSecretValue", "GetSecretValue"]
+
+
+def test_an_authentication_failure_refreshes_past_the_cache(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    source, calls = _counted_source()
+    creds = RotatingCredentials(arn, source=source, retry=FAST)
+    _query(creds.connect())
+    bed.driver(bed.rotator()).rotate(arn)  # the cached password is now refused
+    calls.reset()
+    _query(creds.connect())
+    # The cached AWSCURRENT was refused; one forced read found the new one.
+    assert calls.names == ["GetSecretValue"]
+    _query(creds.connect())
+    assert calls.names == ["GetSecretValue"]  # and it is cached again
+
+
+def test_a_password_no_version_fixes_fails_clearly_after_bounded_retries(bed: Bed) -> None:
+    user, _ = bed.make_user()
+    arn = bed.secret(bed.pg.secret_value(user, "never-was-right-1"))
+    waits: list[float] = []
+    retry = RetryPolicy(attempts=3, initial_wait_s=0.1, jitter_s=0.0, sleep=waits.append)
+    creds = RotatingCredentials(arn, source=_counted_source()[0], retry=retry)
+    with pytest.raises(AuthenticationError, match="no labelled version") as caught:
+        creds.connect()
+    assert "never-was-right-1" not in str(caught.value)
+    assert "AWSCURRENT" in str(caught.value)
+    assert waits == [0.1, 0.2]
+
+
+def test_other_errors_are_raised_unchanged(bed: Bed) -> None:
+    user, password = bed.make_user()
+    arn = bed.secret(bed.pg.secret_value(user, password, port=free_port()))
+    creds = RotatingCredentials(arn, source=_counted_source()[0], retry=FAST)
+    with pytest.raises(psycopg.OperationalError, match="Connection refused"):
+        creds.connect()
+
+
+class _FakeExtension(BaseHTTPRequestHandler):
+    """Stands in for the Parameters and Secrets extension on localhost:2773."""
+
+    sm: Any = None
+    token = "session-token-xyz"
+    seen: ClassVar[list[dict[str, list[str]]]] = []
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlparse(self.path).query)
+        type(self).seen.append(query)
+        if self.headers.get("X-Aws-Parameters-Secrets-Token") != self.token:
+            self.send_response(403)
+            self.end_headers()
+            return
+        try:
+            value = self.sm.get_secret_value(
+                SecretId=query["secretId"][0], VersionStage=query["versionStage"][0]
+            )
+        except self.sm.exceptions.ResourceNotFoundException:
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = json.dumps({"SecretString": value["SecretString"], "ARN": value["ARN"]}).encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def extension(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_FakeExtension]]:
+    _FakeExtension.sm = bed.sm
+    _FakeExtension.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeExtension)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "my-app")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", _FakeExtension.token)
+    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(server.server_address[1]))
+    yield _FakeExtension
+    server.shutdown()
+
+
+def test_inside_lambda_the_extension_is_used(bed: Bed, extension: type[_FakeExtension]) -> None:
+    arn, _, _ = bed.user_secret()
+    source = default_source()
+    assert isinstance(source, ExtensionSource)
+    creds = RotatingCredentials(arn, source=source, retry=FAST)
+    _query(creds.connect())
+    _query(creds.connect())
+    assert len(extension.seen) == 1  # cached
+    bed.driver(bed.rotator()).rotate(arn)
+    _query(creds.connect())
+    assert extension.seen[-1].get("refreshNow") == ["true"]
+
+
+def test_outside_lambda_boto3_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    assert isinstance(default_source(), SecretsManagerSource)
+
+
+class _Loop:
+    """Client threads that connect and query in a loop, counting failed queries."""
+
+    def __init__(self, work: Callable[[], None], threads: int = 3) -> None:
+        self.work = work
+        self.ok = 0
+        self.failed = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.work()
+                outcome = "ok"
+            except psycopg.Error:
+                outcome = "failed"
+            with self._lock:
+                setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def __enter__(self) -> _Loop:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def _rotate_slowly(bed: Any, arn: str) -> None:
+    """A rotation whose steps take a while, as in Lambda (cold starts, network)."""
+    driver = bed.driver(bed.rotator())
+    token = driver.begin(arn)
+    for step in Step:
+        driver.run(arn, token, [step])
+        time.sleep(0.4)
+    driver.complete(arn, token)
+
+
+def _naive_work(bed: Any, arn: str) -> Callable[[], None]:
+    client = new_client()
+
+    def work() -> None:
+        value = json.loads(
+            client.get_secret_value(SecretId=arn, VersionStage=AWSCURRENT)["SecretString"]
+        )
+        _query(psycopg.connect(**bed.pg.conninfo(value["username"], value["password"])))
+
+    return work
+
+
+def test_single_user_rotation_with_and_without_the_client(
+    bed: Bed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn, _, _ = bed.user_secret()
+    creds = RotatingCredentials(arn, source=_counted_source(max_age_s=1)[0])
+    with (
+        _Loop(lambda: _query(creds.connect())) as with_client,
+        _Loop(_naive_work(bed, arn)) as naive,
+    ):
+        _rotate_slowly(bed, arn)
+        time.sleep(0.3)
+    with capsys.disabled():
+        print(
+            f"\nsingle-user rotation: client {with_client.ok} ok / {with_client.failed} failed; "
+            f"plain AWSCURRENT reads {naive.ok} ok / {naive.failed} failed"
+        )
+    assert with_client.failed == 0
+    assert with_client.ok > 0
+    # Without the client, the window between setSecret and finishSecret shows.
+    assert naive.failed > 0
+
+
+def test_multi_user_rotation_with_the_client(multi: MultiBed) -> None:
+    arn, _, _ = multi.app()
+    creds = RotatingCredentials(arn, source=_counted_source(max_age_s=1)[0])
+    with _Loop(lambda: _query(creds.connect())) as with_client:
+        for _ in range(2):
+            _rotate_slowly(multi, arn)
+    assert with_client.failed == 0
+    assert with_client.ok > 0
+
+
+def test_a_pool_follows_rotations(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    creds = RotatingCredentials(arn, source=_counted_source(max_age_s=1)[0])
+    pool = make_pool(arn, credentials_=creds, min_size=0, max_size=4, max_lifetime=3600)
+    failures = 0
+    with pool:
+        for round_ in range(3):
+            bed.driver(bed.rotator()).rotate(arn)
+            # New connections must use the new password: drop the idle ones.
+            pool.check()
+            for _ in range(6):
+                try:
+                    with pool.connection(timeout=10) as conn:
+                        conn.execute("SELECT 1")
+                except psycopg.Error:
+                    failures += 1
+            assert round_ >= 0
+    assert failures == 0
