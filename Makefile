@@ -47,3 +47,6 @@ artifact:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py

@@ -14,20 +14,9 @@ two apart in logs and ``pg_stat_activity``.
 
 from __future__ import annotations
 
-from typing import Any
+from types import ModuleType
 
-import psycopg
-
-from handlers.pg_connect import PostgresConnector, statement_error
-from handlers.pg_roles import run_probe
-from handlers.pg_sql import (
-    alter_password,
-    create_login_role,
-    default_role,
-    grant_membership,
-    role_exists,
-    scram_verifier,
-)
+from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
 from rotation.errors import AuthenticationError, DatabaseError, SecretFormatError
 from rotation.observability import logger
@@ -75,33 +64,12 @@ def alternate_username(username: str) -> str:
     return clone
 
 
-def ensure_alternate_user(
-    conn: psycopg.Connection[Any], *, user: str, owner: str, password: str
-) -> bool:
-    """Create ``user`` or change its password, and make it act as ``owner``; one transaction.
+def _roles() -> ModuleType:
+    # Deferred: psycopg costs ~100 ms of cold start, and createSecret (usually a container's
+    # first invocation) and finishSecret never touch the database.
+    from handlers import pg_roles  # noqa: PLC0415
 
-    A crash leaves either no clone or a complete one. Returns True when the role was created.
-    """
-    try:
-        with conn.transaction():
-            exists = conn.execute(role_exists(), (user,)).fetchone() is not None
-            verifier = scram_verifier(conn, user, password)
-            conn.execute(
-                alter_password(user, verifier) if exists else create_login_role(user, verifier)
-            )
-            if user != owner:
-                # Also on an existing clone: upgrades one the AWS reference created.
-                conn.execute(grant_membership(owner, user))
-                conn.execute(default_role(user, owner))
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise DatabaseError(
-            f"the master may not set up {user!r} to act as {owner!r} ({exc.sqlstate}: "
-            f"{' '.join(str(exc).split())}). It needs CREATEROLE, and on PostgreSQL 16+ also "
-            f"ADMIN OPTION on {owner!r}: GRANT {owner} TO <master> WITH ADMIN OPTION"
-        ) from exc
-    except psycopg.Error as exc:
-        raise statement_error(exc, f"setting up user {user!r}") from exc
-    return not exists
+    return pg_roles
 
 
 class PostgresMultiUser:
@@ -173,7 +141,7 @@ class PostgresMultiUser:
 
         owner = owner_role(current.username)
         with self.connector.connect(master, request.deadline, who="the master secret") as conn:
-            created = ensure_alternate_user(
+            created = _roles().ensure_alternate_user(
                 conn, user=pending.username, owner=owner, password=pending.password
             )
         if created:
@@ -232,12 +200,12 @@ class PostgresMultiUser:
         """Log in as the pending user, run the probe, and check it acts as the owner role."""
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
-            run_probe(conn, self.connector.settings.test_query)
-            row = conn.execute("SELECT current_user").fetchone()
+            _roles().run_probe(conn, self.connector.settings.test_query)
+            acting = _roles().acting_role(conn)
         owner = owner_role(pending.username)
-        if row is None or row[0] != owner:
+        if acting != owner:
             raise DatabaseError(
-                f"the pending user {pending.username!r} acts as {row[0] if row else None!r}, "
+                f"the pending user {pending.username!r} acts as {acting!r}, "
                 f"not as the owner role {owner!r}"
             )
         return TestResult()

@@ -8,9 +8,7 @@ fact to act on: never retried. A server that could not be reached is an
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from rotation.errors import AuthenticationError, DatabaseError, UnreachableError
 from rotation.pg.login import login_failure_reason, refused_credential
@@ -18,6 +16,9 @@ from rotation.pg.secret import PostgresSecret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "APPLICATION_NAME",
@@ -27,7 +28,7 @@ __all__ = [
     "statement_error",
 ]
 
-ConnectFn = Callable[..., psycopg.Connection[Any]]
+ConnectFn = Callable[..., "psycopg.Connection[Any]"]
 APPLICATION_NAME = "secrets-rotation"
 # libpq treats connect_timeout below 2 seconds as 2.
 _MIN_CONNECT_TIMEOUT_S = 2
@@ -57,7 +58,9 @@ class PostgresConnector:
     settings:
         TLS roots and timeouts; from the environment by default.
     connect:
-        ``psycopg.connect`` or anything with its signature; inject one to count connections.
+        ``psycopg.connect`` (the default) or anything with its signature; inject one to count
+        connections. psycopg itself is imported on the first connection, not with this
+        module: createSecret and finishSecret never need it, and it costs ~100 ms.
     retry_policy:
         How unreachable servers are retried (always bounded by the step's deadline).
     """
@@ -66,7 +69,7 @@ class PostgresConnector:
         self,
         settings: PostgresSettings | None = None,
         *,
-        connect: ConnectFn = psycopg.connect,
+        connect: ConnectFn | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         self._settings = settings
@@ -106,13 +109,16 @@ class PostgresConnector:
         UnreachableError
             When no attempt reached the server before the retries or the deadline ran out.
         """
+        import psycopg  # noqa: PLC0415  # see the class docstring
+
+        connect = self._connect or psycopg.connect
         description = f"{who} ({secret.username}@{secret.host}:{secret.port}/{secret.dbname})"
 
         def attempt() -> psycopg.Connection[Any]:
             # Per attempt: the connect timeout shrinks with the time the step has left.
             params = self.parameters(secret, deadline)
             try:
-                return self._connect(**params)
+                return connect(**params)
             except psycopg.OperationalError as exc:
                 raise classify_login_failure(exc, description) from exc
 

@@ -7,8 +7,9 @@ they read the new AWSCURRENT). Use the multi-user strategy where that window mat
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from handlers.pg_connect import PostgresConnector
-from handlers.pg_roles import run_probe, set_password
 from rotation.errors import AuthenticationError, SecretFormatError
 from rotation.observability import logger
 from rotation.pg.secret import PostgresSecret, check_same_target, parse_postgres_secret
@@ -25,6 +26,14 @@ from rotation.strategy import (
 )
 
 __all__ = ["PostgresSingleUser"]
+
+
+def _roles() -> ModuleType:
+    # Deferred: psycopg costs ~100 ms of cold start, and createSecret (usually a container's
+    # first invocation) and finishSecret never touch the database.
+    from handlers import pg_roles  # noqa: PLC0415
+
+    return pg_roles
 
 
 class PostgresSingleUser:
@@ -129,7 +138,7 @@ class PostgresSingleUser:
             refused.append(login)
             return None
         with login:
-            set_password(login, current.username, pending.password)
+            _roles().set_password(login, current.username, pending.password)
         return SetResult(changed=True, via=who)
 
     def _change_as_master(
@@ -164,7 +173,7 @@ class PostgresSingleUser:
             extra={"refused": [error.problem for error in refused]},
         )
         with self.connector.connect(as_master, request.deadline, who="the master secret") as conn:
-            set_password(conn, current.username, pending.password)
+            _roles().set_password(conn, current.username, pending.password)
         return SetResult(changed=True, via="masterarn")
 
     # -- testSecret -------------------------------------------------------------------
@@ -173,5 +182,5 @@ class PostgresSingleUser:
         """Log in with AWSPENDING and run the probe query (``SELECT 1`` by default)."""
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
-            run_probe(conn, self.settings.test_query)
+            _roles().run_probe(conn, self.settings.test_query)
         return TestResult()
