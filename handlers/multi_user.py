@@ -14,13 +14,16 @@ two apart in logs and ``pg_stat_activity``.
 
 from __future__ import annotations
 
-from types import ModuleType
-
-from handlers.pg_connect import PostgresConnector
+from handlers.pg_connect import PostgresConnector, database_ops
 from handlers.rds import RdsTopology
 from rotation.errors import AuthenticationError, DatabaseError, SecretFormatError
 from rotation.observability import logger
-from rotation.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation.pg.secret import (
+    PostgresSecret,
+    check_same_target,
+    master_login,
+    parse_postgres_secret,
+)
 from rotation.secret import AWSCURRENT, AWSPENDING
 from rotation.strategy import (
     CreateRequest,
@@ -31,7 +34,12 @@ from rotation.strategy import (
     TestResult,
 )
 
-__all__ = ["CLONE_SUFFIX", "PostgresMultiUser", "alternate_username", "owner_role"]
+__all__ = [
+    "CLONE_SUFFIX",
+    "PostgresMultiUser",
+    "alternate_username",
+    "owner_role",
+]
 
 CLONE_SUFFIX = "_clone"
 # PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 bytes (not characters).
@@ -62,14 +70,6 @@ def alternate_username(username: str) -> str:
             f"{MAX_IDENTIFIER_BYTES}-byte limit; shorten the username"
         )
     return clone
-
-
-def _roles() -> ModuleType:
-    # Deferred: psycopg costs ~100 ms of cold start, and createSecret (usually a container's
-    # first invocation) and finishSecret never touch the database.
-    from handlers import pg_roles  # noqa: PLC0415
-
-    return pg_roles
 
 
 class PostgresMultiUser:
@@ -141,7 +141,7 @@ class PostgresMultiUser:
 
         owner = owner_role(current.username)
         with self.connector.connect(master, request.deadline, who="the master secret") as conn:
-            created = _roles().ensure_alternate_user(
+            created = database_ops().ensure_alternate_user(
                 conn, user=pending.username, owner=owner, password=pending.password
             )
         if created:
@@ -150,16 +150,7 @@ class PostgresMultiUser:
 
     @staticmethod
     def _check_pending(current: PostgresSecret, pending: PostgresSecret) -> None:
-        for name, mine, theirs in (
-            ("host", current.host.lower(), pending.host.lower()),
-            ("port", current.port, pending.port),
-            ("dbname", current.dbname, pending.dbname),
-        ):
-            if mine != theirs:
-                raise SecretFormatError(
-                    f"the AWSPENDING version's {name} ({theirs!r}) differs from AWSCURRENT's "
-                    f"({mine!r}); refusing to rotate across targets"
-                )
+        check_same_target(current, pending, AWSPENDING, same_user=False)
         expected = alternate_username(current.username)
         if pending.username != expected:
             raise SecretFormatError(
@@ -184,15 +175,7 @@ class PostgresMultiUser:
                 f"the master secret is for host {host!r}, which is neither the user's host "
                 f"({current.host!r}) nor the primary it reads from; refusing to use it"
             )
-        return PostgresSecret(
-            engine=current.engine,
-            host=host,
-            port=port,
-            username=master.username,
-            password=master.password,
-            dbname=value.get("dbname") or current.dbname,
-            sslmode=master.sslmode,
-        )
+        return master_login(current, master, host=host, port=port, dbname=value.get("dbname"))
 
     # -- testSecret -------------------------------------------------------------------
 
@@ -200,8 +183,8 @@ class PostgresMultiUser:
         """Log in as the pending user, run the probe, and check it acts as the owner role."""
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
-            _roles().run_probe(conn, self.connector.settings.test_query)
-            acting = _roles().acting_role(conn)
+            database_ops().run_probe(conn, self.connector.settings.test_query)
+            acting = database_ops().acting_role(conn)
         owner = owner_role(pending.username)
         if acting != owner:
             raise DatabaseError(

@@ -8,6 +8,7 @@ fact to act on: never retried. A server that could not be reached is an
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from rotation.errors import AuthenticationError, DatabaseError, UnreachableError
@@ -25,6 +26,7 @@ __all__ = [
     "ConnectFn",
     "PostgresConnector",
     "classify_login_failure",
+    "database_ops",
     "statement_error",
 ]
 
@@ -32,6 +34,18 @@ ConnectFn = Callable[..., "psycopg.Connection[Any]"]
 APPLICATION_NAME = "secrets-rotation"
 # libpq treats connect_timeout below 2 seconds as 2.
 _MIN_CONNECT_TIMEOUT_S = 2
+
+
+def database_ops() -> ModuleType:
+    """:mod:`handlers.pg_roles`, imported on first use.
+
+    Deferred, like psycopg in :class:`PostgresConnector`: psycopg costs ~100 ms of cold
+    start, and createSecret (usually a container's first invocation) and finishSecret never
+    touch the database.
+    """
+    from handlers import pg_roles  # noqa: PLC0415
+
+    return pg_roles
 
 
 def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseError:

@@ -7,12 +7,15 @@ they read the new AWSCURRENT). Use the multi-user strategy where that window mat
 
 from __future__ import annotations
 
-from types import ModuleType
-
-from handlers.pg_connect import PostgresConnector
+from handlers.pg_connect import PostgresConnector, database_ops
 from rotation.errors import AuthenticationError, SecretFormatError
 from rotation.observability import logger
-from rotation.pg.secret import PostgresSecret, check_same_target, parse_postgres_secret
+from rotation.pg.secret import (
+    PostgresSecret,
+    check_same_target,
+    master_login,
+    parse_postgres_secret,
+)
 from rotation.pg.settings import PostgresSettings
 from rotation.retry import Deadline
 from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
@@ -26,14 +29,6 @@ from rotation.strategy import (
 )
 
 __all__ = ["PostgresSingleUser"]
-
-
-def _roles() -> ModuleType:
-    # Deferred: psycopg costs ~100 ms of cold start, and createSecret (usually a container's
-    # first invocation) and finishSecret never touch the database.
-    from handlers import pg_roles  # noqa: PLC0415
-
-    return pg_roles
 
 
 class PostgresSingleUser:
@@ -138,7 +133,7 @@ class PostgresSingleUser:
             refused.append(login)
             return None
         with login:
-            _roles().set_password(login, current.username, pending.password)
+            database_ops().set_password(login, current.username, pending.password)
         return SetResult(changed=True, via=who)
 
     def _change_as_master(
@@ -158,22 +153,15 @@ class PostgresSingleUser:
                 f"the master secret's host ({master.host!r}) is not the user's host "
                 f"({current.host!r}); refusing to use it"
             )
-        # The master logs in where the user lives, with the user's TLS rules.
-        as_master = PostgresSecret(
-            engine=current.engine,
-            host=current.host,
-            port=current.port,
-            username=master.username,
-            password=master.password,
-            dbname=current.dbname,
-            sslmode=current.sslmode,
-        )
+        # The master logs in where the user lives (the same host, checked above), with its
+        # own secret's TLS mode.
+        as_master = master_login(current, master, host=current.host, port=current.port, dbname=None)
         logger.warning(
             "no labelled credential logs in; repairing with the master secret",
             extra={"refused": [error.problem for error in refused]},
         )
         with self.connector.connect(as_master, request.deadline, who="the master secret") as conn:
-            _roles().set_password(conn, current.username, pending.password)
+            database_ops().set_password(conn, current.username, pending.password)
         return SetResult(changed=True, via="masterarn")
 
     # -- testSecret -------------------------------------------------------------------
@@ -182,5 +170,5 @@ class PostgresSingleUser:
         """Log in with AWSPENDING and run the probe query (``SELECT 1`` by default)."""
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
-            _roles().run_probe(conn, self.settings.test_query)
+            database_ops().run_probe(conn, self.settings.test_query)
         return TestResult()

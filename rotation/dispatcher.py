@@ -9,6 +9,7 @@ strategies contain only engine code.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from rotation.strategy import (
 
 __all__ = ["Outcome", "Rotator"]
 
+_metrics_lock = threading.Lock()
 _LOG_KEYS = ("secret_arn", "step", "token", "strategy", "function_request_id")
 
 
@@ -288,16 +290,19 @@ class Rotator:
     def _record(self, event: RotationEvent | None, started: float, *, succeeded: bool) -> None:
         step = event.step.value if event else "invalid"
         elapsed_ms = (self.clock() - started) * 1000.0
-        metrics.add_dimension(name="Step", value=step)
-        metrics.add_dimension(name="Strategy", value=self.strategy.name)
-        metrics.add_metric(name="StepDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
-        metrics.add_metric(
-            name="StepSucceeded" if succeeded else "StepFailed", unit=MetricUnit.Count, value=1
-        )
-        metrics.flush_metrics()
-        # flush_metrics keeps the set when POWERTOOLS_METRICS_DISABLED is on; a warm
-        # container would then pile up dimensions across invocations.
-        metrics.clear_metrics()
+        # Powertools' metric set is process-wide: one invocation's dimensions and metrics go
+        # out together even where several rotators share a process (the CLI, benchmarks).
+        with _metrics_lock:
+            metrics.add_dimension(name="Step", value=step)
+            metrics.add_dimension(name="Strategy", value=self.strategy.name)
+            metrics.add_metric(name="StepDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+            metrics.add_metric(
+                name="StepSucceeded" if succeeded else "StepFailed", unit=MetricUnit.Count, value=1
+            )
+            metrics.flush_metrics()
+            # flush_metrics keeps the set when POWERTOOLS_METRICS_DISABLED is on; a warm
+            # container would then pile up dimensions across invocations.
+            metrics.clear_metrics()
 
 
 def _str_or_none(value: object) -> str | None:

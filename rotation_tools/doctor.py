@@ -21,7 +21,7 @@ from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
 from rotation import Deadline, RetryPolicy, RotationError
-from rotation.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
 from rotation.secret import SecretVersion
@@ -219,15 +219,7 @@ def _multi_user(
         yield Check("master secret format", False, exc.problem, "see the README's secret format")
         return
     yield Check("master secret format", True, f"{master.username}@{host}:{port}")
-    as_master = PostgresSecret(
-        engine=secret.engine,
-        host=host,
-        port=port,
-        username=master.username,
-        password=master.password,
-        dbname=value.get("dbname") or secret.dbname,
-        sslmode=master.sslmode,
-    )
+    as_master = master_login(secret, master, host=host, port=port, dbname=value.get("dbname"))
     check, conn = _login(connector, as_master, "the master")
     yield check
     if conn is not None:

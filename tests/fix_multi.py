@@ -18,8 +18,8 @@ from handlers.rds import RdsTopology
 from rotation import LocalRotation, Rotator, SecretStore
 from rotation_tools.testbed.pgcluster import PostgresCluster, embedded_bindir, running_cluster
 from tests.fix_aws import ApiCalls, new_client
-from tests.fix_postgres import admin_connect, can_login, set_role_password
-from tests.fix_rotation import ConnectionCounter
+from tests.fix_postgres import admin_connect, set_role_password
+from tests.fix_rotation import ConnectionCounter, SecretInspection
 
 MASTER = "rotation_master"
 
@@ -59,7 +59,7 @@ class HostMap(ConnectionCounter):
 
 
 @dataclass
-class MultiBed:
+class MultiBed(SecretInspection):
     pg: PostgresCluster
     sm: Any
     master_password: str
@@ -111,31 +111,6 @@ class MultiBed:
 
     def driver(self, rotator: Rotator) -> LocalRotation:
         return LocalRotation(self.sm, rotator.handle)
-
-    def labels(self, secret_id: str) -> dict[str, list[str]]:
-        return dict(self.sm.describe_secret(SecretId=secret_id)["VersionIdsToStages"])
-
-    def value(self, secret_id: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
-        response = self.sm.get_secret_value(SecretId=secret_id, VersionStage=stage)
-        return dict(json.loads(response["SecretString"]))
-
-    def values_by_label(self, secret_id: str) -> dict[str, dict[str, Any]]:
-        found = {}
-        for stage in ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"):
-            try:
-                found[stage] = self.value(secret_id, stage)
-            except self.sm.exceptions.ResourceNotFoundException:
-                continue
-        return found
-
-    def logs_in(self, value: dict[str, Any]) -> bool:
-        return can_login(self.pg, value["username"], value["password"])
-
-    def labelled_logins(self, secret_id: str) -> list[str]:
-        return [s for s, v in self.values_by_label(secret_id).items() if self.logs_in(v)]
-
-    def event(self, secret_id: str, step: str, token: str) -> dict[str, str]:
-        return {"Step": step, "SecretId": secret_id, "ClientRequestToken": token}
 
     def cleanup(self) -> None:
         with admin_connect(self.pg) as conn:

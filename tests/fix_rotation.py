@@ -43,8 +43,45 @@ class ConnectionCounter:
         self.by_user.clear()
 
 
+class SecretInspection:
+    """What is true now, in Secrets Manager (``self.sm``) and the database (``self.pg``)."""
+
+    pg: PostgresCluster
+    sm: Any
+
+    # -- what is true now -------------------------------------------------------------
+
+    def labels(self, secret_id: str) -> dict[str, list[str]]:
+        return dict(self.sm.describe_secret(SecretId=secret_id)["VersionIdsToStages"])
+
+    def value(self, secret_id: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
+        response = self.sm.get_secret_value(SecretId=secret_id, VersionStage=stage)
+        return dict(json.loads(response["SecretString"]))
+
+    def values_by_label(self, secret_id: str) -> dict[str, dict[str, Any]]:
+        found = {}
+        for stage in ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"):
+            try:
+                found[stage] = self.value(secret_id, stage)
+            except self.sm.exceptions.ResourceNotFoundException:
+                continue
+        return found
+
+    def logs_in(self, value: dict[str, Any]) -> bool:
+        return can_login(self.pg, value["username"], value["password"])
+
+    def labelled_logins(self, secret_id: str) -> list[str]:
+        """The labels whose version logs in right now."""
+        return [
+            stage for stage, value in self.values_by_label(secret_id).items() if self.logs_in(value)
+        ]
+
+    def event(self, secret_id: str, step: str, token: str) -> dict[str, str]:
+        return {"Step": step, "SecretId": secret_id, "ClientRequestToken": token}
+
+
 @dataclass
-class Bed:
+class Bed(SecretInspection):
     pg: PostgresCluster
     sm: Any
     make_user: Callable[..., tuple[str, str]]
@@ -85,36 +122,6 @@ class Bed:
 
     def fast_retries(self) -> RetryPolicy:
         return RetryPolicy(attempts=3, initial_wait_s=0.05, max_wait_s=0.2, jitter_s=0.05)
-
-    # -- what is true now -------------------------------------------------------------
-
-    def labels(self, secret_id: str) -> dict[str, list[str]]:
-        return dict(self.sm.describe_secret(SecretId=secret_id)["VersionIdsToStages"])
-
-    def value(self, secret_id: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
-        response = self.sm.get_secret_value(SecretId=secret_id, VersionStage=stage)
-        return dict(json.loads(response["SecretString"]))
-
-    def values_by_label(self, secret_id: str) -> dict[str, dict[str, Any]]:
-        found = {}
-        for stage in ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"):
-            try:
-                found[stage] = self.value(secret_id, stage)
-            except self.sm.exceptions.ResourceNotFoundException:
-                continue
-        return found
-
-    def logs_in(self, value: dict[str, Any]) -> bool:
-        return can_login(self.pg, value["username"], value["password"])
-
-    def labelled_logins(self, secret_id: str) -> list[str]:
-        """The labels whose version logs in right now."""
-        return [
-            stage for stage, value in self.values_by_label(secret_id).items() if self.logs_in(value)
-        ]
-
-    def event(self, secret_id: str, step: str, token: str) -> dict[str, str]:
-        return {"Step": step, "SecretId": secret_id, "ClientRequestToken": token}
 
 
 @pytest.fixture

@@ -9,7 +9,13 @@ from typing import Any
 from rotation.errors import SecretFormatError
 from rotation.pg.tls import resolve_sslmode
 
-__all__ = ["ENGINES", "PostgresSecret", "check_same_target", "parse_postgres_secret"]
+__all__ = [
+    "ENGINES",
+    "PostgresSecret",
+    "check_same_target",
+    "master_login",
+    "parse_postgres_secret",
+]
 
 ENGINES = frozenset({"postgres", "aurora-postgresql"})
 DEFAULT_PORT = 5432
@@ -96,20 +102,41 @@ def parse_postgres_secret(
     )
 
 
-def check_same_target(current: PostgresSecret, other: PostgresSecret, label: str) -> None:
+def check_same_target(
+    current: PostgresSecret, other: PostgresSecret, label: str, *, same_user: bool = True
+) -> None:
     """Refuse a version that points at another server, database or user (confused deputy).
 
     A pending version planted with another host would otherwise make us log in there with
     the current credential, or set a password on a server the secret is not about.
+    ``same_user=False`` leaves the username to the caller (multi-user alternates it).
     """
-    for name, mine, theirs in (
+    fields = [
         ("host", current.host.lower(), other.host.lower()),
         ("port", current.port, other.port),
         ("dbname", current.dbname, other.dbname),
-        ("username", current.username, other.username),
-    ):
+    ]
+    if same_user:
+        fields.append(("username", current.username, other.username))
+    for name, mine, theirs in fields:
         if mine != theirs:
             raise SecretFormatError(
                 f"the {label} version's {name} ({theirs!r}) differs from AWSCURRENT's "
                 f"({mine!r}); refusing to rotate across targets"
             )
+
+
+def master_login(
+    current: PostgresSecret, master: PostgresSecret, *, host: str, port: int, dbname: str | None
+) -> PostgresSecret:
+    """The master's credential, logging in at ``host:port`` (the primary) with the master
+    secret's own TLS setting, in its database or else the user's."""
+    return PostgresSecret(
+        engine=current.engine,
+        host=host,
+        port=port,
+        username=master.username,
+        password=master.password,
+        dbname=dbname or current.dbname,
+        sslmode=master.sslmode,
+    )
