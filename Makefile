@@ -11,7 +11,11 @@ STAMP := $(VENV)/.installed
 LAMBDA_ARCH ?= arm64
 LAMBDA_PYTHON ?= 3.12
 
-.PHONY: demo test lint typecheck check bench clean artifact
+# The SAM CLI lives in its own venv: it pins boto3[crt] and click, which would downgrade ours.
+SAM_VENV := .sam-venv
+SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+
+.PHONY: demo test lint typecheck check bench clean artifact sam
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,12 +45,21 @@ check: lint typecheck
 build-SingleUserFunction build-MultiUserFunction:
 	$(PYTHON) rotation_tools/build_artifact.py --out "$(ARTIFACTS_DIR)" --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
 
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
+
+# Offline: validate and lint the template, then a real `sam build` (no Docker).
+sam: $(SAM_VENV)/bin/sam
+	$(SAM) validate --lint --region us-east-1
+	$(SAM) build --region us-east-1 --build-dir build/sam
+
 artifact:
 	rm -rf build/lambda
 	$(PYTHON) rotation_tools/build_artifact.py --out build/lambda --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(SAM_VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -213,3 +215,24 @@ def test_an_unknown_secret_is_one_line(bed: Bed) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "ResourceNotFoundException" in result.stderr
+
+
+def test_demo_cleans_up_on_ctrl_c() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rotation_tools", "demo"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    assert process.stdout is not None
+    port = None
+    for line in process.stdout:
+        if "PostgreSQL cluster at 127.0.0.1:" in line:
+            port = int(line.split("127.0.0.1:")[1].split()[0])
+            break
+    assert port is not None
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    with socket.socket() as sock:  # the cluster was stopped
+        assert sock.connect_ex(("127.0.0.1", port)) != 0

@@ -311,3 +311,24 @@ def test_the_error_never_contains_a_password(multi: MultiBed) -> None:
     pending = multi.value(arn, AWSPENDING)["password"]
     for secret in (password, pending, "wrong-master-pw-9", multi.master_password):
         assert secret not in str(caught.value)
+
+
+def test_a_failure_inside_the_clone_transaction_leaves_no_clone(
+    multi: MultiBed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CREATE ROLE ran, then the next statement failed: the whole transaction rolls back."""
+    from handlers import pg_roles
+
+    def broken_grant(owner: str, member: str) -> sql.Composed:
+        return sql.SQL("GRANT {} TO no_such_role_at_all").format(sql.Identifier(owner))
+
+    monkeypatch.setattr(pg_roles, "grant_membership", broken_grant)
+    arn, user, _ = multi.app()
+    token = _ready_for_set(multi, arn)
+    with pytest.raises(DatabaseError, match="setting up user"):
+        multi.rotator().handle(multi.event(arn, "setSecret", token))
+    _assert_unchanged(multi, arn, user, token)
+    monkeypatch.undo()
+    run = multi.driver(multi.rotator()).run(arn, token)
+    assert run.succeeded
+    assert multi.value(arn)["username"] == f"{user}_clone"
