@@ -277,18 +277,6 @@ class StoreSession:
         except ClientError as exc:
             raise _api_error("moving AWSCURRENT", exc) from exc
 
-    def remove_label(self, arn: str, label: str, version_id: str) -> None:
-        """Take ``label`` off ``version_id`` (what Secrets Manager does with AWSPENDING)."""
-        try:
-            self._call(
-                f"UpdateSecretVersionStage({label})",
-                lambda: self._client.update_secret_version_stage(
-                    SecretId=arn, VersionStage=label, RemoveFromVersionId=version_id
-                ),
-            )
-        except ClientError as exc:
-            raise _api_error(f"removing {label}", exc) from exc
-
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ClientError):

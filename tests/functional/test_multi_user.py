@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from handlers import pg_roles
 from rotation import (
     AWSCURRENT,
     AWSPENDING,
@@ -317,7 +318,6 @@ def test_a_failure_inside_the_clone_transaction_leaves_no_clone(
     multi: MultiBed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """CREATE ROLE ran, then the next statement failed: the whole transaction rolls back."""
-    from handlers import pg_roles
 
     def broken_grant(owner: str, member: str) -> sql.Composed:
         return sql.SQL("GRANT {} TO no_such_role_at_all").format(sql.Identifier(owner))
