@@ -132,3 +132,12 @@ def multi(request: pytest.FixtureRequest, moto_endpoint: Any, sm: Any) -> Iterat
     bed = MultiBed(pg=cluster, sm=sm, master_password=_ensure_master(cluster))
     yield bed
     bed.cleanup()
+
+
+@pytest.fixture
+def multi_tls(pg: PostgresCluster, moto_endpoint: Any, sm: Any) -> Iterator[MultiBed]:
+    """The multi-user bed on the machine's PostgreSQL only: it has TLS, which tests that
+    verify RDS host names need (the PostgreSQL 18 build has none)."""
+    bed = MultiBed(pg=pg, sm=sm, master_password=_ensure_master(pg))
+    yield bed
+    bed.cleanup()

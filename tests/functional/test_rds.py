@@ -42,15 +42,10 @@ def _instance(rds: Any, port: int, source: str | None = None) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def _only_system_cluster(multi: MultiBed, request: pytest.FixtureRequest) -> None:
-    if "pg18" in request.node.callspec.id:
-        pytest.skip("needs TLS for the RDS host name; the PostgreSQL 18 build has none")
-
-
 def test_an_rds_managed_master_secret_finds_its_database_through_the_tags(
-    multi: MultiBed, rds: Any, request: pytest.FixtureRequest
+    multi_tls: MultiBed, rds: Any
 ) -> None:
-    _only_system_cluster(multi, request)
+    multi = multi_tls
     instance = _instance(rds, multi.pg.port)
     host = instance["Endpoint"]["Address"]
     master_arn = str(
@@ -72,9 +67,9 @@ def test_an_rds_managed_master_secret_finds_its_database_through_the_tags(
 
 
 def test_a_user_on_a_read_replica_is_rotated_through_the_primarys_master(
-    multi: MultiBed, rds: Any, request: pytest.FixtureRequest
+    multi_tls: MultiBed, rds: Any
 ) -> None:
-    _only_system_cluster(multi, request)
+    multi = multi_tls
     primary = _instance(rds, multi.pg.port)
     replica = _instance(rds, multi.pg.port, source=primary["DBInstanceIdentifier"])
     master_arn = multi.master_secret(host=primary["Endpoint"]["Address"])
@@ -84,10 +79,8 @@ def test_a_user_on_a_read_replica_is_rotated_through_the_primarys_master(
     assert multi.labels(arn)[run.token] == [AWSCURRENT]
 
 
-def test_a_master_for_an_unrelated_instance_is_refused(
-    multi: MultiBed, rds: Any, request: pytest.FixtureRequest
-) -> None:
-    _only_system_cluster(multi, request)
+def test_a_master_for_an_unrelated_instance_is_refused(multi_tls: MultiBed, rds: Any) -> None:
+    multi = multi_tls
     mine = _instance(rds, multi.pg.port)
     other = _instance(rds, multi.pg.port)
     master_arn = multi.master_secret(host=other["Endpoint"]["Address"])
