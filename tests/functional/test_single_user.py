@@ -230,3 +230,22 @@ def test_the_probe_query_is_configurable(bed: Bed, monkeypatch: pytest.MonkeyPat
     assert "no_such_column" in str(caught.value.__cause__)
     # The database already has the pending password; AWSCURRENT has not moved.
     assert bed.labelled_logins(arn) == [AWSPENDING]
+
+
+def test_the_rotation_token_is_passed_to_putsecretvalue(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    rotator = bed.rotator()
+    token = bed.driver(rotator).begin(arn)
+    sent: list[dict[str, object]] = []
+    bed.handler_client.meta.events.register(
+        "before-call.secrets-manager.PutSecretValue", lambda params, **_: sent.append(params)
+    )
+    event = {
+        **bed.event(arn, "createSecret", token),
+        "RotationToken": "5f0c1a9e-7d1b-4c4e-9a55-1b2c3d4e5f60",
+    }
+    rotator.handle(event)
+    assert len(sent) == 1
+    assert sent[0]["RotationToken"] == "5f0c1a9e-7d1b-4c4e-9a55-1b2c3d4e5f60"
+    assert sent[0]["ClientRequestToken"] == token
+    assert sent[0]["VersionStages"] == [AWSPENDING]
