@@ -238,7 +238,8 @@ def test_the_rotation_token_is_passed_to_putsecretvalue(bed: Bed) -> None:
     token = bed.driver(rotator).begin(arn)
     sent: list[dict[str, object]] = []
     bed.handler_client.meta.events.register(
-        "before-call.secrets-manager.PutSecretValue", lambda params, **_: sent.append(params)
+        "before-parameter-build.secrets-manager.PutSecretValue",
+        lambda params, **_: sent.append(dict(params)),
     )
     event = {
         **bed.event(arn, "createSecret", token),
