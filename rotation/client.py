@@ -92,7 +92,7 @@ class SecretsManagerSource:
             if self._client is None:
                 from rotation.clients import secrets_manager_client  # noqa: PLC0415
 
-                self._client = secrets_manager_client()
+                self._client = secrets_manager_client(retries=True)
             if stage not in self._providers:
                 self._providers[stage] = SecretsProvider(boto3_client=self._client)
             return self._providers[stage]

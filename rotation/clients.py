@@ -12,13 +12,16 @@ if TYPE_CHECKING:
 __all__ = ["secrets_manager_client"]
 
 
-def secrets_manager_client(endpoint_url: str | None = None) -> SecretsManagerClient:
+def secrets_manager_client(
+    endpoint_url: str | None = None, *, retries: bool = False
+) -> SecretsManagerClient:
     """A ``secretsmanager`` client for ``endpoint_url``, else ``SECRETS_MANAGER_ENDPOINT``,
     else boto3's own resolution (``AWS_ENDPOINT_URL_SECRETS_MANAGER``, ``AWS_ENDPOINT_URL``,
     the regional endpoint).
 
-    botocore's own retries are off: the store retries throttling with tenacity, bounded by
-    the step's deadline, and two layers of retries would multiply each other.
+    botocore's own retries are off by default: the rotation store retries throttling with
+    tenacity, bounded by the step's deadline, and two layers of retries would multiply each
+    other. Applications (:mod:`rotation.client`) ask for botocore's standard retries.
     """
     # botocore directly, not boto3: the same client and configuration chain (credentials,
     # region, AWS_ENDPOINT_URL*), without importing boto3 and s3transfer (~50 ms of cold
@@ -27,7 +30,7 @@ def secrets_manager_client(endpoint_url: str | None = None) -> SecretsManagerCli
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": 1},
+        retries={"mode": "standard", "max_attempts": 3 if retries else 1},
         connect_timeout=5,
         read_timeout=15,
     )
