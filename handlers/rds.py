@@ -74,20 +74,11 @@ class RdsTopology:
             "to find its database by"
         )
 
-    def _instances(self) -> Iterator[dict[str, Any]]:
+    def _paginate(self, operation: str, key: str) -> Iterator[dict[str, Any]]:
         marker: str | None = None
         while True:
-            page = self._call("describe_db_instances", **({"Marker": marker} if marker else {}))
-            yield from page.get("DBInstances", [])
-            marker = page.get("Marker")
-            if not marker:
-                return
-
-    def _clusters(self) -> Iterator[dict[str, Any]]:
-        marker: str | None = None
-        while True:
-            page = self._call("describe_db_clusters", **({"Marker": marker} if marker else {}))
-            yield from page.get("DBClusters", [])
+            page = self._call(operation, **({"Marker": marker} if marker else {}))
+            yield from page.get(key, [])
             marker = page.get("Marker")
             if not marker:
                 return
@@ -96,7 +87,7 @@ class RdsTopology:
         """Whether ``reader_host`` is a read replica of the instance at ``primary_host``, or
         an Aurora reader (reader endpoint or member instance) of the cluster there."""
         reader_host, primary_host = reader_host.lower(), primary_host.lower()
-        instances = list(self._instances())
+        instances = list(self._paginate("describe_db_instances", "DBInstances"))
         address = {str(i.get("Endpoint", {}).get("Address", "")).lower(): i for i in instances}
         by_id = {str(i["DBInstanceIdentifier"]): i for i in instances}
         replica = address.get(reader_host)
@@ -105,7 +96,7 @@ class RdsTopology:
             primary = by_id.get(_identifier(str(source)))
             if primary and str(primary["Endpoint"]["Address"]).lower() == primary_host:
                 return True
-        for cluster in self._clusters():
+        for cluster in self._paginate("describe_db_clusters", "DBClusters"):
             if str(cluster.get("Endpoint", "")).lower() != primary_host:
                 continue
             readers = {str(cluster.get("ReaderEndpoint", "")).lower()}
