@@ -327,6 +327,8 @@ class RotatingCredentials:
                 what=f"connecting with {self.secret_id}",
             )
         except _AllRefusedError as exc:
+            # Not chained: the message already says what each version got, and the driver's
+            # errors hold the attempted passwords in their ``pgconn``.
             raise AuthenticationError(
                 f"no labelled version of {self.secret_id} logs in after {rounds['n']} "
                 f"rounds ({exc})"
