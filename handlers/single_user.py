@@ -78,14 +78,7 @@ class PostgresSingleUser:
         deadline = request.deadline
         refused: list[AuthenticationError] = []
 
-        outcome = self._change_as(
-            login_as=current,
-            current=current,
-            pending=pending,
-            deadline=deadline,
-            who=AWSCURRENT,
-            refused=refused,
-        )
+        outcome = self._change_as(current, pending, deadline, AWSCURRENT, refused)
         if outcome is not None:
             return outcome
         login = self.connector.try_login(pending, deadline, who=AWSPENDING)
@@ -98,14 +91,7 @@ class PostgresSingleUser:
         if previous_version is not None:
             previous = parse_postgres_secret(previous_version.json(), "the AWSPREVIOUS version")
             check_same_target(current, previous, AWSPREVIOUS)
-            outcome = self._change_as(
-                login_as=previous,
-                current=current,
-                pending=pending,
-                deadline=deadline,
-                who=AWSPREVIOUS,
-                refused=refused,
-            )
+            outcome = self._change_as(previous, pending, deadline, AWSPREVIOUS, refused)
             if outcome is not None:
                 return outcome
 
@@ -120,20 +106,20 @@ class PostgresSingleUser:
 
     def _change_as(
         self,
-        *,
         login_as: PostgresSecret,
-        current: PostgresSecret,
         pending: PostgresSecret,
         deadline: Deadline,
         who: str,
         refused: list[AuthenticationError],
     ) -> SetResult | None:
+        """Log in as ``login_as`` and give the user (the same in every version, checked)
+        the pending password; None, with the refusal recorded, when the login is refused."""
         login = self.connector.try_login(login_as, deadline, who=who)
         if isinstance(login, AuthenticationError):
             refused.append(login)
             return None
         with login:
-            database_ops().set_password(login, current.username, pending.password)
+            database_ops().set_password(login, pending.username, pending.password)
         return SetResult(changed=True, via=who)
 
     def _change_as_master(
