@@ -14,7 +14,7 @@ import pytest
 
 from handlers.pg_connect import PostgresConnector
 from handlers.single_user import PostgresSingleUser
-from rotation import LocalRotation, Rotator, SecretStore
+from rotation import LocalRotation, Rotator, SecretStore, Step
 from rotation.retry import RetryPolicy
 from rotation_tools.testbed.pgcluster import PostgresCluster
 from tests.fix_aws import ApiCalls, new_client
@@ -78,6 +78,14 @@ class SecretInspection:
 
     def event(self, secret_id: str, step: str, token: str) -> dict[str, str]:
         return {"Step": step, "SecretId": secret_id, "ClientRequestToken": token}
+
+    def begin_and_create(self, secret_id: str) -> tuple[Rotator, str]:
+        """Start a rotation and run createSecret: the state setSecret starts from."""
+        rotator = self.rotator()  # type: ignore[attr-defined]
+        driver = self.driver(rotator)  # type: ignore[attr-defined]
+        token = driver.begin(secret_id)
+        driver.run(secret_id, token, [Step.CREATE])
+        return rotator, token
 
 
 @dataclass

@@ -36,14 +36,6 @@ class Snapshot:
         self.values = bed.values_by_label(arn)
 
 
-def _begin_and_create(bed: Bed, arn: str) -> tuple[Any, str]:
-    rotator = bed.rotator()
-    driver = bed.driver(rotator)
-    token = driver.begin(arn)
-    driver.run(arn, token, [Step.CREATE])
-    return rotator, token
-
-
 @pytest.mark.parametrize(
     ("event", "fragment"),
     [
@@ -216,7 +208,7 @@ def test_an_unreachable_database_fails_inside_the_deadline_with_labels_untouched
 ) -> None:
     user, password = bed.make_user()
     arn = bed.secret(bed.pg.secret_value(user, password, port=free_port()))
-    rotator, token = _begin_and_create(bed, arn)
+    rotator, token = bed.begin_and_create(arn)
     before = Snapshot(bed, arn)
     context = LocalContext(timeout_s=6.0)
     with pytest.raises(UnreachableError, match="could not reach") as caught:
@@ -256,7 +248,7 @@ def test_a_server_that_never_answers_fails_inside_the_deadline(bed: Bed) -> None
         user, password = bed.make_user()
         port = silent.getsockname()[1]
         arn = bed.secret(bed.pg.secret_value(user, password, port=port, ssl=False))
-        rotator, token = _begin_and_create(bed, arn)
+        rotator, token = bed.begin_and_create(arn)
         context = LocalContext(timeout_s=6.0)
         with pytest.raises(UnreachableError, match="timeout") as caught:
             rotator.handle(bed.event(arn, "setSecret", token), context)

@@ -184,13 +184,6 @@ def test_a_secret_without_masterarn_is_refused_in_createsecret(multi: MultiBed) 
         multi.rotator().handle(multi.event(bare, "createSecret", token))
 
 
-def _ready_for_set(multi: MultiBed, arn: str) -> str:
-    driver = multi.driver(multi.rotator())
-    token = driver.begin(arn)
-    driver.run(arn, token, [Step.CREATE])
-    return token
-
-
 def _assert_unchanged(multi: MultiBed, arn: str, user: str, token: str) -> None:
     assert multi.labels(arn)[token] == [AWSPENDING]
     with multi.master_connect() as conn:
@@ -222,7 +215,7 @@ def test_a_bad_master_secret_is_a_clear_error_and_changes_nothing(
             multi.sm.create_secret(Name=f"m/{time.time_ns()}", SecretString="{oops")["ARN"]
         )
     arn, user, _ = multi.app(master_arn=master_arn)
-    token = _ready_for_set(multi, arn)
+    token = multi.begin_and_create(arn)[1]
     with pytest.raises(error, match=fragment) as caught:
         multi.rotator().handle(multi.event(arn, "setSecret", token))
     assert "setSecret" in str(caught.value)
@@ -246,7 +239,7 @@ def test_a_pending_version_with_another_user_is_refused(multi: MultiBed) -> None
 
 def test_a_current_credential_that_does_not_log_in_is_refused(multi: MultiBed) -> None:
     arn, user, _ = multi.app()
-    token = _ready_for_set(multi, arn)
+    token = multi.begin_and_create(arn)[1]
     with multi.master_connect() as conn:
         conn.execute(sql.SQL("ALTER ROLE {} PASSWORD NULL").format(sql.Identifier(user)))
     with pytest.raises(AuthenticationError, match="confused-deputy"):
@@ -261,7 +254,7 @@ def test_a_current_credential_that_does_not_log_in_is_refused(multi: MultiBed) -
 def test_setsecret_when_the_pending_user_already_logs_in_does_nothing(multi: MultiBed) -> None:
     arn, user, _ = multi.app()
     rotator = multi.rotator()
-    token = _ready_for_set(multi, arn)
+    token = multi.begin_and_create(arn)[1]
     rotator.handle(multi.event(arn, "setSecret", token))
     with multi.master_connect() as conn:  # the current user is locked out meanwhile
         conn.execute(sql.SQL("ALTER ROLE {} PASSWORD NULL").format(sql.Identifier(user)))
@@ -280,7 +273,7 @@ def test_master_without_admin_on_the_user_is_explained_on_16_plus(multi: MultiBe
     arn = multi.secret(
         multi.pg.secret_value(name, "su-made-pw-123", masterarn=multi.master_secret())
     )
-    token = _ready_for_set(multi, arn)
+    token = multi.begin_and_create(arn)[1]
     with pytest.raises(DatabaseError, match="ADMIN OPTION"):
         multi.rotator().handle(multi.event(arn, "setSecret", token))
     with admin_connect(multi.pg) as conn:
@@ -306,7 +299,7 @@ def test_an_existing_clone_from_the_aws_reference_is_upgraded(multi: MultiBed) -
 def test_the_error_never_contains_a_password(multi: MultiBed) -> None:
     master_arn = multi.master_secret(password="wrong-master-pw-9")
     arn, _, password = multi.app(master_arn=master_arn)
-    token = _ready_for_set(multi, arn)
+    token = multi.begin_and_create(arn)[1]
     with pytest.raises(RotationError) as caught:
         multi.rotator().handle(multi.event(arn, "setSecret", token))
     pending = multi.value(arn, AWSPENDING)["password"]
@@ -324,7 +317,7 @@ def test_a_failure_inside_the_clone_transaction_leaves_no_clone(
 
     monkeypatch.setattr(pg_roles, "grant_membership", broken_grant)
     arn, user, _ = multi.app()
-    token = _ready_for_set(multi, arn)
+    token = multi.begin_and_create(arn)[1]
     with pytest.raises(DatabaseError, match="setting up user"):
         multi.rotator().handle(multi.event(arn, "setSecret", token))
     _assert_unchanged(multi, arn, user, token)

@@ -144,10 +144,8 @@ def test_hostile_usernames_rotate(bed: Bed, username: str) -> None:
 def test_setsecret_after_the_password_was_already_changed_keeps_it(bed: Bed) -> None:
     """A crash after ALTER ROLE but before setSecret returned: AWSCURRENT no longer logs in."""
     arn, user, _ = bed.user_secret()
-    rotator = bed.rotator()
+    rotator, token = bed.begin_and_create(arn)
     driver = bed.driver(rotator)
-    token = driver.begin(arn)
-    driver.run(arn, token, [Step.CREATE])
     with admin_connect(bed.pg) as conn:
         set_role_password(conn, user, bed.value(arn, AWSPENDING)["password"])
     bed.connections.reset()
@@ -172,10 +170,7 @@ def test_setsecret_falls_back_to_awsprevious(bed: Bed) -> None:
 
 def test_no_credential_logs_in_is_a_clear_error_naming_the_labels(bed: Bed) -> None:
     arn, user, _ = bed.user_secret()
-    rotator = bed.rotator()
-    driver = bed.driver(rotator)
-    token = driver.begin(arn)
-    driver.run(arn, token, [Step.CREATE])
+    rotator, token = bed.begin_and_create(arn)
     with admin_connect(bed.pg) as conn:
         set_role_password(conn, user, "somebody-else-changed-it")
     labels = bed.labels(arn)
