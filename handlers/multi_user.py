@@ -127,9 +127,12 @@ class PostgresMultiUser:
         self._check_pending(current, pending)
         master = self._master(request, current)
 
-        login = self.connector.try_login(current, request.deadline, who=AWSCURRENT)
+        floor = current.sslmode
+        login = self.connector.try_login(current, request.deadline, who=AWSCURRENT, floor=floor)
         if isinstance(login, AuthenticationError):
-            already = self.connector.try_login(pending, request.deadline, who=AWSPENDING)
+            already = self.connector.try_login(
+                pending, request.deadline, who=AWSPENDING, floor=floor
+            )
             if not isinstance(already, AuthenticationError):
                 already.close()
                 return SetResult(changed=False, via=AWSPENDING)
@@ -140,7 +143,9 @@ class PostgresMultiUser:
         login.close()
 
         owner = owner_role(current.username)
-        with self.connector.connect(master, request.deadline, who="the master secret") as conn:
+        with self.connector.connect(
+            master, request.deadline, who="the master secret", floor=floor
+        ) as conn:
             created = database_ops().ensure_alternate_user(
                 conn, user=pending.username, owner=owner, password=pending.password
             )
@@ -180,9 +185,11 @@ class PostgresMultiUser:
     # -- testSecret -------------------------------------------------------------------
 
     def test(self, request: TestRequest) -> TestResult:
-        """Log in as the pending user, run the probe, and check it acts as the owner role."""
+        """Log in as the pending user (at least AWSCURRENT's TLS), run the probe, and check it
+        acts as the owner role."""
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
-        with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
+        floor = parse_postgres_secret(request.current.json(), "the AWSCURRENT version").sslmode
+        with self.connector.connect(pending, request.deadline, who=AWSPENDING, floor=floor) as conn:
             database_ops().run_probe(conn, self.connector.settings.test_query)
             acting = database_ops().acting_role(conn)
         owner = owner_role(pending.username)

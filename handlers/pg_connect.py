@@ -1,4 +1,12 @@
-"""Opening PostgreSQL connections for the strategies: TLS, timeouts, retries.
+"""Opening PostgreSQL connections for the strategies: TLS, authentication, timeouts, retries.
+
+Two invariants of the contract hold here, for every login of a rotation:
+
+* the TLS floor: no login uses weaker TLS than AWSCURRENT's mode (``floor``, required on
+  every call, so that no strategy can forget it);
+* no cleartext password: libpq's ``require_auth`` (default ``scram-sha-256,md5``,
+  ``PGREQUIREAUTH`` overrides) refuses a server asking for a cleartext password or for none
+  at all, before anything is sent: an :class:`AuthMethodError`, never retried.
 
 A refused credential (see :mod:`rotation.pg.login`) is an :class:`AuthenticationError`, a
 fact to act on: never retried. A server that could not be reached is an
@@ -11,8 +19,14 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from rotation.errors import AuthenticationError, DatabaseError, UnreachableError
-from rotation.pg.login import login_failure_reason, refused_credential
+from rotation.errors import (
+    AuthenticationError,
+    AuthMethodError,
+    DatabaseError,
+    UnreachableError,
+)
+from rotation.observability import logger
+from rotation.pg.login import auth_method_problem, login_failure_reason, refused_credential
 from rotation.pg.secret import PostgresSecret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
@@ -49,8 +63,12 @@ def database_ops() -> ModuleType:
 
 
 def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseError:
-    """Turn a failed connection attempt into an authentication or reachability error."""
+    """Turn a failed connection attempt into an authentication, authentication-method or
+    reachability error."""
     reason = login_failure_reason(exc)
+    method_problem = auth_method_problem(exc, who)
+    if method_problem is not None:
+        return AuthMethodError(method_problem)
     if refused_credential(exc):
         return AuthenticationError(f"the server refused {who}: {reason}")
     return UnreachableError(f"could not reach the database as {who}: {reason}")
@@ -108,23 +126,35 @@ class PostgresConnector:
             "password": secret.password,
             "connect_timeout": max(timeout, _MIN_CONNECT_TIMEOUT_S),
             "application_name": APPLICATION_NAME,
+            "require_auth": self.settings.require_auth,
             **tls_parameters(secret.sslmode, self.settings),
         }
 
     def connect(
-        self, secret: PostgresSecret, deadline: Deadline, *, who: str
+        self, secret: PostgresSecret, deadline: Deadline, *, who: str, floor: str
     ) -> psycopg.Connection[Any]:
         """Log in as ``secret``; ``who`` names the credential in messages (e.g. "AWSCURRENT").
+
+        ``floor`` is AWSCURRENT's sslmode: a credential asking for weaker TLS is raised to it.
 
         Raises
         ------
         AuthenticationError
             At once, when the server refuses the credential.
+        AuthMethodError
+            At once, when the server asks for a method ``require_auth`` does not allow.
         UnreachableError
             When no attempt reached the server before the retries or the deadline ran out.
         """
         import psycopg  # noqa: PLC0415  # see the class docstring
 
+        raised = secret.with_tls_floor(floor)
+        if raised is not secret:
+            logger.warning(
+                "a credential asked for weaker TLS than AWSCURRENT's; raised to the floor",
+                extra={"credential": who, "asked": secret.sslmode, "used": raised.sslmode},
+            )
+            secret = raised
         connect = self._connect or psycopg.connect
         description = f"{who} ({secret.username}@{secret.host}:{secret.port}/{secret.dbname})"
 
@@ -145,10 +175,10 @@ class PostgresConnector:
         )
 
     def try_login(
-        self, secret: PostgresSecret, deadline: Deadline, *, who: str
+        self, secret: PostgresSecret, deadline: Deadline, *, who: str, floor: str
     ) -> psycopg.Connection[Any] | AuthenticationError:
         """Like :meth:`connect`, but a refused credential is returned, not raised."""
         try:
-            return self.connect(secret, deadline, who=who)
+            return self.connect(secret, deadline, who=who, floor=floor)
         except AuthenticationError as refused:
             return refused

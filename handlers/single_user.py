@@ -70,7 +70,9 @@ class PostgresSingleUser:
         4. the secret named by ``masterarn``, when the secret has one.
 
         Only a login that succeeds may change the password, and every version must point at
-        the same host, port, database and user as AWSCURRENT.
+        the same host, port, database and user as AWSCURRENT. Every login uses at least
+        AWSCURRENT's TLS mode (an AWSPREVIOUS written before TLS was turned on must not
+        send ``ALTER ROLE`` in clear).
         """
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
@@ -78,10 +80,12 @@ class PostgresSingleUser:
         deadline = request.deadline
         refused: list[AuthenticationError] = []
 
-        outcome = self._change_as(current, pending, deadline, AWSCURRENT, refused)
+        outcome = self._change_as(
+            current, pending, deadline, AWSCURRENT, refused, floor=current.sslmode
+        )
         if outcome is not None:
             return outcome
-        login = self.connector.try_login(pending, deadline, who=AWSPENDING)
+        login = self.connector.try_login(pending, deadline, who=AWSPENDING, floor=current.sslmode)
         if not isinstance(login, AuthenticationError):
             login.close()
             return SetResult(changed=False, via=AWSPENDING)
@@ -91,7 +95,9 @@ class PostgresSingleUser:
         if previous_version is not None:
             previous = parse_postgres_secret(previous_version.json(), "the AWSPREVIOUS version")
             check_same_target(current, previous, AWSPREVIOUS)
-            outcome = self._change_as(previous, pending, deadline, AWSPREVIOUS, refused)
+            outcome = self._change_as(
+                previous, pending, deadline, AWSPREVIOUS, refused, floor=current.sslmode
+            )
             if outcome is not None:
                 return outcome
 
@@ -111,10 +117,12 @@ class PostgresSingleUser:
         deadline: Deadline,
         who: str,
         refused: list[AuthenticationError],
+        *,
+        floor: str,
     ) -> SetResult | None:
         """Log in as ``login_as`` and give the user (the same in every version, checked)
         the pending password; None, with the refusal recorded, when the login is refused."""
-        login = self.connector.try_login(login_as, deadline, who=who)
+        login = self.connector.try_login(login_as, deadline, who=who, floor=floor)
         if isinstance(login, AuthenticationError):
             refused.append(login)
             return None
@@ -140,21 +148,24 @@ class PostgresSingleUser:
                 f"({current.host!r}); refusing to use it"
             )
         # The master logs in where the user lives (the same host, checked above), with its
-        # own secret's TLS mode.
+        # own secret's TLS mode or AWSCURRENT's, whichever is stronger.
         as_master = master_login(current, master, host=current.host, port=current.port, dbname=None)
         logger.warning(
             "no labelled credential logs in; repairing with the master secret",
             extra={"refused": [error.problem for error in refused]},
         )
-        with self.connector.connect(as_master, request.deadline, who="the master secret") as conn:
+        with self.connector.connect(
+            as_master, request.deadline, who="the master secret", floor=current.sslmode
+        ) as conn:
             database_ops().set_password(conn, current.username, pending.password)
         return SetResult(changed=True, via="masterarn")
 
     # -- testSecret -------------------------------------------------------------------
 
     def test(self, request: TestRequest) -> TestResult:
-        """Log in with AWSPENDING and run the probe query (``SELECT 1`` by default)."""
+        """Log in with AWSPENDING (at least AWSCURRENT's TLS) and run the probe query."""
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
-        with self.connector.connect(pending, request.deadline, who=AWSPENDING) as conn:
+        floor = parse_postgres_secret(request.current.json(), "the AWSCURRENT version").sslmode
+        with self.connector.connect(pending, request.deadline, who=AWSPENDING, floor=floor) as conn:
             database_ops().run_probe(conn, self.settings.test_query)
         return TestResult()

@@ -10,6 +10,7 @@ from rotation.dispatcher import Outcome, Rotator
 from rotation.driver import LocalContext, LocalRotation, RotationFailed, RotationRun, StepRecord
 from rotation.errors import (
     AuthenticationError,
+    AuthMethodError,
     ConfigurationError,
     DatabaseError,
     EventError,
@@ -46,6 +47,7 @@ __all__ = [
     "AWSCURRENT",
     "AWSPENDING",
     "AWSPREVIOUS",
+    "AuthMethodError",
     "AuthenticationError",
     "ConfigurationError",
     "CreateRequest",

@@ -36,11 +36,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rotation.config import extension_endpoint
-from rotation.errors import AuthenticationError, SecretFormatError, SecretsManagerError
-from rotation.pg.login import login_failure_reason, refused_credential
+from rotation.errors import (
+    AuthenticationError,
+    AuthMethodError,
+    SecretFormatError,
+    SecretsManagerError,
+)
+from rotation.pg.login import auth_method_problem, login_failure_reason, refused_credential
 from rotation.pg.secret import PostgresSecret, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
-from rotation.pg.tls import tls_parameters
+from rotation.pg.tls import at_least, resolve_sslmode, tls_parameters
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
 from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretVersion
 
@@ -195,6 +200,11 @@ class _Candidate:
         return (s.host, s.username, s.port, s.dbname, s.password)
 
 
+# Connection keywords an application's ``connect(**kwargs)`` may not override: they carry
+# the contract's TLS floor and authentication rules.
+_PROTECTED = frozenset({"sslmode", "require_auth"})
+
+
 class _AllRefusedError(Exception):
     """Internal: every labelled credential was refused this round; worth another round."""
 
@@ -243,7 +253,11 @@ class RotatingCredentials:
         return _Candidate(stage, parse_postgres_secret(value, f"the {stage} version"))
 
     def parameters(self, candidate: _Candidate, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """``psycopg.connect`` keyword arguments: the candidate's credential, then the
+        caller's ``extra``, which may ask for stronger TLS but never for weaker, and may not
+        change ``require_auth`` (``PGREQUIREAUTH`` is the documented override)."""
         secret = candidate.secret
+        sslmode = at_least(resolve_sslmode(extra.get("sslmode", secret.sslmode)), secret.sslmode)
         params: dict[str, Any] = {
             "host": secret.host,
             "port": secret.port,
@@ -251,9 +265,12 @@ class RotatingCredentials:
             "user": secret.username,
             "password": secret.password,
             "connect_timeout": self.settings.connect_timeout_s,
-            **tls_parameters(secret.sslmode, self.settings),
+            # Never a cleartext password, and never a server that asks for none (see
+            # rotation.pg.settings).
+            "require_auth": self.settings.require_auth,
+            **tls_parameters(sslmode, self.settings),
         }
-        params.update(extra)
+        params.update((k, v) for k, v in extra.items() if k not in _PROTECTED)
         return params
 
     def current_parameters(self, **extra: Any) -> dict[str, Any]:
@@ -268,26 +285,41 @@ class RotatingCredentials:
     ) -> psycopg.Connection[Any]:
         refused: list[str] = []
         tried: set[tuple[str, str, int, str, str]] = set()
+        # The TLS floor: no version is tried with weaker TLS than the newest AWSCURRENT read.
+        floor = {"mode": "disable"}
+
+        def current(*, force: bool) -> _Candidate | None:
+            found = self._candidate(AWSCURRENT, force=force)
+            if found is not None:
+                floor["mode"] = found.secret.sslmode
+            return found
 
         def candidates() -> Any:
             # The cached AWSCURRENT first: no API call within max_age, and the application
             # follows AWSCURRENT as soon as its cache does.
-            yield self._candidate(AWSCURRENT, force=False)
+            yield current(force=False)
             # Then what worked last (e.g. AWSPENDING a moment ago, in the single-user window).
             yield self._preferred
             # Refused: the secret may have rotated since we cached it.
-            yield self._candidate(AWSCURRENT, force=True)
+            yield current(force=True)
             # The single-user window: the database has AWSPENDING, AWSCURRENT not moved yet.
             yield self._candidate(AWSPENDING, force=True)
             yield self._candidate(AWSPREVIOUS, force=True)
 
-        for candidate in candidates():
-            if candidate is None or candidate.key in tried:
+        for found in candidates():
+            if found is None:
+                continue
+            candidate = _Candidate(found.stage, found.secret.with_tls_floor(floor["mode"]))
+            if candidate.key in tried:
                 continue
             tried.add(candidate.key)
             try:
                 conn = connect(**self.parameters(candidate, extra))
             except Exception as exc:
+                problem = auth_method_problem(exc, f"{candidate.stage} of {self.secret_id}")
+                if problem is not None:
+                    # Not chained: the driver's error holds the password in its ``pgconn``.
+                    raise AuthMethodError(problem) from None
                 if not refused_credential(exc):
                     raise  # unreachable, TLS, anything else: unchanged
                 refused.append(f"{candidate.stage}: {login_failure_reason(exc)}")

@@ -237,6 +237,7 @@ class Rotator:
                 context=context,
                 pending=self._pending(session, context),
                 deadline=session.deadline,
+                current=self._current(session, context),
             )
         )
         logger.info("pending credential works")

@@ -16,12 +16,15 @@ secret value it has seen out of the message before the error leaves the handler.
     ├── SecretsManagerError     a Secrets Manager call failed (permissions, KMS, throttling)
     └── DatabaseError           the database could not be reached or refused us
         ├── UnreachableError    no server answered (DNS, TCP, TLS, timeout): transient
-        └── AuthenticationError the server answered and refused the credential
+        ├── AuthenticationError the server answered and refused the credential
+        └── AuthMethodError     the server asked for an authentication method we refuse
+                                (a cleartext password, or none at all): nothing was sent
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuthMethodError",
     "AuthenticationError",
     "ConfigurationError",
     "DatabaseError",
@@ -110,3 +113,9 @@ class UnreachableError(DatabaseError):
 
 class AuthenticationError(DatabaseError):
     """The server answered and refused the credential. A fact to act on, not to retry."""
+
+
+class AuthMethodError(DatabaseError):
+    """The server asked for an authentication method the connection does not allow (libpq's
+    ``require_auth``): a cleartext password, or no password at all (``trust``). libpq refuses
+    before sending anything. A server configuration problem: retrying cannot help."""

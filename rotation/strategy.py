@@ -107,10 +107,13 @@ class SetResult:
 
 @dataclass(frozen=True)
 class TestRequest:
+    """``current`` is there for the TLS floor: no login may use weaker TLS than AWSCURRENT's."""
+
     __test__ = False  # not a pytest test class, despite the name
     context: SecretContext
     pending: SecretVersion
     deadline: Deadline
+    current: SecretVersion
 
 
 @dataclass(frozen=True)

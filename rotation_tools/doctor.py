@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
-from rotation import Deadline, RetryPolicy, RotationError
+from rotation import AuthMethodError, Deadline, RetryPolicy, RotationError
 from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
@@ -129,7 +129,12 @@ def _login(
     connector: PostgresConnector, secret: PostgresSecret, who: str
 ) -> tuple[Check, psycopg.Connection[Any] | None]:
     try:
-        conn = connector.connect(secret, Deadline.in_seconds(20), who=who)
+        # ``secret`` is AWSCURRENT, or the master already raised to its TLS mode.
+        conn = connector.connect(secret, Deadline.in_seconds(20), who=who, floor=secret.sslmode)
+    except AuthMethodError as exc:
+        return Check(
+            f"login as {who}", False, exc.problem, "see above: the server's pg_hba.conf"
+        ), None
     except RotationError as exc:
         return Check(
             f"login as {who}",

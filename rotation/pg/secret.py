@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rotation.errors import SecretFormatError
-from rotation.pg.tls import resolve_sslmode
+from rotation.pg.tls import at_least, resolve_sslmode
 
 __all__ = [
     "ENGINES",
@@ -38,6 +38,11 @@ class PostgresSecret:
     def target(self) -> tuple[str, int, str]:
         """Where this credential logs in: host, port, database."""
         return (self.host.lower(), self.port, self.dbname)
+
+    def with_tls_floor(self, floor: str) -> PostgresSecret:
+        """This credential, with its TLS mode raised to ``floor`` if it asks for less."""
+        raised = at_least(self.sslmode, floor)
+        return self if raised == self.sslmode else replace(self, sslmode=raised)
 
 
 def _string(value: Mapping[str, Any], key: str, what: str) -> str:
@@ -129,8 +134,9 @@ def check_same_target(
 def master_login(
     current: PostgresSecret, master: PostgresSecret, *, host: str, port: int, dbname: str | None
 ) -> PostgresSecret:
-    """The master's credential, logging in at ``host:port`` (the primary) with the master
-    secret's own TLS setting, in its database or else the user's."""
+    """The master's credential, logging in at ``host:port`` (the primary) in its database or
+    else the user's, with the master secret's own TLS mode raised to AWSCURRENT's: the most
+    privileged credential never travels on weaker TLS than the one it administers."""
     return PostgresSecret(
         engine=current.engine,
         host=host,
@@ -138,5 +144,5 @@ def master_login(
         username=master.username,
         password=master.password,
         dbname=dbname or current.dbname,
-        sslmode=master.sslmode,
+        sslmode=at_least(master.sslmode, current.sslmode),
     )

@@ -15,15 +15,27 @@ from pathlib import Path
 
 from rotation.errors import ConfigurationError
 
-__all__ = ["ENV_CONNECT_TIMEOUT", "ENV_SSLROOTCERT", "ENV_TEST_QUERY", "PostgresSettings"]
+__all__ = [
+    "DEFAULT_REQUIRE_AUTH",
+    "ENV_CONNECT_TIMEOUT",
+    "ENV_REQUIRE_AUTH",
+    "ENV_SSLROOTCERT",
+    "ENV_TEST_QUERY",
+    "PostgresSettings",
+]
 
 ENV_SSLROOTCERT = "PGSSLROOTCERT"
 ENV_CONNECT_TIMEOUT = "PGCONNECT_TIMEOUT"
+ENV_REQUIRE_AUTH = "PGREQUIREAUTH"
 # Ours, not the contract's: the probe query testSecret runs as the pending user.
 ENV_TEST_QUERY = "ROTATION_TEST_QUERY"
 
 DEFAULT_CONNECT_TIMEOUT_S = 5
 DEFAULT_TEST_QUERY = "SELECT 1"
+# libpq refuses, before sending anything, a server that asks for a cleartext password or
+# for none at all (trust: a rotation would then prove nothing). md5 stays allowed: legacy
+# clusters keep md5 verifiers until their first rotation writes a SCRAM one.
+DEFAULT_REQUIRE_AUTH = "scram-sha-256,md5"
 # Amazon RDS's CA bundle, shipped inside the package.
 RDS_CA_BUNDLE = Path(__file__).with_name("certs") / "rds-global-bundle.pem"
 
@@ -34,10 +46,12 @@ class PostgresSettings:
     connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S
     test_query: str = DEFAULT_TEST_QUERY
     rds_ca_bundle: Path = RDS_CA_BUNDLE
+    require_auth: str = DEFAULT_REQUIRE_AUTH
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PostgresSettings:
-        """Read ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT`` and ``ROTATION_TEST_QUERY``.
+        """Read ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT``, ``PGREQUIREAUTH`` and
+        ``ROTATION_TEST_QUERY``.
 
         Raises
         ------
@@ -62,4 +76,12 @@ class PostgresSettings:
             if timeout <= 0:
                 raise ConfigurationError(f"{ENV_CONNECT_TIMEOUT} must be positive")
         query = env.get(ENV_TEST_QUERY, "").strip() or DEFAULT_TEST_QUERY
-        return cls(extra_root_cert=extra_root, connect_timeout_s=timeout, test_query=query)
+        # Passed explicitly on every connection, so libpq's own variable is folded in here
+        # rather than silently overridden.
+        require_auth = env.get(ENV_REQUIRE_AUTH, "").strip() or DEFAULT_REQUIRE_AUTH
+        return cls(
+            extra_root_cert=extra_root,
+            connect_timeout_s=timeout,
+            test_query=query,
+            require_auth=require_auth,
+        )

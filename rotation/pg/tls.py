@@ -15,9 +15,11 @@ from pathlib import Path
 from rotation.errors import SecretFormatError
 from rotation.pg.settings import PostgresSettings
 
-__all__ = ["SSLMODES", "resolve_sslmode", "tls_parameters"]
+__all__ = ["SSLMODES", "SSLMODE_ORDER", "at_least", "resolve_sslmode", "tls_parameters"]
 
-SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+# libpq's sslmodes, weakest first: the contract's order for the TLS floor.
+SSLMODE_ORDER = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+SSLMODES = frozenset(SSLMODE_ORDER)
 _VERIFYING = frozenset({"verify-ca", "verify-full"})
 _bundle_lock = threading.Lock()
 
@@ -46,6 +48,17 @@ def resolve_sslmode(ssl: object, what: str = "the secret") -> str:
         f"{what}'s 'ssl' must be true, false or a libpq sslmode name "
         f"({', '.join(sorted(SSLMODES))}), got {ssl!r}"
     )
+
+
+def at_least(sslmode: str, floor: str) -> str:
+    """``sslmode`` raised to ``floor`` when it is weaker (the contract's TLS floor).
+
+    A version or master secret may ask for more than AWSCURRENT's mode, never for less:
+    an AWSPREVIOUS written before TLS was turned on must not send ``ALTER ROLE`` in clear.
+    """
+    if SSLMODE_ORDER.index(sslmode) < SSLMODE_ORDER.index(floor):
+        return floor
+    return sslmode
 
 
 def _combined_bundle(settings: PostgresSettings) -> Path:

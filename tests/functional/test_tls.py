@@ -10,7 +10,7 @@ import pytest
 
 from handlers.pg_connect import PostgresConnector
 from rotation import Deadline, RetryPolicy, UnreachableError
-from rotation.pg.secret import parse_postgres_secret
+from rotation.pg.secret import PostgresSecret, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
 from tests.fix_postgres import admin_connect, set_role_password
@@ -35,7 +35,7 @@ def _connector(ca: Path | None) -> PostgresConnector:
     return PostgresConnector(PostgresSettings(extra_root_cert=ca), retry_policy=NO_RETRY)
 
 
-def _secret(cluster: PostgresCluster, user: str, password: str, **extra: object) -> object:
+def _secret(cluster: PostgresCluster, user: str, password: str, **extra: object) -> PostgresSecret:
     value = cluster.secret_value(user, password, **extra)
     if "ssl" not in extra:
         value.pop("ssl", None)
@@ -55,7 +55,8 @@ def test_tls_modes_that_verify_or_encrypt_use_tls(bed: Bed, ssl: object) -> None
     with _connector(bed.pg.certificates.ca_cert).connect(
         secret,
         Deadline.in_seconds(10),
-        who="AWSCURRENT",  # type: ignore[arg-type]
+        who="AWSCURRENT",
+        floor=secret.sslmode,
     ) as conn:
         assert _ssl_in_use(conn)
 
@@ -65,13 +66,17 @@ def test_verify_full_fails_when_the_server_certificate_is_not_trusted(bed: Bed) 
     user, password = bed.make_user()
     secret = _secret(bed.pg, user, password)
     with pytest.raises(UnreachableError, match="certificate verify failed"):
-        _connector(None).connect(secret, Deadline.in_seconds(10), who="AWSCURRENT")  # type: ignore[arg-type]
+        _connector(None).connect(
+            secret, Deadline.in_seconds(10), who="AWSCURRENT", floor=secret.sslmode
+        )
 
 
 def test_require_does_not_verify_the_certificate(bed: Bed) -> None:
     user, password = bed.make_user()
     secret = _secret(bed.pg, user, password, ssl="require")
-    with _connector(None).connect(secret, Deadline.in_seconds(10), who="AWSCURRENT") as conn:  # type: ignore[arg-type]
+    with _connector(None).connect(
+        secret, Deadline.in_seconds(10), who="AWSCURRENT", floor=secret.sslmode
+    ) as conn:
         assert _ssl_in_use(conn)
 
 
@@ -80,13 +85,17 @@ def test_no_silent_downgrade_to_plaintext(plain_pg: PostgresCluster, ssl: object
     extra = {} if ssl is None else {"ssl": ssl}
     secret = _secret(plain_pg, "plain_app", "plain-app-pw-1", **extra)
     with pytest.raises(UnreachableError, match="does not support SSL"):
-        _connector(None).connect(secret, Deadline.in_seconds(10), who="AWSCURRENT")  # type: ignore[arg-type]
+        _connector(None).connect(
+            secret, Deadline.in_seconds(10), who="AWSCURRENT", floor=secret.sslmode
+        )
 
 
 @pytest.mark.parametrize("ssl", [False, "false", "disable"])
 def test_ssl_false_connects_in_plaintext(plain_pg: PostgresCluster, ssl: object) -> None:
     secret = _secret(plain_pg, "plain_app", "plain-app-pw-1", ssl=ssl)
-    with _connector(None).connect(secret, Deadline.in_seconds(10), who="AWSCURRENT") as conn:  # type: ignore[arg-type]
+    with _connector(None).connect(
+        secret, Deadline.in_seconds(10), who="AWSCURRENT", floor=secret.sslmode
+    ) as conn:
         assert not _ssl_in_use(conn)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from rotation import ConfigurationError, SecretFormatError
 from rotation.pg.settings import RDS_CA_BUNDLE, PostgresSettings
-from rotation.pg.tls import resolve_sslmode, tls_parameters
+from rotation.pg.tls import at_least, resolve_sslmode, tls_parameters
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,25 @@ def test_pgconnect_timeout_is_honoured(raw: str, expected: int) -> None:
 def test_a_bad_pgconnect_timeout_is_a_configuration_error(raw: str) -> None:
     with pytest.raises(ConfigurationError, match="PGCONNECT_TIMEOUT"):
         PostgresSettings.from_env({"PGCONNECT_TIMEOUT": raw})
+
+
+@pytest.mark.parametrize(
+    ("asked", "floor", "used"),
+    [
+        ("disable", "verify-full", "verify-full"), ("require", "verify-ca", "verify-ca"),
+        ("verify-full", "require", "verify-full"), ("prefer", "disable", "prefer"),
+        ("allow", "prefer", "prefer"), ("verify-ca", "verify-ca", "verify-ca"),
+    ],
+)  # fmt: skip
+def test_the_tls_floor_raises_weaker_modes_and_keeps_stronger_ones(
+    asked: str, floor: str, used: str
+) -> None:
+    assert at_least(asked, floor) == used
+
+
+def test_pgrequireauth_overrides_the_default_and_empty_means_default() -> None:
+    assert PostgresSettings.from_env({}).require_auth == "scram-sha-256,md5"
+    assert PostgresSettings.from_env({"PGREQUIREAUTH": " "}).require_auth == "scram-sha-256,md5"
+    assert PostgresSettings.from_env({"PGREQUIREAUTH": "scram-sha-256"}).require_auth == (
+        "scram-sha-256"
+    )
