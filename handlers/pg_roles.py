@@ -12,13 +12,18 @@ from handlers.pg_sql import (
     create_login_role,
     default_role,
     grant_membership,
+    is_member_of,
     probe,
     role_exists,
     scram_verifier,
 )
 from rotation.errors import DatabaseError
 
-__all__ = ["acting_role", "ensure_alternate_user", "run_probe", "set_password"]
+__all__ = ["PairError", "acting_role", "ensure_alternate_user", "run_probe", "set_password"]
+
+
+class PairError(DatabaseError):
+    """A role with the alternate user's name is not the user's rotation partner."""
 
 
 def set_password(conn: psycopg.Connection[Any], role: str, password: str) -> None:
@@ -44,16 +49,56 @@ def acting_role(conn: psycopg.Connection[Any]) -> str | None:
     return str(row[0]) if row else None
 
 
+def _quoted(role: str) -> str:
+    """A role name as an operator would type it into psql (for advice, never executed)."""
+    return '"' + role.replace('"', '""') + '"'
+
+
+def _check_pair(conn: psycopg.Connection[Any], *, user: str, owner: str, exists: bool) -> None:
+    """Refuse to touch a role outside the pair ``owner`` / ``owner_clone``.
+
+    The clone is recognised by its membership in the owner role, not by its name alone: a
+    role that merely happens to be called ``<owner>_clone`` (or an owner whose "clone" was
+    never granted it) belongs to somebody else, and the master must not reset its password.
+    A clone that does not exist yet is created as a member, so it is in the pair by birth.
+    """
+    clone = user if user != owner else f"{owner}_clone"
+    if user == owner and not exists:
+        raise PairError(
+            f"the secret's user {clone!r} has no owner role {owner!r}: multi-user rotation "
+            f"alternates {owner!r} and {clone!r}. Create {owner!r} and "
+            f"GRANT {_quoted(owner)} TO {_quoted(clone)}, or rotate this secret with the "
+            "single-user strategy"
+        )
+    if not exists:
+        return
+    if conn.execute(is_member_of(), (owner, clone)).fetchone() is None:
+        raise PairError(
+            f"role {clone!r} exists but is not a member of {owner!r}, so it is not "
+            f"{owner!r}'s rotation partner and its password is not rotation's to change; "
+            "nothing was changed. To adopt it deliberately: "
+            f"GRANT {_quoted(owner)} TO {_quoted(clone)}; "
+            "otherwise rename or drop it"
+        )
+
+
 def ensure_alternate_user(
     conn: psycopg.Connection[Any], *, user: str, owner: str, password: str
 ) -> bool:
     """Create ``user`` or change its password, and make it act as ``owner``; one transaction.
 
-    A crash leaves either no clone or a complete one. Returns True when the role was created.
+    Changes only a role of the pair (see :func:`_check_pair`). A crash leaves either no
+    clone or a complete one. Returns True when the role was created.
+
+    Raises
+    ------
+    PairError
+        A role with the partner's name exists outside the pair; nothing changed.
     """
     try:
         with conn.transaction():
             exists = conn.execute(role_exists(), (user,)).fetchone() is not None
+            _check_pair(conn, user=user, owner=owner, exists=exists)
             verifier = scram_verifier(conn, user, password)
             conn.execute(
                 alter_password(user, verifier) if exists else create_login_role(user, verifier)
@@ -62,6 +107,8 @@ def ensure_alternate_user(
                 # Also on an existing clone: upgrades one the AWS reference created.
                 conn.execute(grant_membership(owner, user))
                 conn.execute(default_role(user, owner))
+    except PairError:
+        raise
     except psycopg.errors.InsufficientPrivilege as exc:
         raise DatabaseError(
             f"the master may not set up {user!r} to act as {owner!r} ({exc.sqlstate}: "

@@ -42,6 +42,17 @@ def role_exists() -> sql.SQL:
     return sql.SQL("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s")
 
 
+def is_member_of() -> sql.SQL:
+    """Parameterised: ``(owner, member)``; one row when ``member`` is a direct member of
+    ``owner`` (``GRANT owner TO member``)."""
+    return sql.SQL(
+        "SELECT 1 FROM pg_catalog.pg_auth_members m"
+        " JOIN pg_catalog.pg_roles o ON o.oid = m.roleid"
+        " JOIN pg_catalog.pg_roles u ON u.oid = m.member"
+        " WHERE o.rolname = %s AND u.rolname = %s"
+    )
+
+
 def create_login_role(role: str, verifier: str) -> sql.Composed:
     """``CREATE ROLE <role> WITH LOGIN PASSWORD '<verifier>'``."""
     return sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(
