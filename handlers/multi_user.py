@@ -28,6 +28,8 @@ from rotation.secret import AWSCURRENT, AWSPENDING
 from rotation.strategy import (
     CreateRequest,
     CreateResult,
+    FinishRequest,
+    FinishResult,
     SetRequest,
     SetResult,
     TestRequest,
@@ -199,3 +201,12 @@ class PostgresMultiUser:
                 f"not as the owner role {owner!r}"
             )
         return TestResult()
+
+    # -- finishSecret -----------------------------------------------------------------
+
+    def finish(self, request: FinishRequest) -> FinishResult:
+        """Refuse to promote a pending value that is not a secret for the same target."""
+        current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
+        pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
+        self._check_pending(current, pending)
+        return FinishResult()

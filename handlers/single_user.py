@@ -22,6 +22,8 @@ from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 from rotation.strategy import (
     CreateRequest,
     CreateResult,
+    FinishRequest,
+    FinishResult,
     SetRequest,
     SetResult,
     TestRequest,
@@ -169,3 +171,12 @@ class PostgresSingleUser:
         with self.connector.connect(pending, request.deadline, who=AWSPENDING, floor=floor) as conn:
             database_ops().run_probe(conn, self.settings.test_query)
         return TestResult()
+
+    # -- finishSecret -----------------------------------------------------------------
+
+    def finish(self, request: FinishRequest) -> FinishResult:
+        """Refuse to promote a pending value that is not a secret for the same target."""
+        current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
+        pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
+        check_same_target(current, pending, AWSPENDING)
+        return FinishResult()

@@ -27,6 +27,8 @@ from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVer
 from rotation.store import SecretStore, StoreSession
 from rotation.strategy import (
     CreateRequest,
+    FinishCheck,
+    FinishRequest,
     RotationStrategy,
     SecretContext,
     SetRequest,
@@ -244,11 +246,24 @@ class Rotator:
         return Outcome.DONE
 
     def _finish(self, session: StoreSession, context: SecretContext) -> str:
-        current_id = context.description.version_with(AWSCURRENT)
-        session.move_current(context.arn, context.token, current_id)
+        # Check what is promoted: a manual or out-of-order invoke must not make a version
+        # with no value, or with a value for another target, the one applications read.
+        pending = session.get_pending(context.arn, context.token)
+        if pending is None:
+            raise StagingError(
+                "the pending version has no value; refusing to make it AWSCURRENT "
+                "(run createSecret, setSecret and testSecret for this token first)"
+            )
+        pending.json()  # a JSON object, or a SecretFormatError naming the version
+        current = self._current(session, context)
+        if isinstance(self.strategy, FinishCheck):
+            self.strategy.finish(FinishRequest(context=context, current=current, pending=pending))
+        session.move_current(context.arn, context.token, current.version_id)
         # AWSPENDING can sit on one version only, and it is on ours: no other version can
         # carry it. Secrets Manager takes it off ours once this step returns.
-        logger.info("moved AWSCURRENT to the pending version", extra={"previous": current_id})
+        logger.info(
+            "moved AWSCURRENT to the pending version", extra={"previous": current.version_id}
+        )
         return Outcome.DONE
 
     # -- cross-cutting ----------------------------------------------------------------

@@ -35,6 +35,9 @@ from rotation.secret import SecretDescription, SecretVersion
 __all__ = [
     "CreateRequest",
     "CreateResult",
+    "FinishCheck",
+    "FinishRequest",
+    "FinishResult",
     "RotationStrategy",
     "SecretContext",
     "SecretReader",
@@ -123,6 +126,20 @@ class TestResult:
     __test__ = False  # not a pytest test class, despite the name
 
 
+@dataclass(frozen=True)
+class FinishRequest:
+    """The versions finishSecret is about to swap: ``pending`` becomes AWSCURRENT."""
+
+    context: SecretContext
+    current: SecretVersion
+    pending: SecretVersion
+
+
+@dataclass(frozen=True)
+class FinishResult:
+    """Empty today; kept so fields can be added without breaking strategies."""
+
+
 @runtime_checkable
 class RotationStrategy(Protocol):
     """What the dispatcher calls for createSecret, setSecret and testSecret.
@@ -152,4 +169,21 @@ class RotationStrategy(Protocol):
 
     def test(self, request: TestRequest) -> TestResult:
         """Prove the pending credential works. Read-only; safe to run any number of times."""
+        ...
+
+
+@runtime_checkable
+class FinishCheck(Protocol):
+    """Optional: a strategy that also has ``finish`` may veto promoting a pending value.
+
+    The dispatcher always refuses a pending version with no value or with a value that is
+    not a JSON object; a strategy with ``finish`` checks what only it can tell, e.g. that
+    the pending value is a secret of its engine for the same target.
+    """
+
+    def finish(self, request: FinishRequest) -> FinishResult:
+        """Raise (``SecretFormatError``) to refuse making ``request.pending`` AWSCURRENT.
+
+        Read-only and cheap: no engine login; runs on every finishSecret, re-runs included.
+        """
         ...
