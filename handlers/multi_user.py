@@ -121,23 +121,28 @@ class PostgresMultiUser:
         port or database, or names a user other than the current one's alternate, or when
         the master secret is for another server; and refuses unless the current credential
         logs in (so nobody who can only write a pending version can make the master act on
-        a database the secret is not about). If AWSCURRENT is refused but AWSPENDING logs in,
-        the pending user is already in place: nothing to do.
+        a database the secret is not about).
+
+        Tries AWSPENDING first: when it logs in, the pending user is already in place (a
+        re-attempt after a crash that came after the change), so there is nothing to do: no
+        master login, no DDL. On a first attempt that login is
+        refused, which costs one connection attempt; the AWS reference probes the same way.
         """
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         self._check_pending(current, pending)
+        # Checked before any login: a master secret for another server is refused without
+        # touching the database, re-attempts included.
         master = self._master(request, current)
-
         floor = current.sslmode
+
+        already = self.connector.try_login(pending, request.deadline, who=AWSPENDING, floor=floor)
+        if not isinstance(already, AuthenticationError):
+            already.close()
+            return SetResult(changed=False, via=AWSPENDING)
+
         login = self.connector.try_login(current, request.deadline, who=AWSCURRENT, floor=floor)
         if isinstance(login, AuthenticationError):
-            already = self.connector.try_login(
-                pending, request.deadline, who=AWSPENDING, floor=floor
-            )
-            if not isinstance(already, AuthenticationError):
-                already.close()
-                return SetResult(changed=False, via=AWSPENDING)
             raise AuthenticationError(
                 f"{login.problem}; the current credential must log in before the master may "
                 "change the other user (confused-deputy guard)"

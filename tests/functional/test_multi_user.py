@@ -27,7 +27,7 @@ from rotation import (
 )
 from tests.fix_aws import new_client
 from tests.fix_multi import MultiBed
-from tests.fix_postgres import admin_connect, set_role_password
+from tests.fix_postgres import ServerLog, admin_connect, set_role_password
 
 pytestmark = pytest.mark.functional
 
@@ -86,7 +86,7 @@ def test_both_users_act_as_one_owner(multi: MultiBed) -> None:
     assert owners == [(user,)]
 
 
-def test_a_happy_rotation_makes_at_most_ten_calls_and_three_connections(multi: MultiBed) -> None:
+def test_a_happy_rotation_makes_nine_calls_and_three_logins(multi: MultiBed) -> None:
     arn, user, _ = multi.app()
     multi.driver(multi.rotator()).rotate(arn)
     assert multi.calls.names == [
@@ -95,8 +95,34 @@ def test_a_happy_rotation_makes_at_most_ten_calls_and_three_connections(multi: M
         "DescribeSecret",
         "DescribeSecret", "UpdateSecretVersionStage",
     ]  # fmt: skip
-    # The current user's login (confused-deputy guard), the master's, testSecret's.
-    assert multi.connections.by_user == {user: 1, "rotation_master": 1, f"{user}_clone": 1}
+    # setSecret's AWSPENDING probe (refused: the pending password is new), the current
+    # user's login (confused-deputy guard), the master's; testSecret's.
+    assert multi.connections.by_user == {user: 1, "rotation_master": 1, f"{user}_clone": 2}
+
+
+@pytest.mark.parametrize("rotations", [1, 2], ids=["clone-pending", "owner-pending"])
+def test_a_set_secret_re_attempt_changes_nothing_when_pending_logs_in(
+    multi: MultiBed, rotations: int
+) -> None:
+    """A re-attempt after a crash that came after the change: one login, as AWSPENDING; no
+    master login, no statement."""
+    arn, _, _ = multi.app()
+    for _ in range(rotations - 1):
+        assert multi.driver(multi.rotator()).rotate(arn).succeeded
+    rotator, token = multi.begin_and_create(arn)
+    assert rotator.handle(multi.event(arn, "setSecret", token)) == Outcome.DONE
+    pending_user = multi.value(arn, AWSPENDING)["username"]
+    multi.connections.reset()
+    multi.calls.reset()
+    log = ServerLog(multi.pg)
+
+    assert multi.rotator().handle(multi.event(arn, "setSecret", token)) == Outcome.KEPT
+
+    assert multi.connections.by_user == {pending_user: 1}
+    # A new container: DescribeSecret, AWSCURRENT, AWSPENDING, and the master secret (read
+    # to refuse one for another server before any login; it does not log in).
+    assert multi.calls.names == ["DescribeSecret", *["GetSecretValue"] * 3]
+    assert "statement:" not in log.since()
 
 
 @pytest.mark.parametrize("step", list(Step), ids=lambda s: s.value)
