@@ -13,11 +13,13 @@ from handlers.pg_sql import (
     default_role,
     grant_membership,
     is_member_of,
+    pair_lock,
     probe,
     role_exists,
     scram_verifier,
 )
 from rotation.errors import DatabaseError
+from rotation.observability import logger
 
 __all__ = ["PairError", "acting_role", "ensure_alternate_user", "run_probe", "set_password"]
 
@@ -26,10 +28,18 @@ class PairError(DatabaseError):
     """A role with the alternate user's name is not the user's rotation partner."""
 
 
+_LOCK_PREFIX = "secrets-rotation:"
+# A concurrent invocation that created the clone first (outside our lock: another tool, or
+# a master logged in to another database) is met by one more attempt, which then finds it.
+_ATTEMPTS = 2
+
+
 def set_password(conn: psycopg.Connection[Any], role: str, password: str) -> None:
-    """Set ``role``'s password from a SCRAM verifier, in its own transaction."""
+    """Set ``role``'s password from a SCRAM verifier, in its own transaction, holding the
+    pair's advisory lock (see :func:`handlers.pg_sql.pair_lock`)."""
     try:
         with conn.transaction():
+            conn.execute(pair_lock(), (_LOCK_PREFIX + role,))
             conn.execute(alter_password(role, scram_verifier(conn, role, password)))
     except psycopg.Error as exc:
         raise statement_error(exc, f"changing the password of {role!r}") from exc
@@ -95,8 +105,25 @@ def ensure_alternate_user(
     PairError
         A role with the partner's name exists outside the pair; nothing changed.
     """
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return _ensure_alternate_user_once(conn, user=user, owner=owner, password=password)
+        except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation) as exc:
+            # Mapped by SQLSTATE (42710, 23505): someone created the role between our check
+            # and our CREATE. "Already done" for the creation; the next attempt finds the
+            # role and checks that it is in the pair before touching it.
+            if attempt == _ATTEMPTS:
+                raise statement_error(exc, f"creating user {user!r}") from exc
+            logger.info("the alternate user was created concurrently; checking it again")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _ensure_alternate_user_once(
+    conn: psycopg.Connection[Any], *, user: str, owner: str, password: str
+) -> bool:
     try:
         with conn.transaction():
+            conn.execute(pair_lock(), (_LOCK_PREFIX + owner,))
             exists = conn.execute(role_exists(), (user,)).fetchone() is not None
             _check_pair(conn, user=user, owner=owner, exists=exists)
             verifier = scram_verifier(conn, user, password)
@@ -107,7 +134,7 @@ def ensure_alternate_user(
                 # Also on an existing clone: upgrades one the AWS reference created.
                 conn.execute(grant_membership(owner, user))
                 conn.execute(default_role(user, owner))
-    except PairError:
+    except (PairError, psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
         raise
     except psycopg.errors.InsufficientPrivilege as exc:
         raise DatabaseError(

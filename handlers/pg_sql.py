@@ -37,6 +37,15 @@ def probe(query: str) -> sql.SQL:
     return sql.SQL(query)
 
 
+def pair_lock() -> sql.SQL:
+    """Parameterised: ``(owner,)``. A transaction-scoped advisory lock on the pair, so that
+    two invocations changing the same roles at the same moment (Secrets Manager re-invoking
+    while an operator invokes by hand) take turns instead of racing in the catalog, where
+    PostgreSQL answers concurrent ``ALTER ROLE`` with "tuple concurrently updated" and
+    concurrent ``CREATE ROLE`` with a duplicate-key error. Any role may take one."""
+    return sql.SQL("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(%s))")
+
+
 def role_exists() -> sql.SQL:
     """Parameterised: ``(role,)``; one row when the role exists."""
     return sql.SQL("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s")

@@ -18,7 +18,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from rotation.config import password_policy_from_env
-from rotation.errors import RotationError, StagingError
+from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.event import RotationEvent, Step, parse_event
 from rotation.observability import logger, metrics
 from rotation.password import generate_password
@@ -212,9 +212,11 @@ class Rotator:
                 context=context, current=current, new_password=lambda: generate_password(policy)
             )
         )
-        session.put_pending(
-            context.arn, context.token, json.dumps(dict(result.value)), rotation_token
-        )
+        ours = json.dumps(dict(result.value))
+        stored = session.put_pending(context.arn, context.token, ours, rotation_token)
+        if stored.secret_string != ours:
+            logger.info("a concurrent invocation stored the pending value first; keeping it")
+            return Outcome.KEPT
         logger.info("stored the pending version")
         return Outcome.DONE
 
@@ -258,7 +260,15 @@ class Rotator:
         current = self._current(session, context)
         if isinstance(self.strategy, FinishCheck):
             self.strategy.finish(FinishRequest(context=context, current=current, pending=pending))
-        session.move_current(context.arn, context.token, current.version_id)
+        try:
+            session.move_current(context.arn, context.token, current.version_id)
+        except SecretsManagerError:
+            # A concurrent finishSecret may have moved AWSCURRENT first, so that ours named
+            # a version that no longer holds it. Converged, if the token is current now.
+            if AWSCURRENT in session.describe(context.arn).versions.get(context.token, ()):
+                logger.info("a concurrent invocation moved AWSCURRENT first; nothing to do")
+                return Outcome.ALREADY_CURRENT
+            raise
         # AWSPENDING can sit on one version only, and it is on ours: no other version can
         # carry it. Secrets Manager takes it off ours once this step returns.
         logger.info(

@@ -242,7 +242,8 @@ class StoreSession:
     def put_pending(
         self, arn: str, token: str, secret_string: str, rotation_token: str | None
     ) -> SecretVersion:
-        """Store ``secret_string`` as the version ``token``, labelled AWSPENDING."""
+        """Store ``secret_string`` as the version ``token``, labelled AWSPENDING, and return
+        what the version holds: another invocation's value when it stored one first."""
         kwargs: dict[str, Any] = {
             "SecretId": arn,
             "ClientRequestToken": token,
@@ -257,6 +258,13 @@ class StoreSession:
         try:
             self._call("PutSecretValue", lambda: self._client.put_secret_value(**kwargs))
         except ClientError as exc:
+            if _error_code(exc) == "ResourceExistsException":
+                # Secrets Manager keeps the first value stored for a token and refuses
+                # another: a concurrent createSecret won. Its value is the pending one now
+                # (read past the cache, which holds only what was stored successfully).
+                stored = self.get_pending(arn, token)
+                if stored is not None:
+                    return stored
             raise _api_error("storing the pending version", exc) from exc
         return self._remember(SecretVersion(arn, token, secret_string, AWSPENDING))
 

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fix_rotation",
     "tests.fix_multi",
     "tests.fix_fake_server",
+    "tests.fix_race",
 ]
