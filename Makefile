@@ -15,7 +15,7 @@ LAMBDA_PYTHON ?= 3.12
 SAM_VENV := .sam-venv
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
-.PHONY: demo test lint typecheck check bench clean artifact sam
+.PHONY: demo test lint typecheck check bench clean artifact sam soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ artifact:
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage
+
+# Many more random fault schedules than `make test` runs (fresh randomness each time).
+soak: $(STAMP)
+	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest tests/functional/test_fault_schedules.py -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
