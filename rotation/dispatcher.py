@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,6 +38,10 @@ from rotation.strategy import (
 __all__ = ["Outcome", "Rotator"]
 
 _metrics_lock = threading.Lock()
+# The label a direct rotation stores its new version under until it holds AWSPENDING
+# (see Rotator._register_direct); removed again at once. Named for the command that uses
+# it, so that one left by a crash explains itself in `rotation status`.
+_DIRECT_CLAIM = "rotation-rotate-claim"
 _LOG_KEYS = ("secret_arn", "step", "token", "strategy", "function_request_id")
 
 
@@ -173,6 +177,17 @@ class Rotator:
             raise StagingError("rotation is not enabled for this secret")
         stages = description.versions.get(event.client_request_token)
         if stages is None and direct and event.step is Step.CREATE:
+            # A direct rotation registers its token itself; never while another rotation
+            # (Secrets Manager's, or an interrupted one) holds AWSPENDING: taking the
+            # label would strand that rotation's password on an unlabelled version.
+            holders = _pending_elsewhere(description.versions, event.client_request_token)
+            if holders:
+                raise StagingError(
+                    f"version {holders[0]} already holds AWSPENDING: another rotation is in "
+                    "progress, and a direct rotation never takes the label from it. Let it "
+                    "finish (`rotation status` shows it), or resume it with its own token "
+                    "(`rotation rotate` resumes a rotation in progress by itself)"
+                )
             return (AWSPENDING,)
         if stages is None:
             raise StagingError("the token is not a version of this secret")
@@ -204,6 +219,10 @@ class Rotator:
             # A re-attempt: the value for this token was stored before; a version's value
             # is immutable, and generating another would desynchronise a half-done setSecret.
             logger.info("a pending value for this token exists; keeping it")
+            if _DIRECT_CLAIM in context.description.versions.get(context.token, ()):
+                # A direct rotation stopped between claiming AWSPENDING and dropping its
+                # own label (see _register_direct): tidy up as it would have.
+                session.remove_stage(context.arn, _DIRECT_CLAIM, context.token)
             return Outcome.KEPT
         current = self._current(session, context)
         policy = password_policy_from_env()
@@ -213,12 +232,103 @@ class Rotator:
             )
         )
         ours = json.dumps(dict(result.value))
-        stored = session.put_pending(context.arn, context.token, ours, rotation_token)
-        if stored.secret_string != ours:
-            logger.info("a concurrent invocation stored the pending value first; keeping it")
-            return Outcome.KEPT
+        if self.direct and context.token not in context.description.versions:
+            self._register_direct(session, context, ours, rotation_token)
+        else:
+            stored = session.put_pending(context.arn, context.token, ours, rotation_token)
+            if stored.secret_string != ours:
+                logger.info("a concurrent invocation stored the pending value first; keeping it")
+                return Outcome.KEPT
         logger.info("stored the pending version")
         return Outcome.DONE
+
+    def _register_direct(
+        self,
+        session: StoreSession,
+        context: SecretContext,
+        secret_string: str,
+        rotation_token: str | None,
+    ) -> None:
+        """Store a direct rotation's new version and make it AWSPENDING, or stand back.
+
+        Nobody registered this token (no RotateSecret), so createSecret does. The danger
+        is a rotation Secrets Manager starts meanwhile (on its schedule, or someone's
+        RotateSecret): it registers its own token as AWSPENDING, and its function may be
+        past setSecret, the database already on that token's password. Taking AWSPENDING
+        from it would leave that password on an unlabelled version: a lockout without a
+        master credential. So AWSPENDING is never taken from another rotation's version:
+
+        1. The value is stored under a label of our own (``_DIRECT_CLAIM``): a new version
+           must carry some label, and AWSPENDING would move silently.
+        2. AWSPENDING is claimed with UpdateSecretVersionStage, a compare-and-swap on
+           Secrets Manager: it names the version we saw holding the label (only ever the
+           current version, a finished rotation's leftover: taking it from there loses
+           nothing) or none, and fails if the label has moved since. Once we hold it,
+           RotateSecret refuses to start ("previous rotation isn't complete").
+        3. A second DescribeSecret checks the outcome, for endpoints that do not enforce
+           the swap (moto attaches the label to a second version instead): if any other
+           version holds AWSPENDING, we take it off ours and stand back.
+
+        Whichever step a concurrent rotation's registration falls between, it keeps its
+        label (step 2 fails, or step 3 backs out, removing only our own), AWSCURRENT and
+        AWSPREVIOUS are never touched, and the database has not been touched yet (setSecret
+        comes later): every labelled credential that worked still works. A crash anywhere
+        here leaves at worst our version holding AWSPENDING with a value nothing uses yet
+        (the next `rotation rotate` resumes it), or our version with only our own label (the
+        next direct rotation's label moves off it).
+        """
+        arn, token = context.arn, context.token
+        leftover = next(
+            (
+                version_id
+                for version_id, stages in context.description.versions.items()
+                if AWSPENDING in stages and AWSCURRENT in stages
+            ),
+            None,
+        )
+        session.put_pending(arn, token, secret_string, rotation_token, stage=_DIRECT_CLAIM)
+        try:
+            session.claim_stage(arn, AWSPENDING, token, leftover)
+        except SecretsManagerError:
+            # The swap failed. Another rotation holding the label now is the usual reason
+            # (and then it is a StagingError saying so); else this error stands.
+            self._stand_back_if_contested(session, context, claimed=False)
+            raise
+        self._stand_back_if_contested(session, context, claimed=True)
+        session.remove_stage(arn, _DIRECT_CLAIM, token)
+
+    @staticmethod
+    def _stand_back_if_contested(
+        session: StoreSession, context: SecretContext, *, claimed: bool
+    ) -> None:
+        """Back out of a direct registration (raising StagingError) when another version
+        holds AWSPENDING, or when ours lost it. Returns when the claim stands (``claimed``),
+        or when nothing contests a claim that failed for some other reason."""
+        arn, token = context.arn, context.token
+        after = session.describe(arn)
+        others = _pending_elsewhere(after.versions, token)
+        ours = after.versions.get(token, ())
+        if not others and (AWSPENDING in ours or not claimed):
+            if not claimed and _DIRECT_CLAIM in ours:
+                session.remove_stage(arn, _DIRECT_CLAIM, token)
+            return
+        # Only our own version's labels are touched: the other rotation keeps AWSPENDING.
+        if AWSPENDING in ours:
+            session.remove_stage(arn, AWSPENDING, token)
+        if _DIRECT_CLAIM in ours:
+            session.remove_stage(arn, _DIRECT_CLAIM, token)
+        what = (
+            f"version {others[0]} was registered as AWSPENDING by another rotation (Secrets "
+            "Manager's rotation function, on its schedule or on request)"
+            if others
+            else "AWSPENDING was taken off this rotation's version by someone else"
+        )
+        raise StagingError(
+            f"{what} while this direct rotation was starting. This one stood back: the "
+            "other rotation keeps its label and goes on undisturbed, and the database was "
+            "not touched. Let it finish (`rotation status` shows it); rotate again "
+            "afterwards if you still need to"
+        )
 
     def _set(self, session: StoreSession, context: SecretContext) -> str:
         result = self.strategy.set(
@@ -329,6 +439,16 @@ class Rotator:
             # flush_metrics keeps the set when POWERTOOLS_METRICS_DISABLED is on; a warm
             # container would then pile up dimensions across invocations.
             metrics.clear_metrics()
+
+
+def _pending_elsewhere(versions: Mapping[str, tuple[str, ...]], token: str) -> list[str]:
+    """Versions other than ``token`` holding AWSPENDING for a rotation in progress (that is,
+    not merely left on the current version by a finished one)."""
+    return [
+        version_id
+        for version_id, stages in versions.items()
+        if version_id != token and AWSPENDING in stages and AWSCURRENT not in stages
+    ]
 
 
 def _str_or_none(value: object) -> str | None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from rotation.errors import StagingError
 from rotation.event import Step
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription
 
@@ -28,6 +29,7 @@ __all__ = [
     "LocalContext",
     "LocalRotation",
     "RotationFailed",
+    "RotationFunctionAttachedError",
     "RotationRun",
     "StepRecord",
 ]
@@ -81,6 +83,24 @@ class RotationFailed(Exception):  # noqa: N818  # reads as "the rotation failed"
         self.step = step
 
 
+class RotationFunctionAttachedError(StagingError):
+    """A direct rotation refused: Secrets Manager rotates this secret with a function.
+
+    ``function_arn`` names it. Rotating from elsewhere at the same time could race with a
+    rotation Secrets Manager starts; the safe ways are RotateSecret (through the function)
+    or an explicit ``force``.
+    """
+
+    def __init__(self, secret_id: str, function_arn: str) -> None:
+        super().__init__(
+            f"rotation is enabled with function {function_arn}, so Secrets Manager may start "
+            "a rotation of its own at any time; a direct rotation from here could race with "
+            "it. Rotate through the function (RotateSecret), or force a direct rotation",
+            secret_id=secret_id,
+        )
+        self.function_arn = function_arn
+
+
 class LocalRotation:
     """Drive a rotation function the way Secrets Manager does.
 
@@ -97,7 +117,14 @@ class LocalRotation:
     direct:
         Do not call ``RotateSecret`` (which would invoke a deployed rotation function on a
         real account): use a fresh token and let createSecret register it. The handler
-        must be a ``Rotator(..., direct=True)``.
+        must be a ``Rotator(..., direct=True)``. Refused (:class:`RotationFunctionAttachedError`)
+        when the secret has rotation enabled with a function, unless ``force``: Secrets
+        Manager could start its own rotation meanwhile. (Should one start anyway, the
+        direct createSecret stands back and leaves it undisturbed; see
+        ``Rotator._register_direct``.)
+    force:
+        In direct mode, rotate even though a function is attached (``rotation rotate
+        --force``).
     """
 
     def __init__(
@@ -109,8 +136,10 @@ class LocalRotation:
         timeout_s: float = 30.0,
         on_step: Callable[[StepRecord], None] | None = None,
         direct: bool = False,
+        force: bool = False,
     ) -> None:
         self.direct = direct
+        self.force = force
         self.client = client
         self.handler = handler
         self.function_arn = function_arn
@@ -119,6 +148,23 @@ class LocalRotation:
 
     def describe(self, secret_id: str) -> SecretDescription:
         return SecretDescription.from_api(self.client.describe_secret(SecretId=secret_id))
+
+    def rotation_function(self, secret_id: str) -> str | None:
+        """The function Secrets Manager rotates the secret with, if rotation is enabled."""
+        described = self.client.describe_secret(SecretId=secret_id)
+        function_arn = described.get("RotationLambdaARN")
+        if described.get("RotationEnabled") and function_arn:
+            return str(function_arn)
+        return None
+
+    def check_direct_allowed(self, secret_id: str) -> None:
+        """Raise :class:`RotationFunctionAttachedError` if a direct rotation would race with one
+        Secrets Manager may start (not when ``force`` is set, nor outside direct mode)."""
+        if not self.direct or self.force:
+            return
+        function_arn = self.rotation_function(secret_id)
+        if function_arn is not None:
+            raise RotationFunctionAttachedError(secret_id, function_arn)
 
     def pending_token(self, secret_id: str) -> str | None:
         """The token of a rotation in progress: AWSPENDING on a version that is not current."""
@@ -157,7 +203,11 @@ class LocalRotation:
         ------
         RotationFailed
             With the steps that ran, chained to the step's own error.
+        RotationFunctionAttachedError
+            In direct mode without ``force``, before any step, when the secret has rotation
+            enabled with a function.
         """
+        self.check_direct_allowed(secret_id)
         run = RotationRun(secret_id=secret_id, token=token, resumed=resumed)
         for step in steps:
             event = {"Step": step.value, "SecretId": secret_id, "ClientRequestToken": token}

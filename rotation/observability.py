@@ -9,8 +9,10 @@ Tracer is deliberately absent: it needs aws-xray-sdk and costs ~200 ms at cold s
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from rotation.scrub import Scrubber, ScrubbingFilter
 
@@ -19,9 +21,29 @@ __all__ = ["METRICS_NAMESPACE", "SERVICE", "logger", "metrics", "scrubber"]
 SERVICE = "rotation"
 METRICS_NAMESPACE = "SecretsRotation"
 
+
+class _ScrubbingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter, blanking secrets out of the finished document.
+
+    The filter below cleans each record; this catches what a record does not hold: keys
+    added with ``append_keys``, and records of child loggers (``Logger(child=True)`` in a
+    strategy's module), which propagate to this handler without passing the logger's
+    filters. Scrubbing the document before serialisation, not the JSON text after it,
+    also catches secrets whose characters JSON would escape.
+    """
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        super().__init__()
+        self._scrubber = scrubber
+
+    def serialize(self, log: Any) -> str:
+        return super().serialize(self._scrubber.scrub_value(log))
+
+
 scrubber = Scrubber()
-logger = Logger(service=SERVICE)
-# A logger-level filter runs before any handler, including ones tests or users add later.
+logger = Logger(service=SERVICE, logger_formatter=_ScrubbingFormatter(scrubber))
+# A logger-level filter runs before any handler, including ones tests or users add later,
+# and rewrites the record itself: every handler and formatter after it sees blanked text.
 logger.addFilter(ScrubbingFilter(scrubber))
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 

@@ -240,15 +240,27 @@ class StoreSession:
     # -- writes -----------------------------------------------------------------------
 
     def put_pending(
-        self, arn: str, token: str, secret_string: str, rotation_token: str | None
+        self,
+        arn: str,
+        token: str,
+        secret_string: str,
+        rotation_token: str | None,
+        *,
+        stage: str = AWSPENDING,
     ) -> SecretVersion:
         """Store ``secret_string`` as the version ``token``, labelled AWSPENDING, and return
-        what the version holds: another invocation's value when it stored one first."""
+        what the version holds: another invocation's value when it stored one first.
+
+        ``stage`` puts another label on it instead (a version must carry one, or Secrets
+        Manager makes it AWSCURRENT): direct mode stores the value under a label of its own
+        first and takes AWSPENDING with :meth:`claim_stage`, which can fail, where a put
+        would silently move AWSPENDING off another rotation's version.
+        """
         kwargs: dict[str, Any] = {
             "SecretId": arn,
             "ClientRequestToken": token,
             "SecretString": secret_string,
-            "VersionStages": [AWSPENDING],
+            "VersionStages": [stage],
         }
         if rotation_token:
             # Required when the function assumes a role or rotates another account's secret.
@@ -258,7 +270,7 @@ class StoreSession:
         try:
             self._call("PutSecretValue", lambda: self._client.put_secret_value(**kwargs))
         except ClientError as exc:
-            if _error_code(exc) == "ResourceExistsException":
+            if stage == AWSPENDING and _error_code(exc) == "ResourceExistsException":
                 # Secrets Manager keeps the first value stored for a token and refuses
                 # another: a concurrent createSecret won. Its value is the pending one now
                 # (read past the cache, which holds only what was stored successfully).
@@ -266,7 +278,7 @@ class StoreSession:
                 if stored is not None:
                     return stored
             raise _api_error("storing the pending version", exc) from exc
-        return self._remember(SecretVersion(arn, token, secret_string, AWSPENDING))
+        return self._remember(SecretVersion(arn, token, secret_string, stage))
 
     def move_current(self, arn: str, token: str, current_version: str | None) -> None:
         """Move AWSCURRENT to ``token``; Secrets Manager moves AWSPREVIOUS along by itself."""
@@ -284,6 +296,35 @@ class StoreSession:
             )
         except ClientError as exc:
             raise _api_error("moving AWSCURRENT", exc) from exc
+
+    def claim_stage(self, arn: str, stage: str, token: str, holder: str | None) -> None:
+        """Put ``stage`` on ``token``, taking it from ``holder`` (None: from nobody).
+
+        Secrets Manager performs this as a compare-and-swap: it fails when the label sits on
+        any version other than ``holder`` (with ``holder`` None: on any version at all).
+        """
+        kwargs: dict[str, str] = {"SecretId": arn, "VersionStage": stage, "MoveToVersionId": token}
+        if holder is not None:
+            kwargs["RemoveFromVersionId"] = holder
+        try:
+            self._call(
+                f"UpdateSecretVersionStage({stage})",
+                lambda: self._client.update_secret_version_stage(**kwargs),
+            )
+        except ClientError as exc:
+            raise _api_error(f"moving {stage} to version {token}", exc) from exc
+
+    def remove_stage(self, arn: str, stage: str, version_id: str) -> None:
+        """Take ``stage`` off ``version_id``."""
+        try:
+            self._call(
+                f"UpdateSecretVersionStage({stage})",
+                lambda: self._client.update_secret_version_stage(
+                    SecretId=arn, VersionStage=stage, RemoveFromVersionId=version_id
+                ),
+            )
+        except ClientError as exc:
+            raise _api_error(f"removing {stage} from version {version_id}", exc) from exc
 
 
 def _describe(exc: Exception) -> str:

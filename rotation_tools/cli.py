@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("secret", help="secret name or ARN")
     rotate.add_argument("--strategy", choices=("single-user", "multi-user"), required=True)
+    rotate.add_argument(
+        "--force",
+        action="store_true",
+        help="rotate even though rotation is enabled with a function (refused by default: "
+        "a rotation Secrets Manager starts meanwhile would race with this one)",
+    )
     status = sub.add_parser(
         "status", parents=[common, aws], help="versions, labels, rotation state and diagnosis"
     )
@@ -117,13 +124,51 @@ def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
     return run_demo(console)
 
 
+def _connection_options(args: argparse.Namespace) -> str:
+    """The --endpoint-url / --region the user gave, for commands we print."""
+    options = ""
+    if args.endpoint_url:
+        options += f" --endpoint-url {shlex.quote(args.endpoint_url)}"
+    if args.region:
+        options += f" --region {shlex.quote(args.region)}"
+    return options
+
+
+def _refuse_managed(
+    args: argparse.Namespace, console: Any, function_arn: str, pending: str | None
+) -> int:
+    secret = shlex.quote(args.secret)
+    if pending:
+        # RotateSecret refuses while a rotation is in progress: Secrets Manager re-attempts
+        # that one itself; finishing it from here is the forced path.
+        advice = (
+            f"a rotation of it is in progress (version {pending} is AWSPENDING), which "
+            f"Secrets Manager re-attempts through the function (`rotation status {secret}` "
+            "explains it). Pass --force to finish it from here, with its token"
+        )
+    else:
+        advice = (
+            "a rotation started here could race with one Secrets Manager starts. Rotate "
+            f"through the function: aws secretsmanager rotate-secret --secret-id {secret}"
+            f"{_connection_options(args)}; or pass --force to rotate from here anyway (should "
+            "the function's rotation start meanwhile, this one stands back and leaves it "
+            "undisturbed)"
+        )
+    message = f"{args.secret} has rotation enabled with function {function_arn}: {advice}"
+    console.error(message)
+    console.result({"ok": False, "refused": True, "error": message, "function": function_arn})
+    return EXIT_FAILED
+
+
 def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
     from rotation import LocalRotation, RotationFailed  # noqa: PLC0415
+    from rotation.driver import RotationFunctionAttachedError  # noqa: PLC0415
     from rotation_tools.strategies import build_rotator  # noqa: PLC0415
 
     client = _client(args)
     # Direct: no RotateSecret (it would invoke a deployed function); the token is
     # registered by createSecret itself. A rotation in progress is resumed with its token.
+    # Refused, unless --force, when a function rotates the secret (see LocalRotation).
     rotator = build_rotator(args.strategy, client, direct=True)
 
     def show(record: Any) -> None:
@@ -133,8 +178,12 @@ def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
             f"({record.outcome})"
         )
 
-    driver = LocalRotation(client, rotator.handle, on_step=show, direct=True)
+    driver = LocalRotation(client, rotator.handle, on_step=show, direct=True, force=args.force)
     token = driver.pending_token(args.secret)
+    try:
+        driver.check_direct_allowed(args.secret)
+    except RotationFunctionAttachedError as refused:
+        return _refuse_managed(args, console, refused.function_arn, token)
     console.line(
         f"Resuming the rotation in progress (token {token})"
         if token
@@ -142,6 +191,8 @@ def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
     )
     try:
         run = driver.run(args.secret, token, resumed=True) if token else driver.rotate(args.secret)
+    except RotationFunctionAttachedError as refused:  # attached since the check above
+        return _refuse_managed(args, console, refused.function_arn, token)
     except RotationFailed as failed:
         console.error(str(failed.__cause__ or failed))
         console.result(

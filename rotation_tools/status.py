@@ -131,8 +131,11 @@ def _diagnose(status: SecretStatus) -> None:
                 f"{row.version_id} is AWSPENDING without a value. Usually the function could "
                 "not run at all (permissions, network, a wrong handler) or createSecret failed."
             )
+        # With a rotation function attached, `rotation rotate` needs --force (it refuses
+        # to race with Secrets Manager by default); the token's rotation is resumed as is.
+        force = " --force" if status.rotation_enabled and status.lambda_arn else ""
         status.remedies.append(
-            f"rotation rotate {quoted} --strategy <single-user|multi-user>   "
+            f"rotation rotate {quoted} --strategy <single-user|multi-user>{force}   "
             "# finish it from here with the same token"
         )
         status.remedies.append(

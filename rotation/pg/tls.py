@@ -7,9 +7,13 @@ is never a fallback to plaintext when TLS fails.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import os
+import shutil
 import tempfile
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rotation.errors import SecretFormatError
@@ -64,21 +68,124 @@ def at_least(sslmode: str, floor: str) -> str:
 def _combined_bundle(settings: PostgresSettings) -> Path:
     """The RDS bundle plus ``PGSSLROOTCERT`` in one file, since libpq takes one root file.
 
-    Written once per container (named by content hash) into the temp directory, which is
-    the only writable place in Lambda.
+    The file decides whom ``verify-full`` trusts, so it lives where only this process can
+    write: a directory made fresh for the process (``mkdtemp``: a random name, mode 0700)
+    in the temp directory, the only writable place in Lambda. A file anywhere else, above
+    all at a predictable name in the shared temp directory, is never read: on a shared
+    host another user could have planted a CA there. One file per content (the RDS bundle
+    with each distinct ``PGSSLROOTCERT``), written once per process and reused by later
+    connections (a warm Lambda container writes it once).
     """
     if settings.extra_root_cert is None:
         return settings.rds_ca_bundle
     content = settings.rds_ca_bundle.read_bytes().rstrip(b"\n") + b"\n"
     content += settings.extra_root_cert.read_bytes()
     digest = hashlib.sha256(content).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"rotation-roots-{digest}.pem"
     with _bundle_lock:
-        if not path.exists():
-            scratch = path.with_suffix(".tmp")
-            scratch.write_bytes(content)
-            scratch.replace(path)
-    return path
+        return _private_bundle(f"roots-{digest}.pem", content)
+
+
+@dataclass
+class _BundleDirectory:
+    """This process's private directory and the bundle files it wrote there."""
+
+    pid: int
+    path: Path
+    identity: tuple[int, int, int]
+    files: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+
+# The current process's directory; a forked child sees its parent's and makes its own.
+_directory: _BundleDirectory | None = None
+# Every directory made (process id, path, identity): removed at exit by the process that
+# made it only, so a forked child (a pre-forking server's worker) never removes its
+# parent's files, and only while it is still the directory made, never one that another
+# user put at that path after a temp cleaner removed ours.
+_made: list[tuple[int, Path, tuple[int, int, int]]] = []
+_cleanup_registered = False
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(device, inode, owner) of ``path`` itself (no symlink followed), or None if absent."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino, info.st_uid
+
+
+def _private_bundle(name: str, content: bytes) -> Path:
+    """``content`` as ``name`` in this process's private directory. Call with the lock held.
+
+    A file is reused only while it is the very file this process wrote (same inode, our
+    owner) in the very directory it made: a temp cleaner that removed the directory, or
+    anything that replaced it, gets a fresh directory instead of trust.
+    """
+    global _directory  # noqa: PLW0603  # per-process state, guarded by _bundle_lock
+    current = _directory
+    if current is not None and current.pid == os.getpid() and _intact(current):
+        if name in current.files:
+            return current.path / name
+    else:
+        current = _directory = _new_directory()
+    try:
+        current.files[name] = _write_new(current.path / name, content)
+    except OSError:
+        # Our own directory misbehaves (removed under us between the check and the write):
+        # start over once in a fresh one rather than write anywhere less private.
+        current = _directory = _new_directory()
+        current.files[name] = _write_new(current.path / name, content)
+    return current.path / name
+
+
+def _intact(directory: _BundleDirectory) -> bool:
+    if _identity(directory.path) != directory.identity:
+        return False
+    return all(
+        _identity(directory.path / name) == identity for name, identity in directory.files.items()
+    )
+
+
+def _new_directory() -> _BundleDirectory:
+    global _cleanup_registered  # noqa: PLW0603  # guarded by _bundle_lock
+    # mkdtemp: a name nobody can predict, created exclusively, mode 0700.
+    path = Path(tempfile.mkdtemp(prefix="rotation-roots-"))
+    identity = _identity(path)
+    if identity is None:  # removed the instant it was made: nothing sane to fall back to
+        raise FileNotFoundError(path)
+    _made.append((os.getpid(), path, identity))
+    if not _cleanup_registered:
+        # Registered in Lambda too, on purpose, with no special case: a warm container's
+        # process keeps the directory across invocations (atexit runs only when the
+        # process ends), and when Lambda retires an execution environment it does not run
+        # atexit at all, which is harmless: that /tmp belongs to the function alone and
+        # goes with the environment. Everywhere else (the CLI, the demo, the tests, an
+        # application using the client) the process leaves nothing behind.
+        atexit.register(_remove_directories)
+        _cleanup_registered = True
+    return _BundleDirectory(pid=os.getpid(), path=path, identity=identity)
+
+
+def _write_new(path: Path, content: bytes) -> tuple[int, int, int]:
+    """Create ``path`` exclusively (never open an existing file), mode 0600, and fill it.
+
+    The path is handed to libpq only after this returns, so no reader sees a partial file.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    identity = _identity(path)
+    if identity is None:
+        raise FileNotFoundError(path)
+    return identity
+
+
+def _remove_directories() -> None:
+    pid = os.getpid()
+    for owner, path, identity in _made:
+        if owner == pid and _identity(path) == identity:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def tls_parameters(sslmode: str, settings: PostgresSettings) -> dict[str, str]:

@@ -81,13 +81,44 @@ def test_rotate_resumes_an_interrupted_rotation(bed: Bed) -> None:
     driver = bed.driver(bed.rotator())
     token = driver.begin(arn)
     driver.run(arn, token, [Step.CREATE, Step.SET])  # then the "Lambda" died
-    result = rotation("rotate", arn, "--strategy", "single-user", "--json")
+    # Its rotation function is still attached: finishing it from here needs --force.
+    refused = rotation("rotate", arn, "--strategy", "single-user")
+    assert refused.returncode == 1
+    assert f"version {token} is AWSPENDING" in refused.stderr
+    assert "Pass --force to finish it from here" in refused.stderr
+    result = rotation("rotate", arn, "--strategy", "single-user", "--json", "--force")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["resumed"] is True
     assert document["token"] == token
     assert AWSCURRENT in bed.labels(arn)[token]
     assert bed.logs_in(bed.value(arn))
+
+
+def test_rotate_refuses_a_secret_rotated_by_a_function_unless_forced(bed: Bed) -> None:
+    arn, _, password = bed.user_secret()
+    bed.driver(bed.rotator()).rotate(arn)  # Secrets Manager rotates it with a function
+    labels = bed.labels(arn)
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    result = rotation("rotate", arn, "--strategy", "single-user", "--endpoint-url", endpoint)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert "rotation enabled with function" in result.stderr
+    assert f"aws secretsmanager rotate-secret --secret-id {arn} --endpoint-url {endpoint}" in (
+        result.stderr
+    )
+    assert "--force" in result.stderr
+    assert bed.labels(arn) == labels  # nothing touched
+    document = json.loads(rotation("rotate", arn, "--strategy", "single-user", "--json").stdout)
+    assert document["ok"] is False
+    assert document["refused"] is True
+    forced = rotation("rotate", arn, "--strategy", "single-user", "--force", "--json")
+    assert forced.returncode == 0, forced.stderr
+    token = json.loads(forced.stdout)["token"]
+    assert AWSCURRENT in bed.labels(arn)[token]
+    assert bed.logs_in(bed.value(arn))
+    _no_secret_in(forced, password, bed.value(arn)["password"])
 
 
 def test_rotate_multi_user(multi: MultiBed) -> None:
@@ -132,6 +163,7 @@ def test_status_explains_a_stuck_rotation(bed: Bed) -> None:
     assert "stuck" in result.stdout
     assert token in result.stdout
     assert "rotation rotate" in result.stdout
+    assert "--force" in result.stdout  # the function is attached: `rotate` needs it
     assert "--remove-from-version-id" in result.stdout
     _no_secret_in(result, password, bed.value(arn, AWSPENDING)["password"])
     document = json.loads(rotation("status", arn, "--json").stdout)
