@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fix_aws",
     "tests.fix_rotation",
     "tests.fix_multi",
+    "tests.fix_silent",
 ]
