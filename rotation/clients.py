@@ -1,6 +1,6 @@
 """The AWS API clients the framework uses, and every call bounded by the step's deadline.
 
-One place builds each client (:func:`secrets_manager_client`), and one
+One place builds each client (:func:`secrets_manager_client`, :func:`rds_client`), and one
 function makes every call (:func:`call_api`): each attempt's connect and read timeouts are
 cut to the time the step has left, transient failures are retried within that time, and a
 failure says which API did not answer and within how long.
@@ -28,6 +28,7 @@ from rotation.retry import Deadline, RetryPolicy, call_with_retries
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+    from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "bound_by_deadline",
     "call_api",
     "error_code",
+    "rds_client",
     "secrets_manager_client",
 ]
 
@@ -88,6 +90,14 @@ def secrets_manager_client(
         "secretsmanager", endpoint_url or secrets_manager_endpoint(), retries=retries
     )
     return cast("SecretsManagerClient", client)
+
+
+def rds_client(endpoint_url: str | None = None) -> RDSClient:
+    """An ``rds`` client, built exactly like the Secrets Manager one: botocore's retries
+    off (the caller's :func:`call_api` retries within the deadline), the same timeouts,
+    the same per-attempt bound. ``endpoint_url`` unset means botocore's own resolution
+    (``AWS_ENDPOINT_URL_RDS``, ``AWS_ENDPOINT_URL``, the regional endpoint)."""
+    return cast("RDSClient", _create_client("rds", endpoint_url, retries=False))
 
 
 def _create_client(service: str, endpoint_url: str | None, *, retries: bool) -> Any:
