@@ -1,9 +1,9 @@
 """The PostgreSQL side's settings, resolved in one place.
 
-libpq's own variables keep their meaning: because we always pass ``sslrootcert`` and
-``connect_timeout`` explicitly (to ship the RDS bundle and to bound every step), their
-environment counterparts ``PGSSLROOTCERT`` and ``PGCONNECT_TIMEOUT`` are read here and
-folded in, instead of being silently overridden.
+libpq's own variables keep their meaning: because we always pass ``sslrootcert``,
+``connect_timeout`` and ``options`` explicitly (to ship the RDS bundle and to bound every
+step), their environment counterparts ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT`` and
+``PGOPTIONS`` are read here and folded in, instead of being silently overridden.
 """
 
 from __future__ import annotations
@@ -15,10 +15,17 @@ from pathlib import Path
 
 from rotation.errors import ConfigurationError
 
-__all__ = ["ENV_CONNECT_TIMEOUT", "ENV_SSLROOTCERT", "ENV_TEST_QUERY", "PostgresSettings"]
+__all__ = [
+    "ENV_CONNECT_TIMEOUT",
+    "ENV_OPTIONS",
+    "ENV_SSLROOTCERT",
+    "ENV_TEST_QUERY",
+    "PostgresSettings",
+]
 
 ENV_SSLROOTCERT = "PGSSLROOTCERT"
 ENV_CONNECT_TIMEOUT = "PGCONNECT_TIMEOUT"
+ENV_OPTIONS = "PGOPTIONS"
 # Ours, not the contract's: the probe query testSecret runs as the pending user.
 ENV_TEST_QUERY = "ROTATION_TEST_QUERY"
 
@@ -34,10 +41,13 @@ class PostgresSettings:
     connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S
     test_query: str = DEFAULT_TEST_QUERY
     rds_ca_bundle: Path = RDS_CA_BUNDLE
+    # PGOPTIONS, kept in front of the options the connector adds.
+    options: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PostgresSettings:
-        """Read ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT`` and ``ROTATION_TEST_QUERY``.
+        """Read ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT``, ``PGOPTIONS`` and
+        ``ROTATION_TEST_QUERY``.
 
         Raises
         ------
@@ -62,4 +72,9 @@ class PostgresSettings:
             if timeout <= 0:
                 raise ConfigurationError(f"{ENV_CONNECT_TIMEOUT} must be positive")
         query = env.get(ENV_TEST_QUERY, "").strip() or DEFAULT_TEST_QUERY
-        return cls(extra_root_cert=extra_root, connect_timeout_s=timeout, test_query=query)
+        return cls(
+            extra_root_cert=extra_root,
+            connect_timeout_s=timeout,
+            test_query=query,
+            options=env.get(ENV_OPTIONS, "").strip(),
+        )
