@@ -112,8 +112,8 @@ class RdsTopology:
         parameter = "DBInstanceIdentifier" if key == "DBInstances" else "DBClusterIdentifier"
         api_name = "DescribeDBInstances" if key == "DBInstances" else "DescribeDBClusters"
         what = f"{api_name}({identifier})"
-        method = getattr(self.client, operation)
         try:
+            method = getattr(self.client, operation)  # building the client can fail too
             response = call_api(
                 lambda: method(**{parameter: identifier}),
                 what=what,
@@ -126,7 +126,7 @@ class RdsTopology:
             if error_code(exc) in _NOT_FOUND:
                 return None
             raise _rds_error(what, exc) from exc
-        except BotoCoreError as exc:  # e.g. no region or no credentials configured
+        except BotoCoreError as exc:  # no region or no credentials configured, ...
             raise RdsError(f"the RDS API call {what} could not be made: {exc}") from exc
         found = response.get(key) or []
         return dict(found[0]) if found else None

@@ -353,3 +353,14 @@ def test_a_rotation_whose_master_tag_names_no_instance_fails_with_the_rds_error(
     assert isinstance(caught.value.__cause__, RdsError)
     assert "step setSecret" in str(caught.value.__cause__)
     assert multi.connections.by_user.get(MASTER, 0) == 0
+
+
+def test_an_rds_client_that_cannot_be_built_is_an_rds_error(
+    monkeypatch: pytest.MonkeyPatch, moto_endpoint: Any
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    tags = {INSTANCE_TAG: "arn:aws:rds:us-east-1:123456789012:db:main"}
+    with pytest.raises(RdsError, match=r"DescribeDBInstances\(main\) could not be made: .*region"):
+        RdsTopology().primary_endpoint(tags, DEADLINE)
