@@ -181,8 +181,10 @@ class PostgresMultiUser:
         else:
             # Made by RDS: only username and password; the database is in the tags.
             tags = request.secrets.describe(current.masterarn).tags
-            host, port = self.rds.primary_endpoint(tags)
-        if host.lower() != current.host.lower() and not self.rds.is_reader_of(current.host, host):
+            host, port = self.rds.primary_endpoint(tags, request.deadline)
+        if host.lower() != current.host.lower() and not self.rds.is_reader_of(
+            current.host, host, request.deadline
+        ):
             raise SecretFormatError(
                 f"the master secret is for host {host!r}, which is neither the user's host "
                 f"({current.host!r}) nor the primary it reads from; refusing to use it"

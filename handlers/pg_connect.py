@@ -19,6 +19,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from handlers.rds import parse_rds_endpoint
 from rotation.errors import (
     AuthenticationError,
     AuthMethodError,
@@ -41,6 +42,7 @@ __all__ = [
     "PostgresConnector",
     "classify_login_failure",
     "database_ops",
+    "session_options",
     "statement_error",
 ]
 
@@ -48,6 +50,16 @@ ConnectFn = Callable[..., "psycopg.Connection[Any]"]
 APPLICATION_NAME = "secrets-rotation"
 # libpq treats connect_timeout below 2 seconds as 2.
 _MIN_CONNECT_TIMEOUT_S = 2
+# A lock wait gives up this share of the statement's time (at most 1 s) before the statement
+# itself would: the more precise error (55P03, "a lock blocked it") wins the race.
+_LOCK_SHARE = 0.1
+_LOCK_LEAD_MAX_MS = 1000
+# How to find the session that holds the lock, for the error message.
+_FIND_BLOCKER = (
+    "find it in pg_stat_activity (an old xact_start, state 'idle in transaction'; while it "
+    "blocks, pg_blocking_pids() of the waiting session and pg_locks name it), end its "
+    "transaction (COMMIT, ROLLBACK or pg_terminate_backend(pid)), then retry the rotation"
+)
 
 
 def database_ops() -> ModuleType:
@@ -76,10 +88,49 @@ def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseE
 
 def statement_error(exc: psycopg.Error, doing: str) -> DatabaseError:
     """A failed statement on an open connection; these do carry a SQLSTATE."""
+    from psycopg import errors  # noqa: PLC0415  # psycopg is loaded: exc came from it
+
+    if isinstance(exc, errors.LockNotAvailable):
+        return DatabaseError(
+            f"{doing} failed: a lock held by another session blocked the statement until "
+            f"the time the step had left ran out (lock_timeout; LockNotAvailable, "
+            f"{exc.sqlstate}). Another transaction holds a lock on the same object, e.g. "
+            f"it altered the role and has not committed: {_FIND_BLOCKER}"
+        )
+    if isinstance(exc, errors.QueryCanceled):
+        return DatabaseError(
+            f"{doing} failed: the statement was cancelled when the time the step had left "
+            f"ran out (statement_timeout), or by an administrator (QueryCanceled, "
+            f"{exc.sqlstate}). A statement this slow is usually waiting for a lock held by "
+            f"another session: {_FIND_BLOCKER}"
+        )
     sqlstate = exc.sqlstate or "no SQLSTATE"
     return DatabaseError(
         f"{doing} failed ({type(exc).__name__}, {sqlstate}): {login_failure_reason(exc)}"
     )
+
+
+def session_options(host: str, deadline: Deadline, settings: PostgresSettings) -> dict[str, str]:
+    """libpq ``options`` that bound every statement of the session by the step's deadline.
+
+    ``statement_timeout`` is the time left when the session opens, and ``lock_timeout`` a
+    little less, so that an ``ALTER ROLE`` queued behind another session's lock fails with
+    its own error (55P03) before the deadline instead of waiting until Lambda kills the
+    step. Sent in the startup packet: no extra round trip. ``PGOPTIONS`` comes first and
+    stays in force for everything else.
+
+    RDS Proxy refuses startup options ("Feature not supported: RDS Proxy currently doesn't
+    support command-line options"), so a host that is an RDS Proxy endpoint gets only
+    ``PGOPTIONS``, and its statements are bounded by Lambda's timeout alone.
+    """
+    endpoint = parse_rds_endpoint(host)
+    if endpoint is not None and endpoint.kind == "proxy":
+        return {"options": settings.options} if settings.options else {}
+    # Never 0: 0 would switch the timeouts off.
+    statement_ms = max(int(deadline.remaining() * 1000), 1)
+    lock_ms = max(statement_ms - min(int(statement_ms * _LOCK_SHARE), _LOCK_LEAD_MAX_MS), 1)
+    ours = f"-c statement_timeout={statement_ms} -c lock_timeout={lock_ms}"
+    return {"options": f"{settings.options} {ours}".strip()}
 
 
 class PostgresConnector:
@@ -128,6 +179,7 @@ class PostgresConnector:
             "application_name": APPLICATION_NAME,
             "require_auth": self.settings.require_auth,
             **tls_parameters(secret.sslmode, self.settings),
+            **session_options(secret.host, deadline, self.settings),
         }
 
     def connect(

@@ -14,6 +14,7 @@ secret value it has seen out of the message before the error leaves the handler.
     ├── SecretFormatError       a secret value is not JSON or lacks / mistypes a field
     ├── StagingError            the token or the secret's labels do not allow this step
     ├── SecretsManagerError     a Secrets Manager call failed (permissions, KMS, throttling)
+    ├── RdsError                an RDS API call failed (permissions, throttling, network)
     └── DatabaseError           the database could not be reached or refused us
         ├── UnreachableError    no server answered (DNS, TCP, TLS, timeout): transient
         ├── AuthenticationError the server answered and refused the credential
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigurationError",
     "DatabaseError",
     "EventError",
+    "RdsError",
     "RotationError",
     "SecretFormatError",
     "SecretsManagerError",
@@ -101,6 +103,10 @@ class StagingError(RotationError):
 
 class SecretsManagerError(RotationError):
     """A Secrets Manager call failed for a reason other than the secret's labels."""
+
+
+class RdsError(RotationError):
+    """An RDS API call failed, or the RDS API does not know the database a tag names."""
 
 
 class DatabaseError(RotationError):

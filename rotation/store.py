@@ -14,17 +14,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError
 
+from rotation.clients import bound_by_deadline, call_api
+from rotation.clients import error_code as _error_code
 from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.observability import scrubber as default_scrubber
-from rotation.retry import Deadline, RetryPolicy, call_with_retries
+from rotation.retry import Deadline, RetryPolicy
 from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
 
@@ -34,36 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["SecretStore", "StoreSession", "VersionCache"]
 
 T = TypeVar("T")
-
-# Error codes that mean "try again": throttling and the service's own transient faults.
-_TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "InternalServiceError",
-        "InternalFailure",
-        "ServiceUnavailable",
-    }
-)
-_TRANSPORT_ERRORS = (
-    EndpointConnectionError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
-    ConnectionClosedError,
-)
-
-
-class _TransientApiError(Exception):
-    """Internal marker: this API failure is worth another attempt."""
-
-    def __init__(self, original: Exception) -> None:
-        super().__init__(type(original).__name__)
-        self.original = original
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class VersionCache:
@@ -99,7 +65,9 @@ class SecretStore:
     Parameters
     ----------
     client:
-        A boto3 ``secretsmanager`` client; inject one to count or intercept calls.
+        A boto3 ``secretsmanager`` client; inject one to count or intercept calls. Built
+        with ``verify=False`` or a custom CA bundle? Call
+        :func:`rotation.clients.bound_by_deadline` on it with that setting first.
     cache:
         Where version values are remembered across warm invocations.
     retry_policy:
@@ -115,6 +83,9 @@ class SecretStore:
         scrubber: Scrubber | None = None,
     ) -> None:
         self.client = client
+        # Every attempt's connect and read timeouts are cut to the step's deadline, also on
+        # a client built elsewhere (a no-op for one from rotation.clients).
+        bound_by_deadline(client)
         self.cache = cache if cache is not None else VersionCache()
         self.retry_policy = retry_policy or RetryPolicy()
         self.scrubber = scrubber or default_scrubber
@@ -135,29 +106,16 @@ class StoreSession:
     # -- plumbing ---------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return fn()
-            except ClientError as exc:
-                if _error_code(exc) in _TRANSIENT_CODES:
-                    raise _TransientApiError(exc) from exc
-                raise
-            except _TRANSPORT_ERRORS as exc:
-                raise _TransientApiError(exc) from exc
-
-        try:
-            return call_with_retries(
-                attempt,
-                retry_on=_TransientApiError,
-                deadline=self.deadline,
-                policy=self._store.retry_policy,
-                what=what,
-            )
-        except _TransientApiError as exc:
-            raise SecretsManagerError(
-                f"{what} kept failing with {type(exc.original).__name__} "
-                f"({_describe(exc.original)}) until the retries or the time ran out"
-            ) from exc.original
+        # Each attempt's timeouts are cut to the deadline; throttling and transport
+        # failures are retried within it (rotation.clients).
+        return call_api(
+            fn,
+            what=what,
+            service="Secrets Manager",
+            deadline=self.deadline,
+            policy=self._store.retry_policy,
+            error=SecretsManagerError,
+        )
 
     def _remember(self, version: SecretVersion) -> SecretVersion:
         self._store.cache.put(version.arn, version.version_id, version.secret_string)
@@ -325,12 +283,6 @@ class StoreSession:
             )
         except ClientError as exc:
             raise _api_error(f"removing {stage} from version {version_id}", exc) from exc
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return _error_code(exc) or "no error code"
-    return str(exc)
 
 
 def _api_error(doing: str, exc: ClientError) -> SecretsManagerError:

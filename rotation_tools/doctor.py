@@ -219,7 +219,7 @@ def _multi_user(
                 t["Key"]: t["Value"]
                 for t in client.describe_secret(SecretId=secret.masterarn).get("Tags", [])
             }
-            host, port = rds.primary_endpoint(tags)
+            host, port = rds.primary_endpoint(tags, Deadline.in_seconds(20))
     except RotationError as exc:
         yield Check("master secret format", False, exc.problem, "see the README's secret format")
         return

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fix_multi",
     "tests.fix_fake_server",
     "tests.fix_race",
+    "tests.fix_silent",
 ]

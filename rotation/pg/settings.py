@@ -1,9 +1,9 @@
 """The PostgreSQL side's settings, resolved in one place.
 
-libpq's own variables keep their meaning: because we always pass ``sslrootcert`` and
-``connect_timeout`` explicitly (to ship the RDS bundle and to bound every step), their
-environment counterparts ``PGSSLROOTCERT`` and ``PGCONNECT_TIMEOUT`` are read here and
-folded in, instead of being silently overridden.
+libpq's own variables keep their meaning: because we always pass ``sslrootcert``,
+``connect_timeout`` and ``options`` explicitly (to ship the RDS bundle and to bound every
+step), their environment counterparts ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT`` and
+``PGOPTIONS`` are read here and folded in, instead of being silently overridden.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rotation.errors import ConfigurationError
 __all__ = [
     "DEFAULT_REQUIRE_AUTH",
     "ENV_CONNECT_TIMEOUT",
+    "ENV_OPTIONS",
     "ENV_REQUIRE_AUTH",
     "ENV_SSLROOTCERT",
     "ENV_TEST_QUERY",
@@ -27,6 +28,7 @@ __all__ = [
 ENV_SSLROOTCERT = "PGSSLROOTCERT"
 ENV_CONNECT_TIMEOUT = "PGCONNECT_TIMEOUT"
 ENV_REQUIRE_AUTH = "PGREQUIREAUTH"
+ENV_OPTIONS = "PGOPTIONS"
 # Ours, not the contract's: the probe query testSecret runs as the pending user.
 ENV_TEST_QUERY = "ROTATION_TEST_QUERY"
 
@@ -47,10 +49,12 @@ class PostgresSettings:
     test_query: str = DEFAULT_TEST_QUERY
     rds_ca_bundle: Path = RDS_CA_BUNDLE
     require_auth: str = DEFAULT_REQUIRE_AUTH
+    # PGOPTIONS, kept in front of the options the connector adds.
+    options: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PostgresSettings:
-        """Read ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT``, ``PGREQUIREAUTH`` and
+        """Read ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT``, ``PGREQUIREAUTH``, ``PGOPTIONS`` and
         ``ROTATION_TEST_QUERY``.
 
         Raises
@@ -84,4 +88,5 @@ class PostgresSettings:
             connect_timeout_s=timeout,
             test_query=query,
             require_auth=require_auth,
+            options=env.get(ENV_OPTIONS, "").strip(),
         )
