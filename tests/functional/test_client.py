@@ -24,6 +24,7 @@ from rotation.client import (
 from rotation_tools.testbed.pgcluster import free_port
 from tests.fix_aws import ApiCalls, new_client
 from tests.fix_multi import MultiBed
+from tests.fix_postgres import admin_connect
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional
@@ -244,24 +245,60 @@ def test_multi_user_rotation_with_the_client(multi: MultiBed) -> None:
     assert with_client.ok > 0
 
 
+def _use_pool(pool: Any, times: int) -> tuple[set[int], set[str], int]:
+    """Query ``times`` times through ``pool``: the backend pids and the passwords of the
+    connections it served, and how many queries failed."""
+    pids: set[int] = set()
+    passwords: set[str] = set()
+    failures = 0
+    for _ in range(times):
+        try:
+            with pool.connection(timeout=10) as conn:
+                conn.execute("SELECT 1")
+                pids.add(conn.info.backend_pid)
+                passwords.add(conn.info.password)
+        except psycopg.Error:
+            failures += 1
+    return pids, passwords, failures
+
+
+def _end_sessions(bed: Bed, user: str) -> int:
+    """End every session of ``user``, waiting until each has gone; how many there were."""
+    with admin_connect(bed.pg) as conn:
+        ended = conn.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000))"
+            " FROM pg_stat_activity WHERE usename = %s",
+            (user,),
+        ).fetchone()
+    assert ended is not None
+    return int(ended[0])
+
+
 def test_a_pool_follows_rotations(bed: Bed) -> None:
-    arn, _, _ = bed.user_secret()
-    creds = RotatingCredentials(arn, source=_counted_source(max_age_s=1)[0])
-    pool = make_pool(arn, credentials_=creds, min_size=0, max_size=4, max_lifetime=3600)
+    arn, user, _ = bed.user_secret()
+    # The cache outlives the test: the pool's new connections find each new password by
+    # being refused the cached one, not because a cache expired (no timing involved).
+    creds = RotatingCredentials(arn, source=_counted_source()[0], retry=FAST)
+    pool = make_pool(arn, credentials_=creds, min_size=2, max_size=4, max_lifetime=3600)
     passwords = [bed.value(arn)["password"]]
     with pool:
+        pool.wait(timeout=10)
+        seen, _, failures = _use_pool(pool, 6)
+        assert failures == 0
         for round_ in range(3):
             assert bed.driver(bed.rotator()).rotate(arn).succeeded, f"round {round_}"
             passwords.append(bed.value(arn)["password"])
-            # New connections must use the new password: drop the idle ones.
+            # PostgreSQL checks a password only at login, so the pool's connections keep
+            # working after a rotation and would be reused for hours. End them, as a failover
+            # or an idle timeout would: check() then replaces them with new connections.
+            assert _end_sessions(bed, user) >= 2, f"round {round_}"  # min_size
             pool.check()
-            failures = 0
-            for _ in range(6):
-                try:
-                    with pool.connection(timeout=10) as conn:
-                        conn.execute("SELECT 1")
-                except psycopg.Error:
-                    failures += 1
+            pids, used, failures = _use_pool(pool, 6)
             assert failures == 0, f"round {round_}"
+            # Connections opened after the rotation, with the new password.
+            assert pids, f"round {round_}"
+            assert not pids & seen, f"round {round_}: the pool served a connection from before"
+            assert used == {passwords[-1]}, f"round {round_}"
+            seen |= pids
     # Every round rotated: each AWSCURRENT password is one never seen before.
     assert len(set(passwords)) == len(passwords) == 4
