@@ -167,18 +167,34 @@ class _Loop:
         self.ok = 0
         self.failed = 0
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._progress = threading.Condition()
+        self._epoch = 0
+        self._done_in_epoch = 0
         self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            with self._progress:
+                started_in = self._epoch
             try:
                 self.work()
                 outcome = "ok"
-            except psycopg.Error:
+            except Exception:  # any failure counts (our AuthenticationError too); go on
                 outcome = "failed"
-            with self._lock:
+            with self._progress:
                 setattr(self, outcome, getattr(self, outcome) + 1)
+                if started_in == self._epoch:
+                    self._done_in_epoch += 1
+                    self._progress.notify_all()
+
+    def settle(self, rounds: int = 1) -> None:
+        """Wait until the threads have made ``rounds`` queries each (in total) that started
+        after this call: what a step changed, they have seen. Progress, not time."""
+        with self._progress:
+            self._epoch += 1
+            self._done_in_epoch = 0
+            wanted = rounds * len(self._threads)
+            assert self._progress.wait_for(lambda: self._done_in_epoch >= wanted, timeout=60)
 
     def __enter__(self) -> _Loop:
         for thread in self._threads:
@@ -191,13 +207,15 @@ class _Loop:
             thread.join(timeout=30)
 
 
-def _rotate_slowly(bed: Any, arn: str) -> None:
-    """A rotation whose steps take a while, as in Lambda (cold starts, network)."""
+def _rotate_with_clients_between_steps(bed: Any, arn: str, *loops: _Loop) -> None:
+    """A rotation whose clients query between every two steps, as they would in Lambda,
+    where each step is a separate invocation (cold starts, network)."""
     driver = bed.driver(bed.rotator())
     token = driver.begin(arn)
     for step in Step:
         driver.run(arn, token, [step])
-        time.sleep(0.4)
+        for loop in loops:
+            loop.settle()
     driver.complete(arn, token)
 
 
@@ -222,8 +240,7 @@ def test_single_user_rotation_with_and_without_the_client(
         _Loop(lambda: _query(creds.connect())) as with_client,
         _Loop(_naive_work(bed, arn)) as naive,
     ):
-        _rotate_slowly(bed, arn)
-        time.sleep(0.3)
+        _rotate_with_clients_between_steps(bed, arn, with_client, naive)
     with capsys.disabled():
         print(
             f"\nsingle-user rotation: client {with_client.ok} ok / {with_client.failed} failed; "
@@ -240,7 +257,7 @@ def test_multi_user_rotation_with_the_client(multi: MultiBed) -> None:
     creds = RotatingCredentials(arn, source=_counted_source(max_age_s=1)[0])
     with _Loop(lambda: _query(creds.connect())) as with_client:
         for _ in range(2):
-            _rotate_slowly(multi, arn)
+            _rotate_with_clients_between_steps(multi, arn, with_client)
     assert with_client.failed == 0
     assert with_client.ok > 0
 
