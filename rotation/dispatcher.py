@@ -18,7 +18,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from rotation.config import password_policy_from_env
-from rotation.errors import RotationError, StagingError
+from rotation.errors import RotationError, SecretFormatError, StagingError
 from rotation.event import RotationEvent, Step, parse_event
 from rotation.observability import logger, metrics
 from rotation.password import generate_password
@@ -210,9 +210,24 @@ class Rotator:
                 context=context, current=current, new_password=lambda: generate_password(policy)
             )
         )
-        session.put_pending(
-            context.arn, context.token, json.dumps(dict(result.value)), rotation_token
-        )
+        value = dict(result.value)
+        # As UTF-8, the way Secrets Manager stores it: \u escapes would grow each non-ASCII
+        # character to up to 12 bytes and push a secret near the limit over it. Without
+        # spaces only if the usual form does not fit (a compact original at the limit).
+        limit = 65536  # Secrets Manager's SecretString limit, in bytes
+        for separators in ((", ", ": "), (",", ":")):
+            secret_string = json.dumps(value, ensure_ascii=False, separators=separators)
+            # surrogatepass: a lone surrogate (a "\ud800" escape in the original) counts too.
+            size = len(secret_string.encode("utf-8", "surrogatepass"))
+            if size <= limit:
+                break
+        else:
+            raise SecretFormatError(
+                f"the new version would be {size} bytes, over Secrets Manager's limit of "
+                f"{limit} bytes for a secret value; nothing was written. Make the secret "
+                "smaller (remove keys the application does not need) or lower PASSWORD_LENGTH"
+            )
+        session.put_pending(context.arn, context.token, secret_string, rotation_token)
         logger.info("stored the pending version")
         return Outcome.DONE
 
