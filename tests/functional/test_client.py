@@ -139,6 +139,7 @@ def extension(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_FakeE
     monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(server.server_address[1]))
     yield _FakeExtension
     server.shutdown()
+    server.server_close()
 
 
 def test_inside_lambda_the_extension_is_used(bed: Bed, extension: type[_FakeExtension]) -> None:
