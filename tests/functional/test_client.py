@@ -188,13 +188,17 @@ class _Loop:
                     self._done_in_epoch += 1
                     self._progress.notify_all()
 
-    def settle(self, rounds: int = 1) -> None:
-        """Wait until the threads have made ``rounds`` queries each (in total) that started
-        after this call: what a step changed, they have seen. Progress, not time."""
+    def mark(self) -> None:
+        """From now on, count only the queries that start after this call."""
         with self._progress:
             self._epoch += 1
             self._done_in_epoch = 0
-            wanted = rounds * len(self._threads)
+
+    def settle(self, rounds: int = 1) -> None:
+        """Wait until the threads have made ``rounds`` queries each (in total) that started
+        after :meth:`mark`: what a step changed, they have seen. Progress, not time."""
+        wanted = rounds * len(self._threads)
+        with self._progress:
             assert self._progress.wait_for(lambda: self._done_in_epoch >= wanted, timeout=60)
 
     def __enter__(self) -> _Loop:
@@ -215,6 +219,8 @@ def _rotate_with_clients_between_steps(bed: Any, arn: str, *loops: _Loop) -> Non
     token = driver.begin(arn)
     for step in Step:
         driver.run(arn, token, [step])
+        for loop in loops:
+            loop.mark()
         for loop in loops:
             loop.settle()
     driver.complete(arn, token)
