@@ -39,8 +39,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Branch coverage of the whole suite, subprocesses included (pyproject: [tool.coverage]),
+# checked against fail_under.
 check: lint typecheck
-	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
 
 build-SingleUserFunction build-MultiUserFunction:
 	$(PYTHON) rotation_tools/build_artifact.py --out "$(ARTIFACTS_DIR)" --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
@@ -59,7 +64,7 @@ artifact:
 	$(PYTHON) rotation_tools/build_artifact.py --out build/lambda --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(SAM_VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
 
 # Many more random fault schedules than `make test` runs (fresh randomness each time).
 soak: $(STAMP)

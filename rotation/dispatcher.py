@@ -8,7 +8,6 @@ strategies contain only engine code.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,7 +22,13 @@ from rotation.event import RotationEvent, Step, parse_event
 from rotation.observability import logger, metrics
 from rotation.password import generate_password
 from rotation.retry import DEFAULT_SAFETY_MARGIN_S, Deadline
-from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
+from rotation.secret import (
+    AWSCURRENT,
+    AWSPENDING,
+    SecretDescription,
+    SecretVersion,
+    dump_secret_value,
+)
 from rotation.store import SecretStore, StoreSession
 from rotation.strategy import (
     CreateRequest,
@@ -231,7 +236,7 @@ class Rotator:
                 context=context, current=current, new_password=lambda: generate_password(policy)
             )
         )
-        ours = json.dumps(dict(result.value))
+        ours = dump_secret_value(result.value)
         if self.direct and context.token not in context.description.versions:
             self._register_direct(session, context, ours, rotation_token)
         else:

@@ -7,6 +7,7 @@ number of attempts, and by the time the Lambda has left minus a safety margin.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +20,9 @@ from tenacity import (
     stop_any,
     stop_before_delay,
     wait_exponential,
-    wait_random,
 )
 from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from rotation.observability import logger
 
@@ -83,7 +84,8 @@ class Deadline:
 class RetryPolicy:
     """How hard to retry one kind of transient failure.
 
-    ``sleep`` is injectable so tests can record the waits instead of sleeping.
+    ``sleep`` is injectable so tests can record the waits instead of sleeping, and ``rng``
+    (a float in [0, 1), scaled by ``jitter_s``) so they can pin the jitter.
     """
 
     attempts: int = 5
@@ -91,6 +93,18 @@ class RetryPolicy:
     max_wait_s: float = 4.0
     jitter_s: float = 0.3
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    rng: Callable[[], float] = field(default=random.random, compare=False)
+
+
+class _WaitJitter(wait_base):
+    """tenacity's ``wait_random(0, max_s)``, drawing from an injectable source."""
+
+    def __init__(self, max_s: float, rng: Callable[[], float]) -> None:
+        self.max_s = max_s
+        self.rng = rng
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        return self.rng() * self.max_s
 
 
 def _log_before_sleep(what: str) -> Callable[[tenacity.RetryCallState], None]:
@@ -144,7 +158,7 @@ def call_with_retries(
         # Exponential backoff plus jitter (wait_exponential_jitter's "initial" was renamed
         # in tenacity 9; this spelling works across the versions Lambda users pin).
         wait=wait_exponential(multiplier=policy.initial_wait_s, max=policy.max_wait_s)
-        + wait_random(0, policy.jitter_s),
+        + _WaitJitter(policy.jitter_s, policy.rng),
         retry=retry_if_exception_type(retry_on),
         sleep=policy.sleep,
         before_sleep=_log_before_sleep(what),

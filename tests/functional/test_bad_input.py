@@ -16,8 +16,11 @@ from rotation import (
     ConfigurationError,
     EventError,
     LocalContext,
+    RetryPolicy,
+    Rotator,
     SecretFormatError,
     SecretsManagerError,
+    SecretStore,
     StagingError,
     Step,
     UnreachableError,
@@ -203,21 +206,42 @@ def test_a_pending_version_without_a_value_fails_setsecret_clearly(bed: Bed) -> 
         bed.rotator().handle(bed.event(arn, "setSecret", token))
 
 
+class _FakeClock:
+    """Monotonic time that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
 def test_an_unreachable_database_fails_inside_the_deadline_with_labels_untouched(
     bed: Bed,
 ) -> None:
     user, password = bed.make_user()
     arn = bed.secret(bed.pg.secret_value(user, password, port=free_port()))
-    rotator, token = bed.begin_and_create(arn)
+    _, token = bed.begin_and_create(arn)
     before = Snapshot(bed, arn)
-    context = LocalContext(timeout_s=6.0)
+    clock = _FakeClock()
+    policy = RetryPolicy(attempts=10, initial_wait_s=0.5, jitter_s=0.0, sleep=clock.sleep)
+    strategy = PostgresSingleUser(bed.connector(retry_policy=policy))
+    rotator = Rotator(strategy, SecretStore(bed.handler_client), clock=clock)
+    # A 6 s Lambda: the step has 4 s once the 2 s safety margin is kept back.
     with pytest.raises(UnreachableError, match="could not reach") as caught:
-        rotator.handle(bed.event(arn, "setSecret", token), context)
-    # The contract: the step fails with its own message before Lambda would kill it.
-    assert context.get_remaining_time_in_millis() > 0  # Lambda would not have killed it
+        rotator.handle(bed.event(arn, "setSecret", token), LocalContext(timeout_s=6.0))
+    # The contract: the step fails with its own message before Lambda would kill it. A wait
+    # is made only if one more attempt (1 s) fits after it: 0.5 s and 1 s do; at 1.5 s the
+    # next 2 s would not. A refused TCP connection is transient, so it retried, not forever.
+    assert clock.waits == [0.5, 1.0]
+    assert bed.connections.total == 3
+    assert clock.now < 4.0
     assert "setSecret" in str(caught.value)
-    # It retried (a refused TCP connection is transient), but not forever.
-    assert 2 <= bed.connections.total <= 5
     assert Snapshot(bed, arn).__dict__ == before.__dict__
     assert bed.labels(arn)[token] == [AWSPENDING]
 

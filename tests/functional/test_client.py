@@ -24,6 +24,7 @@ from rotation.client import (
 from rotation_tools.testbed.pgcluster import free_port
 from tests.fix_aws import ApiCalls, new_client
 from tests.fix_multi import MultiBed
+from tests.fix_postgres import admin_connect
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional
@@ -138,6 +139,7 @@ def extension(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_FakeE
     monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(server.server_address[1]))
     yield _FakeExtension
     server.shutdown()
+    server.server_close()
 
 
 def test_inside_lambda_the_extension_is_used(bed: Bed, extension: type[_FakeExtension]) -> None:
@@ -166,18 +168,38 @@ class _Loop:
         self.ok = 0
         self.failed = 0
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._progress = threading.Condition()
+        self._epoch = 0
+        self._done_in_epoch = 0
         self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            with self._progress:
+                started_in = self._epoch
             try:
                 self.work()
                 outcome = "ok"
-            except psycopg.Error:
+            except Exception:  # any failure counts (our AuthenticationError too); go on
                 outcome = "failed"
-            with self._lock:
+            with self._progress:
                 setattr(self, outcome, getattr(self, outcome) + 1)
+                if started_in == self._epoch:
+                    self._done_in_epoch += 1
+                    self._progress.notify_all()
+
+    def mark(self) -> None:
+        """From now on, count only the queries that start after this call."""
+        with self._progress:
+            self._epoch += 1
+            self._done_in_epoch = 0
+
+    def settle(self, rounds: int = 1) -> None:
+        """Wait until the threads have made ``rounds`` queries each (in total) that started
+        after :meth:`mark`: what a step changed, they have seen. Progress, not time."""
+        wanted = rounds * len(self._threads)
+        with self._progress:
+            assert self._progress.wait_for(lambda: self._done_in_epoch >= wanted, timeout=60)
 
     def __enter__(self) -> _Loop:
         for thread in self._threads:
@@ -190,13 +212,17 @@ class _Loop:
             thread.join(timeout=30)
 
 
-def _rotate_slowly(bed: Any, arn: str) -> None:
-    """A rotation whose steps take a while, as in Lambda (cold starts, network)."""
+def _rotate_with_clients_between_steps(bed: Any, arn: str, *loops: _Loop) -> None:
+    """A rotation whose clients query between every two steps, as they would in Lambda,
+    where each step is a separate invocation (cold starts, network)."""
     driver = bed.driver(bed.rotator())
     token = driver.begin(arn)
     for step in Step:
         driver.run(arn, token, [step])
-        time.sleep(0.4)
+        for loop in loops:
+            loop.mark()
+        for loop in loops:
+            loop.settle()
     driver.complete(arn, token)
 
 
@@ -221,8 +247,7 @@ def test_single_user_rotation_with_and_without_the_client(
         _Loop(lambda: _query(creds.connect())) as with_client,
         _Loop(_naive_work(bed, arn)) as naive,
     ):
-        _rotate_slowly(bed, arn)
-        time.sleep(0.3)
+        _rotate_with_clients_between_steps(bed, arn, with_client, naive)
     with capsys.disabled():
         print(
             f"\nsingle-user rotation: client {with_client.ok} ok / {with_client.failed} failed; "
@@ -239,26 +264,65 @@ def test_multi_user_rotation_with_the_client(multi: MultiBed) -> None:
     creds = RotatingCredentials(arn, source=_counted_source(max_age_s=1)[0])
     with _Loop(lambda: _query(creds.connect())) as with_client:
         for _ in range(2):
-            _rotate_slowly(multi, arn)
+            _rotate_with_clients_between_steps(multi, arn, with_client)
     assert with_client.failed == 0
     assert with_client.ok > 0
 
 
-def test_a_pool_follows_rotations(bed: Bed) -> None:
-    arn, _, _ = bed.user_secret()
-    creds = RotatingCredentials(arn, source=_counted_source(max_age_s=1)[0])
-    pool = make_pool(arn, credentials_=creds, min_size=0, max_size=4, max_lifetime=3600)
+def _use_pool(pool: Any, times: int) -> tuple[set[int], set[str], int]:
+    """Query ``times`` times through ``pool``: the backend pids and the passwords of the
+    connections it served, and how many queries failed."""
+    pids: set[int] = set()
+    passwords: set[str] = set()
     failures = 0
+    for _ in range(times):
+        try:
+            with pool.connection(timeout=10) as conn:
+                conn.execute("SELECT 1")
+                pids.add(conn.info.backend_pid)
+                passwords.add(conn.info.password)
+        except psycopg.Error:
+            failures += 1
+    return pids, passwords, failures
+
+
+def _end_sessions(bed: Bed, user: str) -> int:
+    """End every session of ``user``, waiting until each has gone; how many there were."""
+    with admin_connect(bed.pg) as conn:
+        ended = conn.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000))"
+            " FROM pg_stat_activity WHERE usename = %s",
+            (user,),
+        ).fetchone()
+    assert ended is not None
+    return int(ended[0])
+
+
+def test_a_pool_follows_rotations(bed: Bed) -> None:
+    arn, user, _ = bed.user_secret()
+    # The cache outlives the test: the pool's new connections find each new password by
+    # being refused the cached one, not because a cache expired (no timing involved).
+    creds = RotatingCredentials(arn, source=_counted_source()[0], retry=FAST)
+    pool = make_pool(arn, credentials_=creds, min_size=2, max_size=4, max_lifetime=3600)
+    passwords = [bed.value(arn)["password"]]
     with pool:
+        pool.wait(timeout=10)
+        seen, _, failures = _use_pool(pool, 6)
+        assert failures == 0
         for round_ in range(3):
-            bed.driver(bed.rotator()).rotate(arn)
-            # New connections must use the new password: drop the idle ones.
+            assert bed.driver(bed.rotator()).rotate(arn).succeeded, f"round {round_}"
+            passwords.append(bed.value(arn)["password"])
+            # PostgreSQL checks a password only at login, so the pool's connections keep
+            # working after a rotation and would be reused for hours. End them, as a failover
+            # or an idle timeout would: check() then replaces them with new connections.
+            assert _end_sessions(bed, user) >= 2, f"round {round_}"  # min_size
             pool.check()
-            for _ in range(6):
-                try:
-                    with pool.connection(timeout=10) as conn:
-                        conn.execute("SELECT 1")
-                except psycopg.Error:
-                    failures += 1
-            assert round_ >= 0
-    assert failures == 0
+            pids, used, failures = _use_pool(pool, 6)
+            assert failures == 0, f"round {round_}"
+            # Connections opened after the rotation, with the new password.
+            assert pids, f"round {round_}"
+            assert not pids & seen, f"round {round_}: the pool served a connection from before"
+            assert used == {passwords[-1]}, f"round {round_}"
+            seen |= pids
+    # Every round rotated: each AWSCURRENT password is one never seen before.
+    assert len(set(passwords)) == len(passwords) == 4

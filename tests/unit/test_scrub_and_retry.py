@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 
@@ -55,7 +56,45 @@ def test_retries_back_off_then_reraise_our_error() -> None:
         )
     assert len(attempts) == 4
     assert len(waits) == 3
-    assert waits == sorted(waits)
+
+
+def _waits(policy: RetryPolicy) -> list[float]:
+    """The waits ``policy`` makes between attempts at a call that always fails."""
+    waits: list[float] = []
+
+    def down() -> None:
+        raise UnreachableError("down")
+
+    with pytest.raises(UnreachableError):
+        call_with_retries(
+            down,
+            retry_on=UnreachableError,
+            deadline=Deadline.in_seconds(600),
+            policy=replace(policy, sleep=waits.append),
+            what="test",
+        )
+    return waits
+
+
+def test_backoff_doubles_from_the_initial_wait_up_to_the_cap() -> None:
+    policy = RetryPolicy(attempts=7, initial_wait_s=0.2, max_wait_s=4.0, jitter_s=0.0)
+    assert _waits(policy) == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 4.0])
+
+
+def test_jitter_adds_a_fraction_of_jitter_s_to_each_wait() -> None:
+    # The jitter (0.3 s) is wider than the first gap (0.2 s): waits need not be sorted.
+    # tenacity also draws a wait after the last attempt (its stop sees the upcoming sleep).
+    fractions = iter([0.999, 0.0, 0.5, 0.0])
+    policy = RetryPolicy(attempts=4, initial_wait_s=0.2, jitter_s=0.3, rng=fractions.__next__)
+    assert _waits(policy) == pytest.approx([0.2 + 0.2997, 0.4, 0.8 + 0.15])
+
+
+def test_the_default_jitter_stays_within_its_bounds() -> None:
+    policy = RetryPolicy(attempts=6, initial_wait_s=0.2, max_wait_s=1.0, jitter_s=0.3)
+    for _ in range(20):
+        waits = _waits(policy)
+        for base, wait in zip([0.2, 0.4, 0.8, 1.0, 1.0], waits, strict=True):
+            assert base <= wait < base + 0.3
 
 
 def test_retries_stop_when_the_deadline_is_near() -> None:
