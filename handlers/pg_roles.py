@@ -7,6 +7,8 @@ from typing import Any
 import psycopg
 
 from handlers.pg_connect import statement_error
+from handlers.pg_parity import ParityError, match_owner
+from handlers.pg_parity import quoted_name as _quoted
 from handlers.pg_sql import (
     alter_password,
     create_login_role,
@@ -19,7 +21,14 @@ from handlers.pg_sql import (
 )
 from rotation.errors import DatabaseError
 
-__all__ = ["PairError", "acting_role", "ensure_alternate_user", "run_probe", "set_password"]
+__all__ = [
+    "PairError",
+    "ParityError",
+    "acting_role",
+    "ensure_alternate_user",
+    "run_probe",
+    "set_password",
+]
 
 
 class PairError(DatabaseError):
@@ -47,11 +56,6 @@ def acting_role(conn: psycopg.Connection[Any]) -> str | None:
     """The role the session acts as (``current_user``)."""
     row = conn.execute("SELECT current_user").fetchone()
     return str(row[0]) if row else None
-
-
-def _quoted(role: str) -> str:
-    """A role name as an operator would type it into psql (for advice, never executed)."""
-    return '"' + role.replace('"', '""') + '"'
 
 
 def _check_pair(conn: psycopg.Connection[Any], *, user: str, owner: str, exists: bool) -> None:
@@ -87,6 +91,10 @@ def ensure_alternate_user(
 ) -> bool:
     """Create ``user`` or change its password, and make it act as ``owner``; one transaction.
 
+    When ``user`` is the clone, it is also made to match the owner at login: settings,
+    connection limit, validity and memberships (:func:`handlers.pg_parity.match_owner`).
+    When ``user`` is the owner, the clone is current and is left alone.
+
     Changes only a role of the pair (see :func:`_check_pair`). A crash leaves either no
     clone or a complete one. Returns True when the role was created.
 
@@ -94,6 +102,8 @@ def ensure_alternate_user(
     ------
     PairError
         A role with the partner's name exists outside the pair; nothing changed.
+    ParityError
+        The clone could not be made to match the owner; nothing changed.
     """
     try:
         with conn.transaction():
@@ -107,7 +117,8 @@ def ensure_alternate_user(
                 # Also on an existing clone: upgrades one the AWS reference created.
                 conn.execute(grant_membership(owner, user))
                 conn.execute(default_role(user, owner))
-    except PairError:
+                match_owner(conn, owner=owner, clone=user)
+    except (PairError, ParityError):
         raise
     except psycopg.errors.InsufficientPrivilege as exc:
         raise DatabaseError(
