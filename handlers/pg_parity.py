@@ -206,7 +206,8 @@ def _plan(
 ) -> list[_Change]:
     """The statements that make the clone's state equal the owner's."""
     changes: list[_Change] = []
-    superuser_fix = f"or have a superuser make it match on {quoted_name(clone)} by hand"
+    # A superuser's change by hand is a fix too: what already matches is left alone.
+    by_hand = f"or have a superuser make it match on {quoted_name(clone)} by hand"
     wanted = {
         key: value for key, value in owner_state.settings.items() if key[1].lower() != _ROLE_SETTING
     }
@@ -225,8 +226,7 @@ def _plan(
             _Change(
                 _setting_item(database, name),
                 set_role_setting(clone, database, name, values),
-                f"GRANT SET ON PARAMETER {name} TO {quoted_name(master)} (PostgreSQL 15+), "
-                + superuser_fix,
+                _grant_set(name, master) + f", {by_hand}, or remove it from {quoted_name(owner)}",
             )
         )
     for database, name in sorted(have.keys() - wanted.keys(), key=_key_order):
@@ -234,8 +234,7 @@ def _plan(
             _Change(
                 _setting_item(database, name) + " (not on the owner)",
                 reset_role_setting(clone, database, name),
-                f"GRANT SET ON PARAMETER {name} TO {quoted_name(master)} (PostgreSQL 15+), "
-                + superuser_fix,
+                _grant_set(name, master) + f", {by_hand}",
             )
         )
     if clone_state.connection_limit != owner_state.connection_limit:
@@ -243,12 +242,12 @@ def _plan(
             _Change(
                 "connection limit",
                 set_connection_limit(clone, owner_state.connection_limit),
-                superuser_fix,
+                by_hand,
             )
         )
     if clone_state.valid_until != owner_state.valid_until:
         changes.append(
-            _Change("VALID UNTIL", set_valid_until(clone, owner_state.valid_until), superuser_fix)
+            _Change("VALID UNTIL", set_valid_until(clone, owner_state.valid_until), by_hand)
         )
     changes.extend(
         _membership_changes(
@@ -257,6 +256,13 @@ def _plan(
         )
     )  # fmt: skip
     return changes
+
+
+def _grant_set(name: str, master: str) -> str:
+    return (
+        f"GRANT SET ON PARAMETER {name} TO {quoted_name(master)} (PostgreSQL 15+; before, "
+        "only a superuser may set it on a role)"
+    )
 
 
 def _membership_changes(

@@ -123,6 +123,7 @@ _OBJECTS = ("t", "s", "v", "f", "x")
 def _create_objects(conn: psycopg.Connection[Any], tag: str) -> None:
     # A pooler's reset query first: the session must still act as the owner afterwards.
     conn.execute("DISCARD ALL")
+    conn.execute("RESET ROLE")
     _run(conn, "CREATE TABLE {0} (id int)", f"t{tag}")
     _run(conn, "CREATE SEQUENCE {0}", f"s{tag}")
     _run(conn, "CREATE VIEW {0} AS SELECT id FROM {1}", f"v{tag}", f"t{tag}")
