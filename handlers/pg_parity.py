@@ -315,8 +315,23 @@ def quoted_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# SQLSTATE classes that say "this item cannot be copied by this master": privileges and names
+# (42), values (22), invalid grants (0L) and role specifications (0P), and a setting that
+# cannot be set per role (55P02). Anything else (57014 a timeout, 55P03 a lock, 40 a
+# conflict, 08 the connection) is the step's failure, not the item's.
+_ITEM_CLASSES = ("42", "22", "0L", "0P")
+
+
+def _about_the_item(sqlstate: str | None) -> bool:
+    return sqlstate is not None and (sqlstate[:2] in _ITEM_CLASSES or sqlstate == "55P02")
+
+
 def _one_line(exc: psycopg.Error) -> str:
-    return " ".join(str(exc).split())
+    """The server's message and detail (not its CONTEXT lines), on one line."""
+    text = exc.diag.message_primary or str(exc)
+    if exc.diag.message_detail:
+        text += f" ({exc.diag.message_detail})"
+    return " ".join(text.split())
 
 
 def match_owner(conn: psycopg.Connection[Any], *, owner: str, clone: str) -> list[str]:
@@ -353,8 +368,8 @@ def match_owner(conn: psycopg.Connection[Any], *, owner: str, clone: str) -> lis
             with conn.transaction():  # a savepoint: one refusal does not end the others
                 conn.execute(change.statement)
         except psycopg.Error as exc:
-            if conn.broken or exc.sqlstate is None:
-                raise
+            if conn.broken or not _about_the_item(exc.sqlstate):
+                raise  # a timeout, a lock, a lost connection: the step's own error
             fix = f"; fix: {change.advice}" if exc.sqlstate == "42501" else ""
             refused.append(f"{change.item}: {_one_line(exc)} ({exc.sqlstate}){fix}")
     if refused:

@@ -458,3 +458,35 @@ def test_nothing_of_the_clone_changes_when_the_owner_is_rotated_in(multi: MultiB
     rotator.handle(multi.event(arn, "setSecret", token))
     assert (_settings(multi, clone), _limits(multi, clone), _memberships(multi, clone)) == before
     assert multi.logs_in(multi.value(arn, AWSCURRENT))
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "raised"),
+    [("42501", ParityError), ("22023", ParityError), ("57014", psycopg.errors.QueryCanceled),
+     ("55P03", psycopg.errors.LockNotAvailable)],
+    ids=["privilege", "value", "timeout", "lock"],
+)  # fmt: skip
+def test_only_errors_about_the_item_are_listed_others_are_the_steps(
+    multi: MultiBed,
+    pair: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    sqlstate: str,
+    raised: type[Exception],
+) -> None:
+    """A refusal of one item is collected with the others; a timeout or a lock is not the
+    item's fault and must surface as the step's own error."""
+    owner, clone = pair
+
+    def failing(role: str, limit: int) -> sql.Composed:
+        return sql.SQL("DO $$BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = {}; END$$").format(
+            sql.Literal(sqlstate)
+        )
+
+    monkeypatch.setattr(pg_parity, "set_connection_limit", failing)
+    with multi.master_connect() as conn:
+        _run(conn, "ALTER ROLE {0} CONNECTION LIMIT 4", owner)
+    with pytest.raises(raised) as caught:
+        _mirror(multi, owner, clone)
+    if raised is ParityError:
+        assert f"connection limit: injected ({sqlstate})" in str(caught.value)
+    assert _limits(multi, clone)[0] == -1
