@@ -81,12 +81,13 @@ def default_role(member: str, owner: str) -> sql.Composed:
 
 def role_settings() -> sql.SQL:
     """Parameterised: ``(roles,)``; per role and database (NULL: every database), the
-    ``ALTER ROLE ... SET`` entries as stored (``text[]`` of ``name=value``)."""
+    ``ALTER ROLE ... SET`` entries as stored (``text[]`` of ``name=value``). A database
+    dropped meanwhile is left out rather than read as "every database"."""
     return sql.SQL(
         "SELECT r.rolname, d.datname, s.setconfig FROM pg_catalog.pg_db_role_setting s"
         " JOIN pg_catalog.pg_roles r ON r.oid = s.setrole"
         " LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase"
-        " WHERE r.rolname = ANY(%s)"
+        " WHERE r.rolname = ANY(%s) AND (s.setdatabase = 0 OR d.oid IS NOT NULL)"
     )
 
 

@@ -99,7 +99,7 @@ def _memberships(bed: MultiBed, role: str) -> dict[str, tuple[bool, bool]]:
 
 @pytest.fixture
 def other_database(multi: MultiBed) -> Iterator[str]:
-    name = f"db_{random.randbytes(4).hex()}"  # a name, not a secret
+    name = f'db {random.randbytes(4).hex()} "q"; --'  # a name, not a secret
     with admin_connect(multi.pg) as conn:
         _run(conn, "CREATE DATABASE {0} STRATEGY FILE_COPY", name)  # 15+; the faster
     yield name
