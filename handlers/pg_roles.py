@@ -7,6 +7,8 @@ from typing import Any
 import psycopg
 
 from handlers.pg_connect import statement_error
+from handlers.pg_parity import ParityError, match_owner
+from handlers.pg_parity import quoted_name as _quoted
 from handlers.pg_sql import (
     alter_password,
     create_login_role,
@@ -21,7 +23,14 @@ from handlers.pg_sql import (
 from rotation.errors import DatabaseError
 from rotation.observability import logger
 
-__all__ = ["PairError", "acting_role", "ensure_alternate_user", "run_probe", "set_password"]
+__all__ = [
+    "PairError",
+    "ParityError",
+    "acting_role",
+    "ensure_alternate_user",
+    "run_probe",
+    "set_password",
+]
 
 
 class PairError(DatabaseError):
@@ -59,11 +68,6 @@ def acting_role(conn: psycopg.Connection[Any]) -> str | None:
     return str(row[0]) if row else None
 
 
-def _quoted(role: str) -> str:
-    """A role name as an operator would type it into psql (for advice, never executed)."""
-    return '"' + role.replace('"', '""') + '"'
-
-
 def _check_pair(conn: psycopg.Connection[Any], *, user: str, owner: str, exists: bool) -> None:
     """Refuse to touch a role outside the pair ``owner`` / ``owner_clone``.
 
@@ -97,6 +101,10 @@ def ensure_alternate_user(
 ) -> bool:
     """Create ``user`` or change its password, and make it act as ``owner``; one transaction.
 
+    When ``user`` is the clone, it is also made to match the owner at login: settings,
+    connection limit, validity and memberships (:func:`handlers.pg_parity.match_owner`).
+    When ``user`` is the owner, the clone is current and is left alone.
+
     Changes only a role of the pair (see :func:`_check_pair`). A crash leaves either no
     clone or a complete one. Returns True when the role was created.
 
@@ -104,6 +112,8 @@ def ensure_alternate_user(
     ------
     PairError
         A role with the partner's name exists outside the pair; nothing changed.
+    ParityError
+        The clone could not be made to match the owner; nothing changed.
     """
     for attempt in range(1, _ATTEMPTS + 1):
         try:
@@ -134,7 +144,13 @@ def _ensure_alternate_user_once(
                 # Also on an existing clone: upgrades one the AWS reference created.
                 conn.execute(grant_membership(owner, user))
                 conn.execute(default_role(user, owner))
-    except (PairError, psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                match_owner(conn, owner=owner, clone=user)
+    except (
+        PairError,
+        ParityError,
+        psycopg.errors.DuplicateObject,
+        psycopg.errors.UniqueViolation,
+    ):
         raise
     except psycopg.errors.InsufficientPrivilege as exc:
         raise DatabaseError(
