@@ -77,55 +77,81 @@ class SecretSource(Protocol):
     def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None: ...
 
 
-class SecretsManagerSource:
-    """boto3 through Powertools' parameters utility, which caches each value for ``max_age``.
+class _ValueCache:
+    """Values per (secret, stage) for ``max_age_s`` seconds on an injectable clock."""
 
-    One provider per stage: Powertools' cache key is the secret's name alone, so one provider
-    would hand out AWSCURRENT's value when asked for AWSPENDING.
-    """
-
-    def __init__(self, client: Any = None, *, max_age_s: int = DEFAULT_MAX_AGE_S) -> None:
-        self._client = client
+    def __init__(self, max_age_s: float, clock: Callable[[], float]) -> None:
         self.max_age_s = max_age_s
-        self._providers: dict[str, Any] = {}
+        self.clock = clock
+        self._entries: dict[tuple[str, str], tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def _provider(self, stage: str) -> Any:
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415
+    def get(self, secret_id: str, stage: str) -> str | None:
+        with self._lock:
+            entry = self._entries.get((secret_id, stage))
+        if entry is None or self.clock() - entry[0] >= self.max_age_s:
+            return None
+        return entry[1]
 
+    def put(self, secret_id: str, stage: str, value: str) -> None:
+        with self._lock:
+            self._entries[(secret_id, stage)] = (self.clock(), value)
+
+
+class SecretsManagerSource:
+    """``GetSecretValue`` by stage, each value cached for ``max_age_s`` seconds.
+
+    ``clock`` (monotonic seconds) is injectable so that tests can age the cache without
+    sleeping. The client is made on first use (botocore's standard retries; see
+    :func:`rotation.clients.secrets_manager_client`) unless one is given.
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        max_age_s: int = DEFAULT_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.max_age_s = max_age_s
+        self._cache = _ValueCache(max_age_s, clock)
+        self._lock = threading.Lock()
+
+    def _secrets_manager(self) -> Any:
         with self._lock:
             if self._client is None:
                 from rotation.clients import secrets_manager_client  # noqa: PLC0415
 
                 self._client = secrets_manager_client(retries=True)
-            if stage not in self._providers:
-                self._providers[stage] = SecretsProvider(boto3_client=self._client)
-            return self._providers[stage]
+            return self._client
 
     def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None:
-        from aws_lambda_powertools.utilities.parameters.exceptions import (  # noqa: PLC0415
-            GetParameterError,
-        )
-        from botocore.exceptions import ClientError  # noqa: PLC0415
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
+        cached = None if force else self._cache.get(secret_id, stage)
+        if cached is not None:
+            return cached
         try:
-            value = self._provider(stage).get(
-                secret_id, max_age=self.max_age_s, force_fetch=force, VersionStage=stage
+            response = self._secrets_manager().get_secret_value(
+                SecretId=secret_id, VersionStage=stage
             )
-        except GetParameterError as exc:
-            # Powertools re-raises without chaining the ClientError: its text is what is left.
-            cause = exc.__cause__
-            code = (
-                cause.response.get("Error", {}).get("Code")
-                if isinstance(cause, ClientError)
-                else (
-                    "ResourceNotFoundException" if "ResourceNotFoundException" in str(exc) else ""
-                )
-            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException" and stage != AWSCURRENT:
-                return None
+                return None  # no version carries that label now
+            # AWS error messages name resources and actions, never secret values.
+            message = exc.response.get("Error", {}).get("Message", "")
+            raise SecretsManagerError(
+                f"reading {stage} of {secret_id} failed: {code}: {message}".rstrip(": ")
+            ) from exc
+        except BotoCoreError as exc:
             raise SecretsManagerError(f"reading {stage} of {secret_id} failed: {exc}") from exc
-        return value if isinstance(value, str) else None
+        value = response.get("SecretString")
+        if not isinstance(value, str):
+            raise SecretFormatError(f"{stage} of {secret_id} holds no SecretString")
+        self._cache.put(secret_id, stage, value)
+        return value
 
 
 class ExtensionSource:
@@ -135,20 +161,22 @@ class ExtensionSource:
     """
 
     def __init__(
-        self, endpoint: str, session_token: str, *, max_age_s: int = DEFAULT_MAX_AGE_S
+        self,
+        endpoint: str,
+        session_token: str,
+        *,
+        max_age_s: int = DEFAULT_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._token = session_token
         self.max_age_s = max_age_s
-        self._cache: dict[tuple[str, str], tuple[float, str]] = {}
-        self._lock = threading.Lock()
+        self._cache = _ValueCache(max_age_s, clock)
 
     def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None:
-        key = (secret_id, stage)
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached and not force and time.monotonic() - cached[0] < self.max_age_s:
-            return cached[1]
+        cached = None if force else self._cache.get(secret_id, stage)
+        if cached is not None:
+            return cached
         query = {"secretId": secret_id, "versionStage": stage}
         if force:
             query["refreshNow"] = "true"
@@ -170,8 +198,7 @@ class ExtensionSource:
         value = document.get("SecretString")
         if not isinstance(value, str):
             raise SecretFormatError(f"{stage} of {secret_id} holds no SecretString")
-        with self._lock:
-            self._cache[key] = (time.monotonic(), value)
+        self._cache.put(secret_id, stage, value)
         return value
 
 
@@ -222,6 +249,8 @@ class RotatingCredentials:
         TLS trust roots and timeouts (``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT``).
     retry:
         How long to keep trying when every labelled credential is refused.
+    clock:
+        Monotonic seconds; bounds the retries (inject one in tests, with ``retry.sleep``).
     """
 
     def __init__(
@@ -231,8 +260,10 @@ class RotatingCredentials:
         source: SecretSource | None = None,
         settings: PostgresSettings | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.secret_id = secret_id
+        self.clock = clock
         self.source = source or default_source()
         self._settings = settings
         self.retry = retry
@@ -354,7 +385,7 @@ class RotatingCredentials:
             return call_with_retries(
                 attempt,
                 retry_on=_AllRefusedError,
-                deadline=Deadline.in_seconds(60),
+                deadline=Deadline.in_seconds(60, clock=self.clock),
                 policy=self.retry,
                 what=f"connecting with {self.secret_id}",
             )

@@ -77,14 +77,17 @@ class FakeServer:
 
     def _answer(self, conn: socket.socket) -> None:
         length, code = struct.unpack("!ii", self._read(conn, 8))
-        stream: socket.socket = conn
-        if code == _SSL_REQUEST:
-            if self._context is None:
-                conn.sendall(b"N")
-            else:
-                conn.sendall(b"S")
-                stream = self._context.wrap_socket(conn, server_side=True)
-            length, code = struct.unpack("!ii", self._read(stream, 8))
+        if code != _SSL_REQUEST:
+            self._authenticate(conn, length)
+        elif self._context is None:
+            conn.sendall(b"N")
+            self._authenticate(conn, struct.unpack("!i", self._read(conn, 8)[:4])[0])
+        else:
+            conn.sendall(b"S")
+            with self._context.wrap_socket(conn, server_side=True) as stream:
+                self._authenticate(stream, struct.unpack("!i", self._read(stream, 8)[:4])[0])
+
+    def _authenticate(self, stream: socket.socket, length: int) -> None:
         self._read(stream, length - 8)  # the startup packet's parameters
         stream.sendall(_CLEARTEXT if self.mode == "cleartext" else _AUTH_OK + _READY)
         after = b""

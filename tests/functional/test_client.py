@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -52,11 +51,18 @@ def test_the_secret_is_read_once_within_max_age(bed: Bed) -> None:
 
 
 def test_the_secret_is_read_again_after_max_age(bed: Bed) -> None:
+    """On an injected clock: just under max_age the cache answers, at max_age it does not."""
     arn, _, _ = bed.user_secret()
-    source, calls = _counted_source(max_age_s=1)
+    now = [1000.0]
+    client = new_client()
+    calls = ApiCalls(client)
+    source = SecretsManagerSource(client, max_age_s=300, clock=lambda: now[0])
     creds = RotatingCredentials(arn, source=source)
     _query(creds.connect())
-    time.sleep(1.1)
+    now[0] += 299.9
+    _query(creds.connect())
+    assert calls.names == ["GetSecretValue"]
+    now[0] += 0.1
     _query(creds.connect())
     assert calls.names == ["GetSecretValue", "GetSecretValue"]
 
