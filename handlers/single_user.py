@@ -71,6 +71,10 @@ class PostgresSingleUser:
         3. AWSPREVIOUS: the database still has the password before the current one.
         4. the secret named by ``masterarn``, when the secret has one.
 
+        Only a refused credential moves on to the next one: a missing database, pg_hba.conf,
+        TLS or a server that stays unreachable is the same for every credential, so it fails
+        the step at once with its own message (see :mod:`rotation.pg.login`).
+
         Only a login that succeeds may change the password, and every version must point at
         the same host, port, database and user as AWSCURRENT. Every login uses at least
         AWSCURRENT's TLS mode (an AWSPREVIOUS written before TLS was turned on must not
@@ -108,8 +112,9 @@ class PostgresSingleUser:
         tried = "; ".join(error.problem for error in refused)
         raise AuthenticationError(
             f"no labelled credential logs in any more, so the password cannot be changed "
-            f"({tried}). Reset the user's password to AWSCURRENT's by hand, or add a "
-            "'masterarn' to the secret so rotation can repair it"
+            f"({tried}). Reset the user's password to AWSCURRENT's by hand (or create the "
+            "user, if the server's log says it does not exist), or add a 'masterarn' to the "
+            "secret so rotation can repair it"
         )
 
     def _change_as(

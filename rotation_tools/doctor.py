@@ -20,7 +20,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
-from rotation import AuthMethodError, Deadline, RetryPolicy, RotationError
+from rotation import (
+    AuthenticationError,
+    AuthMethodError,
+    Deadline,
+    LoginConfigurationError,
+    RetryPolicy,
+    RotationError,
+    ServerUnavailableError,
+    TlsError,
+    UnreachableError,
+)
 from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
@@ -125,24 +135,32 @@ def _network(secret: PostgresSecret) -> Iterator[Check]:
         )
 
 
+def _login_hint(exc: RotationError) -> str:
+    """The fix for a failed login follows its classified cause (rotation.pg.login); the
+    error's own message already names the details."""
+    if isinstance(exc, AuthenticationError):
+        return (
+            "the stored password does not match the database (or the role does not exist: "
+            "the server does not say which, its log does): reset the password to the "
+            "secret's value, or run `rotation status` to see a half-finished rotation"
+        )
+    if isinstance(exc, AuthMethodError | LoginConfigurationError | TlsError):
+        return "not a password problem: fix what the message names"
+    if isinstance(exc, ServerUnavailableError):
+        return "the server answered but took no login: try again once it is up or has room"
+    if isinstance(exc, UnreachableError):
+        return "check the host, the port, the network path and that the server runs"
+    return "see the message"
+
+
 def _login(
     connector: PostgresConnector, secret: PostgresSecret, who: str
 ) -> tuple[Check, psycopg.Connection[Any] | None]:
     try:
         # ``secret`` is AWSCURRENT, or the master already raised to its TLS mode.
         conn = connector.connect(secret, Deadline.in_seconds(20), who=who, floor=secret.sslmode)
-    except AuthMethodError as exc:
-        return Check(
-            f"login as {who}", False, exc.problem, "see above: the server's pg_hba.conf"
-        ), None
     except RotationError as exc:
-        return Check(
-            f"login as {who}",
-            False,
-            exc.problem,
-            "the stored password does not match the database: reset it to the secret's "
-            "value, or run `rotation status` to see a half-finished rotation",
-        ), None
+        return Check(f"login as {who}", False, exc.problem, _login_hint(exc)), None
     version = conn.info.server_version // 10000
     return Check(f"login as {who}", True, f"{secret.username}, PostgreSQL {version}"), conn
 

@@ -198,6 +198,37 @@ class PostgresCluster:
             self._started = False
         shutil.rmtree(self.root, ignore_errors=True)
 
+    # -- faults (for the reliability tests) --------------------------------
+    # Separate methods, each deterministic: it returns once the server is in the state it
+    # names (``pg_ctl -w``), so no test needs to sleep and hope.
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: sessions are cut, returns once logins work again."""
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-m", "fast", "-w",
+            "-t", "30", "restart",
+        )  # fmt: skip
+
+    def stop_server(self, *, mode: str = "fast", wait: bool = True) -> None:
+        """``pg_ctl stop``, keeping the data directory. ``mode="smart", wait=False`` leaves the
+        server shutting down for as long as a session stays open: new logins then get "the
+        database system is shutting down" (SQLSTATE 57P03)."""
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-m", mode, "-w" if wait else "-W", "stop"
+        )  # fmt: skip
+
+    def start_server(self) -> None:
+        """``pg_ctl start`` on the existing data directory; returns once logins work."""
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-w", "-t", "30", "start"
+        )  # fmt: skip
+        self._started = True
+
+    def write_hba(self, *lines: str) -> None:
+        """Replace pg_hba.conf with ``lines``. Takes effect at the next :meth:`restart` (a
+        reload is asynchronous: a test could race it)."""
+        (self.datadir / "pg_hba.conf").write_text("\n".join(lines) + "\n")
+
     def server_version(self) -> int:
         """The major version of the server binaries, from ``pg_ctl --version``."""
         out = self._run("pg_ctl", "--version").stdout
