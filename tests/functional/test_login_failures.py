@@ -9,6 +9,7 @@ server) are in tests/unit/test_login_classification.py.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -254,33 +255,51 @@ def test_a_role_connection_limit_is_retried_then_names_the_limit(bed: Bed) -> No
     assert (attempt.counter.total, len(attempt.pauses.waits)) == (4, 3)
 
 
+def _free_slot(keeper: psycopg.Connection[Any], hog: psycopg.Connection[Any]) -> None:
+    """End ``hog``'s session and return once its slot is free: closing it is not enough,
+    its server process exits a moment later (pg_terminate_backend with a timeout waits)."""
+    ended = keeper.execute(
+        "SELECT pg_terminate_backend(%s, 10000)", (hog.info.backend_pid,)
+    ).fetchone()
+    assert ended == (True,)
+    hog.close()
+
+
+@contextlib.contextmanager
+def _every_slot_taken(cluster: PostgresCluster) -> Iterator[list[psycopg.Connection[Any]]]:
+    """Three superuser sessions fill ``full_pg``; afterwards every slot is free again
+    before the next test can need one."""
+    hogs = [admin_connect(cluster) for _ in range(3)]
+    try:
+        yield hogs
+    finally:
+        keeper = hogs[0]
+        for hog in hogs[1:]:
+            if not hog.closed:
+                _free_slot(keeper, hog)
+        with admin_connect(cluster) as other:
+            _free_slot(other, keeper)
+
+
 def test_a_full_server_is_retried_and_the_login_succeeds_once_a_slot_frees(
     full_pg: PostgresCluster,
 ) -> None:
-    hogs = [admin_connect(full_pg) for _ in range(3)]
-    try:
-        attempt = Attempt(Pauses(hogs.pop().close))
+    with _every_slot_taken(full_pg) as hogs:
+        attempt = Attempt(Pauses(lambda: _free_slot(hogs[0], hogs[2])))
         with attempt.login(_secret(full_pg, "full_user", "pw-1")) as conn:
             assert conn.execute("SELECT current_user").fetchone() == ("full_user",)
         assert (attempt.counter.total, len(attempt.pauses.waits)) == (2, 1)
         assert "too many clients already" in full_pg.server_log()
-    finally:
-        for hog in hogs:
-            hog.close()
 
 
 def test_a_full_server_that_stays_full_fails_with_the_fix(full_pg: PostgresCluster) -> None:
-    hogs = [admin_connect(full_pg) for _ in range(3)]
-    try:
+    with _every_slot_taken(full_pg):
         attempt = Attempt()
         error = attempt.fails(_secret(full_pg, "full_user", "pw-1"))
         assert type(error) is ServerUnavailableError
         assert "too many clients already" in error.problem
         assert "max_connections" in error.problem
         assert (attempt.counter.total, len(attempt.pauses.waits)) == (4, 3)
-    finally:
-        for hog in hogs:
-            hog.close()
 
 
 def test_a_failed_login_carries_no_sqlstate_through_the_driver(bed: Bed) -> None:
