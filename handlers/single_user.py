@@ -7,8 +7,15 @@ they read the new AWSCURRENT). Use the multi-user strategy where that window mat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from handlers.pg_connect import PostgresConnector, database_ops
-from rotation.errors import AuthenticationError, SecretFormatError
+from rotation.errors import (
+    AuthenticationError,
+    DatabaseError,
+    ReadOnlyHostError,
+    SecretFormatError,
+)
 from rotation.observability import logger
 from rotation.pg.secret import (
     PostgresSecret,
@@ -30,7 +37,38 @@ from rotation.strategy import (
     TestResult,
 )
 
+if TYPE_CHECKING:
+    import psycopg
+
 __all__ = ["PostgresSingleUser"]
+
+# SQLSTATE read_only_sql_transaction: what a standby answers to ALTER ROLE.
+_READ_ONLY = "25006"
+
+
+def _set_password(
+    conn: psycopg.Connection[Any], secret: PostgresSecret, role: str, password: str
+) -> None:
+    """``ALTER ROLE`` with the pending password; a read-only host gets its own error."""
+    try:
+        database_ops().set_password(conn, role, password)
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != _READ_ONLY:
+            raise
+        where = f"{secret.host}:{secret.port}"
+        if database_ops().in_recovery(conn):
+            what = f"the secret's host ({where}) is a read-only standby (a read replica)"
+        else:
+            what = (
+                f"the session at {where} is read-only (default_transaction_read_only is on "
+                "for this role, database or server)"
+            )
+        raise ReadOnlyHostError(
+            f"{what}, where no password can be changed: {exc.problem}. Point 'host' at the "
+            "writer (the primary instance, or the cluster's writer endpoint); an application "
+            "that reads from a replica can use the multi-user strategy, whose master changes "
+            "passwords on the primary while the users log in at the replica"
+        ) from exc
 
 
 class PostgresSingleUser:
@@ -134,7 +172,7 @@ class PostgresSingleUser:
             refused.append(login)
             return None
         with login:
-            database_ops().set_password(login, pending.username, pending.password)
+            _set_password(login, login_as, pending.username, pending.password)
         return SetResult(changed=True, via=who)
 
     def _change_as_master(
@@ -164,7 +202,7 @@ class PostgresSingleUser:
         with self.connector.connect(
             as_master, request.deadline, who="the master secret", floor=current.sslmode
         ) as conn:
-            database_ops().set_password(conn, current.username, pending.password)
+            _set_password(conn, as_master, current.username, pending.password)
         return SetResult(changed=True, via="masterarn")
 
     # -- testSecret -------------------------------------------------------------------

@@ -23,7 +23,9 @@ secret value it has seen out of the message before the error leaves the handler.
         │                       (a cleartext password, or none at all): nothing was sent
         ├── LoginConfigurationError  no password could log in here: a missing database,
         │                       pg_hba.conf, NOLOGIN, no CONNECT privilege; not retried
-        └── TlsError            TLS cannot be set up as the secret asks: not retried
+        ├── TlsError            TLS cannot be set up as the secret asks: not retried
+        ├── ReadOnlyHostError   the host is a read-only standby: it cannot change a password
+        └── ReplicaLagError     the new password did not reach the standby in time
 
 Which login failure becomes which error is decided in one place, :mod:`rotation.pg.login`.
 """
@@ -37,6 +39,8 @@ __all__ = [
     "DatabaseError",
     "EventError",
     "LoginConfigurationError",
+    "ReadOnlyHostError",
+    "ReplicaLagError",
     "RotationError",
     "SecretFormatError",
     "SecretsManagerError",
@@ -131,7 +135,7 @@ class AuthMethodError(DatabaseError):
     before sending anything. A server configuration problem: retrying cannot help."""
 
 
-# -- why a login failed (decided in rotation.pg.login) -------------------------------------
+# -- why a login failed (decided in rotation.pg.login), and where the host stands ----------
 
 
 class ServerUnavailableError(UnreachableError):
@@ -150,3 +154,11 @@ class TlsError(DatabaseError):
     """TLS could not be set up as the secret asks: the server does not speak TLS, or its
     certificate is untrusted or for another host name. Retrying cannot help."""
 
+
+class ReadOnlyHostError(DatabaseError):
+    """The secret's host is a read-only standby, where no password can be changed."""
+
+
+class ReplicaLagError(DatabaseError):
+    """The new password did not reach the standby named by ``host`` within the step's
+    time. Secrets Manager's re-attempt tests again."""

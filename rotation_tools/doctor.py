@@ -18,7 +18,7 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.multi_user import alternate_username, owner_role
-from handlers.pg_connect import PostgresConnector
+from handlers.pg_connect import PostgresConnector, database_ops
 from handlers.rds import RdsTopology
 from rotation import (
     AuthenticationError,
@@ -165,6 +165,20 @@ def _login(
     return Check(f"login as {who}", True, f"{secret.username}, PostgreSQL {version}"), conn
 
 
+def _writable(conn: psycopg.Connection[Any]) -> Check:
+    """Single-user changes the password where ``host`` points: a standby cannot."""
+    if not database_ops().in_recovery(conn):
+        return Check("host is writable", True, "not a standby")
+    return Check(
+        "host is writable",
+        False,
+        "the host is a read-only standby (a read replica): setSecret cannot change a "
+        "password there",
+        "point 'host' at the writer (the primary, or the cluster's writer endpoint), or "
+        "rotate with --strategy multi-user (its master works on the primary)",
+    )
+
+
 def _master_privileges(conn: psycopg.Connection[Any], user: str) -> Iterator[Check]:
     row = conn.execute(
         "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
@@ -289,7 +303,9 @@ def run_doctor(
     check, conn = _login(connector, secret, "AWSCURRENT")
     checks.append(check)
     if conn is not None:
-        conn.close()
+        with conn:
+            if strategy == "single-user":
+                checks.append(_writable(conn))
     if strategy == "multi-user":
         checks.extend(_multi_user(client, connector, secret, rds or RdsTopology()))
     return checks
