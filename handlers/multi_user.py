@@ -14,9 +14,16 @@ two apart in logs and ``pg_stat_activity``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from handlers.pg_connect import PostgresConnector, database_ops
 from handlers.rds import RdsTopology
-from rotation.errors import AuthenticationError, DatabaseError, SecretFormatError
+from rotation.errors import (
+    AuthenticationError,
+    DatabaseError,
+    ReplicaLagError,
+    SecretFormatError,
+)
 from rotation.observability import logger
 from rotation.pg.secret import (
     PostgresSecret,
@@ -24,6 +31,7 @@ from rotation.pg.secret import (
     master_login,
     parse_postgres_secret,
 )
+from rotation.retry import Deadline, RetryPolicy, call_with_retries
 from rotation.secret import AWSCURRENT, AWSPENDING
 from rotation.strategy import (
     CreateRequest,
@@ -36,8 +44,12 @@ from rotation.strategy import (
     TestResult,
 )
 
+if TYPE_CHECKING:
+    import psycopg
+
 __all__ = [
     "CLONE_SUFFIX",
+    "REPLICA_WAIT",
     "PostgresMultiUser",
     "alternate_username",
     "owner_role",
@@ -46,6 +58,9 @@ __all__ = [
 CLONE_SUFFIX = "_clone"
 # PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 bytes (not characters).
 MAX_IDENTIFIER_BYTES = 63
+# How testSecret waits for the new password to reach a standby ``host``: until it logs in or
+# the step's deadline (which always bounds it) is near; the attempts only cap a long deadline.
+REPLICA_WAIT = RetryPolicy(attempts=60, initial_wait_s=0.2, max_wait_s=2.0, jitter_s=0.2)
 
 
 def owner_role(username: str) -> str:
@@ -83,15 +98,23 @@ class PostgresMultiUser:
         Opens connections; inject one with a counting ``connect`` in tests.
     rds:
         The RDS API, for RDS-managed master secrets and read-replica hosts.
+    replica_wait:
+        How testSecret waits for the new password to reach a standby ``host``
+        (:data:`REPLICA_WAIT`); inject one with a recording ``sleep`` in tests.
     """
 
     name = "postgres-multi-user"
 
     def __init__(
-        self, connector: PostgresConnector | None = None, rds: RdsTopology | None = None
+        self,
+        connector: PostgresConnector | None = None,
+        rds: RdsTopology | None = None,
+        *,
+        replica_wait: RetryPolicy | None = None,
     ) -> None:
         self.connector = connector or PostgresConnector()
         self.rds = rds or RdsTopology()
+        self.replica_wait = replica_wait or REPLICA_WAIT
 
     # -- createSecret -----------------------------------------------------------------
 
@@ -195,10 +218,19 @@ class PostgresMultiUser:
 
     def test(self, request: TestRequest) -> TestResult:
         """Log in as the pending user (at least AWSCURRENT's TLS), run the probe, and check it
-        acts as the owner role."""
+        acts as the owner role.
+
+        ``host`` may be a read replica while the master changed the password on the primary:
+        the change reaches the replica a moment later. So when the pending login is refused,
+        AWSCURRENT (whose password this rotation did not touch) logs in to ask whether the
+        host is a standby; if it is, the pending login is retried until it succeeds or the
+        step's time runs out (:class:`ReplicaLagError`). On a primary a refusal is final.
+        Safe to re-run: it changes nothing.
+        """
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
-        floor = parse_postgres_secret(request.current.json(), "the AWSCURRENT version").sslmode
-        with self.connector.connect(pending, request.deadline, who=AWSPENDING, floor=floor) as conn:
+        current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
+        floor = current.sslmode
+        with self._pending_login(pending, current, request.deadline, floor=floor) as conn:
             database_ops().run_probe(conn, self.connector.settings.test_query)
             acting = database_ops().acting_role(conn)
         owner = owner_role(pending.username)
@@ -208,6 +240,54 @@ class PostgresMultiUser:
                 f"not as the owner role {owner!r}"
             )
         return TestResult()
+
+    def _pending_login(
+        self, pending: PostgresSecret, current: PostgresSecret, deadline: Deadline, *, floor: str
+    ) -> psycopg.Connection[Any]:
+        login = self.connector.try_login(pending, deadline, who=AWSPENDING, floor=floor)
+        if not isinstance(login, AuthenticationError):
+            return login
+        if not self._is_standby(current, deadline, floor=floor):
+            raise login
+        logger.info(
+            "the pending password has not reached the standby yet; waiting",
+            extra={"host": pending.host, "port": pending.port},
+        )
+        attempts = {"n": 1}
+
+        def attempt() -> psycopg.Connection[Any]:
+            attempts["n"] += 1
+            again = self.connector.try_login(pending, deadline, who=AWSPENDING, floor=floor)
+            if isinstance(again, AuthenticationError):
+                raise again
+            return again
+
+        try:
+            return call_with_retries(
+                attempt,
+                retry_on=AuthenticationError,
+                deadline=deadline,
+                policy=self.replica_wait,
+                what="waiting for the pending password on the standby",
+            )
+        except AuthenticationError as still:
+            raise ReplicaLagError(
+                f"the new password has not reached the standby at {pending.host}:"
+                f"{pending.port} after {attempts['n']} logins within the step's time "
+                f"({still.problem}). The secret's host is a read replica and the master "
+                "changed the password on the primary: replication is lagging or stopped. "
+                "Secrets Manager's re-attempt tests again; if it never arrives, check "
+                "replication (pg_stat_replication on the primary, the replica's ReplicaLag)"
+            ) from still
+
+    def _is_standby(self, current: PostgresSecret, deadline: Deadline, *, floor: str) -> bool:
+        """Whether ``host`` is in recovery, asked as AWSCURRENT (False when that is refused
+        too: then nothing says the refusal is a matter of time)."""
+        login = self.connector.try_login(current, deadline, who=AWSCURRENT, floor=floor)
+        if isinstance(login, AuthenticationError):
+            return False
+        with login:
+            return bool(database_ops().in_recovery(login))
 
     # -- finishSecret -----------------------------------------------------------------
 

@@ -8,9 +8,12 @@ Two invariants of the contract hold here, for every login of a rotation:
   ``PGREQUIREAUTH`` overrides) refuses a server asking for a cleartext password or for none
   at all, before anything is sent: an :class:`AuthMethodError`, never retried.
 
-A refused credential (see :mod:`rotation.pg.login`) is an :class:`AuthenticationError`, a
-fact to act on: never retried. A server that could not be reached is an
-:class:`UnreachableError`, retried with backoff until the attempts or the step's time run out.
+Why a login failed is decided in :mod:`rotation.pg.login`. A refused credential is an
+:class:`AuthenticationError`, a fact to act on: never retried. A missing database, pg_hba.conf
+or TLS that cannot be set up are the same for every credential: never retried either. A
+server that could not be reached, or that answered but takes no login now (starting up,
+shutting down, full), is an :class:`UnreachableError`, retried with backoff until the
+attempts or the step's time run out.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ from rotation.errors import (
     AuthenticationError,
     AuthMethodError,
     DatabaseError,
+    LoginConfigurationError,
+    ServerUnavailableError,
+    TlsError,
     UnreachableError,
 )
 from rotation.observability import logger
-from rotation.pg.login import auth_method_problem, login_failure_reason, refused_credential
+from rotation.pg.login import LoginFailure, classify_login, login_failure_reason, login_problem
 from rotation.pg.secret import PostgresSecret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
@@ -74,16 +80,32 @@ def database_ops() -> ModuleType:
     return pg_roles
 
 
+# Which error each cause of a failed login raises; the retry and fall-back decisions follow
+# the class (UnreachableError and its subclass are retried; only AuthenticationError lets
+# setSecret try another credential).
+_LOGIN_ERRORS: dict[LoginFailure, type[DatabaseError]] = {
+    LoginFailure.WRONG_PASSWORD: AuthenticationError,
+    LoginFailure.REFUSED: AuthenticationError,
+    LoginFailure.AUTH_METHOD: AuthMethodError,
+    LoginFailure.NO_SUCH_ROLE: LoginConfigurationError,
+    LoginFailure.LOGIN_NOT_ALLOWED: LoginConfigurationError,
+    LoginFailure.NO_SUCH_DATABASE: LoginConfigurationError,
+    LoginFailure.NO_CONNECT_PRIVILEGE: LoginConfigurationError,
+    LoginFailure.HBA_REJECTED: LoginConfigurationError,
+    LoginFailure.TOO_MANY_CONNECTIONS: ServerUnavailableError,
+    LoginFailure.NOT_ACCEPTING: ServerUnavailableError,
+    LoginFailure.TLS_UNSUPPORTED: TlsError,
+    LoginFailure.TLS_UNTRUSTED: TlsError,
+    LoginFailure.TLS_HOST_NAME: TlsError,
+    LoginFailure.UNREACHABLE: UnreachableError,
+}
+
+
 def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseError:
-    """Turn a failed connection attempt into an authentication, authentication-method or
-    reachability error."""
-    reason = login_failure_reason(exc)
-    method_problem = auth_method_problem(exc, who)
-    if method_problem is not None:
-        return AuthMethodError(method_problem)
-    if refused_credential(exc):
-        return AuthenticationError(f"the server refused {who}: {reason}")
-    return UnreachableError(f"could not reach the database as {who}: {reason}")
+    """Turn a failed connection attempt into the error for its cause (see
+    :mod:`rotation.pg.login`), with a message that names the fix."""
+    failure = classify_login(exc)
+    return _LOGIN_ERRORS[failure](login_problem(failure, exc, who))
 
 
 def statement_error(exc: psycopg.Error, doing: str) -> DatabaseError:
@@ -195,8 +217,14 @@ class PostgresConnector:
             At once, when the server refuses the credential.
         AuthMethodError
             At once, when the server asks for a method ``require_auth`` does not allow.
+        LoginConfigurationError
+            At once, when no password could log in there (a missing database, pg_hba.conf).
+        TlsError
+            At once, when TLS cannot be set up as the secret asks.
         UnreachableError
-            When no attempt reached the server before the retries or the deadline ran out.
+            When no attempt reached the server, or the server took no login (starting up,
+            shutting down, full: :class:`ServerUnavailableError`), before the retries or the
+            deadline ran out.
         """
         import psycopg  # noqa: PLC0415  # see the class docstring
 

@@ -28,6 +28,7 @@ __all__ = [
     "ParityError",
     "acting_role",
     "ensure_alternate_user",
+    "in_recovery",
     "run_probe",
     "set_password",
 ]
@@ -66,6 +67,13 @@ def acting_role(conn: psycopg.Connection[Any]) -> str | None:
     """The role the session acts as (``current_user``)."""
     row = conn.execute("SELECT current_user").fetchone()
     return str(row[0]) if row else None
+
+
+def in_recovery(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server is a standby (read replica, Aurora reader): in recovery, it
+    replays the primary's changes and makes none of its own."""
+    row = conn.execute("SELECT pg_catalog.pg_is_in_recovery()").fetchone()
+    return bool(row and row[0])
 
 
 def _check_pair(conn: psycopg.Connection[Any], *, user: str, owner: str, exists: bool) -> None:

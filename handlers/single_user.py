@@ -7,8 +7,15 @@ they read the new AWSCURRENT). Use the multi-user strategy where that window mat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from handlers.pg_connect import PostgresConnector, database_ops
-from rotation.errors import AuthenticationError, SecretFormatError
+from rotation.errors import (
+    AuthenticationError,
+    DatabaseError,
+    ReadOnlyHostError,
+    SecretFormatError,
+)
 from rotation.observability import logger
 from rotation.pg.secret import (
     PostgresSecret,
@@ -30,7 +37,38 @@ from rotation.strategy import (
     TestResult,
 )
 
+if TYPE_CHECKING:
+    import psycopg
+
 __all__ = ["PostgresSingleUser"]
+
+# SQLSTATE read_only_sql_transaction: what a standby answers to ALTER ROLE.
+_READ_ONLY = "25006"
+
+
+def _set_password(
+    conn: psycopg.Connection[Any], secret: PostgresSecret, role: str, password: str
+) -> None:
+    """``ALTER ROLE`` with the pending password; a read-only host gets its own error."""
+    try:
+        database_ops().set_password(conn, role, password)
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != _READ_ONLY:
+            raise
+        where = f"{secret.host}:{secret.port}"
+        if database_ops().in_recovery(conn):
+            what = f"the secret's host ({where}) is a read-only standby (a read replica)"
+        else:
+            what = (
+                f"the session at {where} is read-only (default_transaction_read_only is on "
+                "for this role, database or server)"
+            )
+        raise ReadOnlyHostError(
+            f"{what}, where no password can be changed: {exc.problem}. Point 'host' at the "
+            "writer (the primary instance, or the cluster's writer endpoint); an application "
+            "that reads from a replica can use the multi-user strategy, whose master changes "
+            "passwords on the primary while the users log in at the replica"
+        ) from exc
 
 
 class PostgresSingleUser:
@@ -71,6 +109,10 @@ class PostgresSingleUser:
         3. AWSPREVIOUS: the database still has the password before the current one.
         4. the secret named by ``masterarn``, when the secret has one.
 
+        Only a refused credential moves on to the next one: a missing database, pg_hba.conf,
+        TLS or a server that stays unreachable is the same for every credential, so it fails
+        the step at once with its own message (see :mod:`rotation.pg.login`).
+
         Only a login that succeeds may change the password, and every version must point at
         the same host, port, database and user as AWSCURRENT. Every login uses at least
         AWSCURRENT's TLS mode (an AWSPREVIOUS written before TLS was turned on must not
@@ -108,8 +150,9 @@ class PostgresSingleUser:
         tried = "; ".join(error.problem for error in refused)
         raise AuthenticationError(
             f"no labelled credential logs in any more, so the password cannot be changed "
-            f"({tried}). Reset the user's password to AWSCURRENT's by hand, or add a "
-            "'masterarn' to the secret so rotation can repair it"
+            f"({tried}). Reset the user's password to AWSCURRENT's by hand (or create the "
+            "user, if the server's log says it does not exist), or add a 'masterarn' to the "
+            "secret so rotation can repair it"
         )
 
     def _change_as(
@@ -129,7 +172,7 @@ class PostgresSingleUser:
             refused.append(login)
             return None
         with login:
-            database_ops().set_password(login, pending.username, pending.password)
+            _set_password(login, login_as, pending.username, pending.password)
         return SetResult(changed=True, via=who)
 
     def _change_as_master(
@@ -159,7 +202,7 @@ class PostgresSingleUser:
         with self.connector.connect(
             as_master, request.deadline, who="the master secret", floor=current.sslmode
         ) as conn:
-            database_ops().set_password(conn, current.username, pending.password)
+            _set_password(conn, as_master, current.username, pending.password)
         return SetResult(changed=True, via="masterarn")
 
     # -- testSecret -------------------------------------------------------------------

@@ -16,10 +16,19 @@ secret value it has seen out of the message before the error leaves the handler.
     ├── SecretsManagerError     a Secrets Manager call failed (permissions, KMS, throttling)
     ├── RdsError                an RDS API call failed (permissions, throttling, network)
     └── DatabaseError           the database could not be reached or refused us
-        ├── UnreachableError    no server answered (DNS, TCP, TLS, timeout): transient
+        ├── UnreachableError    no server answered (DNS, TCP, timeout): transient, retried
+        │   └── ServerUnavailableError  the server answered but takes no login now
+        │                       (starting up, shutting down, full): transient, retried
         ├── AuthenticationError the server answered and refused the credential
-        └── AuthMethodError     the server asked for an authentication method we refuse
-                                (a cleartext password, or none at all): nothing was sent
+        ├── AuthMethodError     the server asked for an authentication method we refuse
+        │                       (a cleartext password, or none at all): nothing was sent
+        ├── LoginConfigurationError  no password could log in here: a missing database,
+        │                       pg_hba.conf, NOLOGIN, no CONNECT privilege; not retried
+        ├── TlsError            TLS cannot be set up as the secret asks: not retried
+        ├── ReadOnlyHostError   the host is a read-only standby: it cannot change a password
+        └── ReplicaLagError     the new password did not reach the standby in time
+
+Which login failure becomes which error is decided in one place, :mod:`rotation.pg.login`.
 """
 
 from __future__ import annotations
@@ -30,11 +39,16 @@ __all__ = [
     "ConfigurationError",
     "DatabaseError",
     "EventError",
+    "LoginConfigurationError",
     "RdsError",
+    "ReadOnlyHostError",
+    "ReplicaLagError",
     "RotationError",
     "SecretFormatError",
     "SecretsManagerError",
+    "ServerUnavailableError",
     "StagingError",
+    "TlsError",
     "UnreachableError",
 ]
 
@@ -114,7 +128,7 @@ class DatabaseError(RotationError):
 
 
 class UnreachableError(DatabaseError):
-    """No database server answered: DNS, TCP, TLS handshake or timeout. Worth retrying."""
+    """No database server answered: DNS, TCP or timeout. Worth retrying."""
 
 
 class AuthenticationError(DatabaseError):
@@ -125,3 +139,32 @@ class AuthMethodError(DatabaseError):
     """The server asked for an authentication method the connection does not allow (libpq's
     ``require_auth``): a cleartext password, or no password at all (``trust``). libpq refuses
     before sending anything. A server configuration problem: retrying cannot help."""
+
+
+# -- why a login failed (decided in rotation.pg.login), and where the host stands ----------
+
+
+class ServerUnavailableError(UnreachableError):
+    """The server answered but takes no login now: it is starting up, shutting down or
+    recovering (SQLSTATE 57P03), or a connection limit is reached (53300). Retried, like an
+    unreachable server, until the attempts or the step's time run out."""
+
+
+class LoginConfigurationError(DatabaseError):
+    """No password could log in where the secret points: the database does not exist,
+    pg_hba.conf rejects the login, the role is NOLOGIN or lacks CONNECT. The same for every
+    credential of the secret, so neither retried nor answered by trying another one."""
+
+
+class TlsError(DatabaseError):
+    """TLS could not be set up as the secret asks: the server does not speak TLS, or its
+    certificate is untrusted or for another host name. Retrying cannot help."""
+
+
+class ReadOnlyHostError(DatabaseError):
+    """The secret's host is a read-only standby, where no password can be changed."""
+
+
+class ReplicaLagError(DatabaseError):
+    """The new password did not reach the standby named by ``host`` within the step's
+    time. Secrets Manager's re-attempt tests again."""

@@ -18,9 +18,19 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.multi_user import alternate_username, owner_role
-from handlers.pg_connect import PostgresConnector
+from handlers.pg_connect import PostgresConnector, database_ops
 from handlers.rds import RdsTopology
-from rotation import AuthMethodError, Deadline, RetryPolicy, RotationError
+from rotation import (
+    AuthenticationError,
+    AuthMethodError,
+    Deadline,
+    LoginConfigurationError,
+    RetryPolicy,
+    RotationError,
+    ServerUnavailableError,
+    TlsError,
+    UnreachableError,
+)
 from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
@@ -125,26 +135,48 @@ def _network(secret: PostgresSecret) -> Iterator[Check]:
         )
 
 
+def _login_hint(exc: RotationError) -> str:
+    """The fix for a failed login follows its classified cause (rotation.pg.login); the
+    error's own message already names the details."""
+    if isinstance(exc, AuthenticationError):
+        return (
+            "the stored password does not match the database (or the role does not exist: "
+            "the server does not say which, its log does): reset the password to the "
+            "secret's value, or run `rotation status` to see a half-finished rotation"
+        )
+    if isinstance(exc, AuthMethodError | LoginConfigurationError | TlsError):
+        return "not a password problem: fix what the message names"
+    if isinstance(exc, ServerUnavailableError):
+        return "the server answered but took no login: try again once it is up or has room"
+    if isinstance(exc, UnreachableError):
+        return "check the host, the port, the network path and that the server runs"
+    return "see the message"
+
+
 def _login(
     connector: PostgresConnector, secret: PostgresSecret, who: str
 ) -> tuple[Check, psycopg.Connection[Any] | None]:
     try:
         # ``secret`` is AWSCURRENT, or the master already raised to its TLS mode.
         conn = connector.connect(secret, Deadline.in_seconds(20), who=who, floor=secret.sslmode)
-    except AuthMethodError as exc:
-        return Check(
-            f"login as {who}", False, exc.problem, "see above: the server's pg_hba.conf"
-        ), None
     except RotationError as exc:
-        return Check(
-            f"login as {who}",
-            False,
-            exc.problem,
-            "the stored password does not match the database: reset it to the secret's "
-            "value, or run `rotation status` to see a half-finished rotation",
-        ), None
+        return Check(f"login as {who}", False, exc.problem, _login_hint(exc)), None
     version = conn.info.server_version // 10000
     return Check(f"login as {who}", True, f"{secret.username}, PostgreSQL {version}"), conn
+
+
+def _writable(conn: psycopg.Connection[Any]) -> Check:
+    """Single-user changes the password where ``host`` points: a standby cannot."""
+    if not database_ops().in_recovery(conn):
+        return Check("host is writable", True, "not a standby")
+    return Check(
+        "host is writable",
+        False,
+        "the host is a read-only standby (a read replica): setSecret cannot change a "
+        "password there",
+        "point 'host' at the writer (the primary, or the cluster's writer endpoint), or "
+        "rotate with --strategy multi-user (its master works on the primary)",
+    )
 
 
 def _master_privileges(conn: psycopg.Connection[Any], user: str) -> Iterator[Check]:
@@ -271,7 +303,9 @@ def run_doctor(
     check, conn = _login(connector, secret, "AWSCURRENT")
     checks.append(check)
     if conn is not None:
-        conn.close()
+        with conn:
+            if strategy == "single-user":
+                checks.append(_writable(conn))
     if strategy == "multi-user":
         checks.extend(_multi_user(client, connector, secret, rds or RdsTopology()))
     return checks

@@ -1,34 +1,136 @@
-"""Telling why a login failed: a refused credential, a refused authentication method, or an
-unreachable server.
+"""Telling why a login failed, and what to do about it.
 
-A failed login raises a bare ``psycopg.OperationalError`` with no SQLSTATE (the server's
-28P01 only reaches the client as text, which ``lc_messages`` may translate). What libpq does
-record is whether it got as far as sending the password: ``pgconn.used_password``.
+A failed login raises a bare ``psycopg.OperationalError``: ``sqlstate`` is None, ``diag`` is
+empty and ``pgresult`` is None, although the server did send a SQLSTATE in its
+ErrorResponse (checked with psycopg 3.3 and its bundled libpq 18: libpq keeps the code in a
+private field of the failed connection and has no call that returns it, and the error
+verbosity that would print it into the message cannot be set before the connection starts).
+So this module works from what it does get, in this order:
 
-* sent, and still failed: the server answered and refused this credential (wrong password,
-  unknown or NOLOGIN role, missing database). Worth trying another credential, not the same
-  one again.
-* not sent, because libpq's ``require_auth`` refused the method the server asked for (a
-  cleartext password, or none at all). libpq writes that refusal itself, on the client, as
-  ``authentication method requirement "<list>" failed: <what the server did>``: a message of
-  the client library, not the server's (translatable) text. A configuration problem.
-* not sent otherwise: DNS, TCP, timeout, TLS handshake or certificate verification failed
-  first. Worth retrying later with the same credential.
+1. the SQLSTATE, when the exception has one (a future driver may pass it on);
+2. whether libpq got as far as sending the password (``pgconn.used_password``): a fact of
+   the client library, never translated;
+3. libpq's own refusal of an authentication method (``require_auth``), a client message;
+4. the message text, matched against the English texts of PostgreSQL 13 to 18 and libpq.
 
-This is the one place that makes that call; it is tested against a real server and against
-fake ones. It takes the exception duck-typed so that importing it needs no driver.
+Step 4 is the weak one: a server with ``lc_messages`` set to another language sends
+translated text. When no text matches, the classification falls back to step 2 alone, which
+is what it was before the finer classes existed: a password that was sent and refused is a
+refused credential (:attr:`LoginFailure.REFUSED`), anything else could not reach the server
+(:attr:`LoginFailure.UNREACHABLE`, retried). So a translated message costs the precise
+advice, never the safety of the decision.
+
+What a client cannot tell apart at all, whatever the language: a wrong password, a role that
+does not exist and a role whose ``VALID UNTIL`` has passed. Under password authentication
+the server answers all three with "password authentication failed" on purpose (so that
+nobody can probe which roles exist); only its own log says which, in the DETAIL line.
+
+This is the one place that makes these calls; it is tested against a real server for every
+class it can provoke, and against fake ones. It takes the exception duck-typed, so that
+importing it needs no driver.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 
 __all__ = [
+    "LoginFailure",
     "auth_method_problem",
     "auth_method_refusal",
+    "classify_login",
     "login_failure_reason",
+    "login_problem",
     "refused_credential",
 ]
+
+
+class LoginFailure(enum.Enum):
+    """Why a login failed, as far as a client can tell (see the module docstring)."""
+
+    #: 28P01: the password is wrong, or the role does not exist, or its VALID UNTIL passed.
+    WRONG_PASSWORD = "wrong password"  # noqa: S105  # a cause's name, not a password
+    #: The password was sent and refused, for a reason whose text is not recognised.
+    REFUSED = "refused"
+    #: 28000 "role ... does not exist": only methods that do not hide it say so.
+    NO_SUCH_ROLE = "no such role"
+    #: 28000 "role ... is not permitted to log in": NOLOGIN.
+    LOGIN_NOT_ALLOWED = "login not allowed"
+    #: 3D000: the secret's ``dbname`` does not exist on the server.
+    NO_SUCH_DATABASE = "no such database"
+    #: 42501 "permission denied for database": no CONNECT privilege.
+    NO_CONNECT_PRIVILEGE = "no CONNECT privilege"
+    #: 28000 "no pg_hba.conf entry" / "pg_hba.conf rejects connection".
+    HBA_REJECTED = "pg_hba.conf rejection"
+    #: 53300: the server's, the role's or the database's connection limit is reached.
+    TOO_MANY_CONNECTIONS = "too many connections"
+    #: 57P03: starting up, shutting down, in recovery, or a standby not open for logins.
+    NOT_ACCEPTING = "not accepting connections"
+    #: libpq: the server does not speak TLS although the secret asks for it.
+    TLS_UNSUPPORTED = "server without TLS"
+    #: libpq: the server's certificate is not signed by a trusted CA.
+    TLS_UNTRUSTED = "untrusted certificate"
+    #: libpq: the server's certificate is not for the host name in the secret.
+    TLS_HOST_NAME = "certificate for another host name"
+    #: libpq's ``require_auth`` refused the method the server asked for; nothing was sent.
+    AUTH_METHOD = "authentication method refused"
+    #: Nothing answered (DNS, TCP, timeout, a dropped connection), or nothing recognised.
+    UNREACHABLE = "unreachable"
+
+    @property
+    def transient(self) -> bool:
+        """Whether the same login may succeed a moment later: worth retrying."""
+        return self in _TRANSIENT
+
+    @property
+    def refused_credential(self) -> bool:
+        """Whether the server refused this credential, so that another one may log in."""
+        return self in (LoginFailure.WRONG_PASSWORD, LoginFailure.REFUSED)
+
+
+_TRANSIENT = frozenset(
+    {LoginFailure.TOO_MANY_CONNECTIONS, LoginFailure.NOT_ACCEPTING, LoginFailure.UNREACHABLE}
+)
+
+# SQLSTATEs the server sends at login. 28000 (invalid_authorization_specification) covers
+# pg_hba.conf, NOLOGIN and a missing role alike: the text decides between them.
+_BY_SQLSTATE = {
+    "28P01": LoginFailure.WRONG_PASSWORD,
+    "3D000": LoginFailure.NO_SUCH_DATABASE,
+    "42501": LoginFailure.NO_CONNECT_PRIVILEGE,
+    "53300": LoginFailure.TOO_MANY_CONNECTIONS,
+    "57P03": LoginFailure.NOT_ACCEPTING,
+}
+
+# The English texts, server's (PostgreSQL 13 to 18) and libpq's, first match wins. Only
+# fragments that stay the same across those versions, and none that names an object.
+_BY_TEXT: tuple[tuple[re.Pattern[str], LoginFailure], ...] = tuple(
+    (re.compile(pattern), failure)
+    for pattern, failure in (
+        # "password authentication failed for user", and PAM / LDAP / RADIUS / cert / ident
+        # variants (RDS IAM logins fail as "PAM authentication failed for user").
+        (r"authentication failed for user", LoginFailure.WRONG_PASSWORD),
+        (r'role "[^"]*" does not exist', LoginFailure.NO_SUCH_ROLE),
+        (r"is not permitted to log in", LoginFailure.LOGIN_NOT_ALLOWED),
+        (r'database "[^"]*" does not exist', LoginFailure.NO_SUCH_DATABASE),
+        (r"permission denied for database", LoginFailure.NO_CONNECT_PRIVILEGE),
+        (r"no pg_hba\.conf entry for|pg_hba\.conf rejects connection", LoginFailure.HBA_REJECTED),
+        (
+            r"too many clients already|too many connections for "
+            r"|remaining connection slots are reserved",
+            LoginFailure.TOO_MANY_CONNECTIONS,
+        ),
+        (
+            r"the database system is (starting up|shutting down|in recovery mode"
+            r"|not yet accepting connections|not accepting connections)",
+            LoginFailure.NOT_ACCEPTING,
+        ),
+        (r"server does not support SSL", LoginFailure.TLS_UNSUPPORTED),
+        (r"certificate verify failed|root certificate file", LoginFailure.TLS_UNTRUSTED),
+        (r"does not match host name", LoginFailure.TLS_HOST_NAME),
+    )
+)
 
 _METHOD_REFUSED = re.compile(r'authentication method requirement "([^"]*)" failed: ([^\n]*)')
 # What libpq says the server did -> the require_auth name that would allow it.
@@ -42,16 +144,41 @@ _ASKED = (
 )
 
 
-def refused_credential(exc: BaseException) -> bool:
-    """Whether a failed connection attempt was the server refusing the credential."""
+def _used_password(exc: BaseException) -> bool:
     pgconn = getattr(exc, "pgconn", None)
     return bool(pgconn is not None and getattr(pgconn, "used_password", False))
+
+
+def classify_login(exc: BaseException) -> LoginFailure:
+    """Why the connection attempt that raised ``exc`` failed (see the module docstring)."""
+    used_password = _used_password(exc)
+    if not used_password and _METHOD_REFUSED.search(str(exc)):
+        return LoginFailure.AUTH_METHOD
+    sqlstate = getattr(exc, "sqlstate", None)
+    by_code = _BY_SQLSTATE.get(sqlstate) if isinstance(sqlstate, str) else None
+    if by_code is not None:
+        return by_code
+    text = str(exc)
+    for pattern, failure in _BY_TEXT:
+        if pattern.search(text):
+            return failure
+    if sqlstate == "28000":
+        # Unrecognised (translated) text: before authentication it can only be pg_hba.conf.
+        return LoginFailure.LOGIN_NOT_ALLOWED if used_password else LoginFailure.HBA_REJECTED
+    return LoginFailure.REFUSED if used_password else LoginFailure.UNREACHABLE
+
+
+def refused_credential(exc: BaseException) -> bool:
+    """Whether a failed connection attempt was the server refusing the credential (so that
+    another credential may log in), as opposed to a missing database, pg_hba.conf, a full
+    server, TLS or a server that did not answer."""
+    return classify_login(exc).refused_credential
 
 
 def auth_method_refusal(exc: BaseException) -> tuple[str, str] | None:
     """``(allowed methods, what the server asked for)`` when libpq's ``require_auth``
     refused the server's authentication request before sending anything; else None."""
-    if refused_credential(exc):
+    if _used_password(exc):
         return None
     found = _METHOD_REFUSED.search(str(exc))
     if found is None:
@@ -89,3 +216,87 @@ def login_failure_reason(exc: BaseException) -> str:
     """libpq's message on one line. libpq never echoes the password it was given (but the
     exception's ``pgconn`` holds it: never log its repr)."""
     return " ".join(str(exc).split()).removeprefix("connection failed: ")
+
+
+_NO_OTHER_LOGIN = "the password is not the problem, so no other credential was tried"
+
+
+def login_problem(failure: LoginFailure, exc: BaseException, who: str) -> str:
+    """The message for a failed login: what happened, as ``who``, and the fix.
+
+    ``who`` names the credential and its target (e.g. ``AWSCURRENT (app@db:5432/postgres)``);
+    the server's own words follow on one line. Never holds a password.
+    """
+    reason = login_failure_reason(exc)
+    if failure is LoginFailure.AUTH_METHOD:
+        return auth_method_problem(exc, who) or f"the server refused {who}: {reason}"
+    return _PROBLEMS[failure].format(who=who, reason=reason, not_password=_NO_OTHER_LOGIN)
+
+
+_PROBLEMS: dict[LoginFailure, str] = {
+    LoginFailure.WRONG_PASSWORD: (
+        "the server refused {who}: {reason}. The password is wrong, or the role does not "
+        "exist, or its VALID UNTIL date has passed: the server tells a client only that the "
+        "login failed (its log's DETAIL line for this login says which)"
+    ),
+    LoginFailure.REFUSED: (
+        "the server refused {who} after the password was sent: {reason} (a message this "
+        "function does not recognise, e.g. translated by the server's lc_messages; the "
+        "server's log says more)"
+    ),
+    LoginFailure.NO_SUCH_ROLE: (
+        "the role in the secret does not exist on the server ({who}): {reason}. Create it, "
+        "or fix 'username' in the secret; {not_password}"
+    ),
+    LoginFailure.LOGIN_NOT_ALLOWED: (
+        "the role may not log in ({who}): {reason}. Run ALTER ROLE ... LOGIN for it as an "
+        "administrator; {not_password}"
+    ),
+    LoginFailure.NO_SUCH_DATABASE: (
+        "the database named in the secret does not exist on the server ({who}): {reason}. "
+        "Fix 'dbname' in the secret (absent means 'postgres') or create the database; "
+        "{not_password}"
+    ),
+    LoginFailure.NO_CONNECT_PRIVILEGE: (
+        "the role may not connect to the secret's database ({who}): {reason}. Run GRANT "
+        "CONNECT ON DATABASE ... TO ... as its owner, or fix 'dbname' in the secret; "
+        "{not_password}"
+    ),
+    LoginFailure.HBA_REJECTED: (
+        "the server's pg_hba.conf does not let {who} in: {reason}. Add a line for this user, "
+        "database and client address with scram-sha-256 to pg_hba.conf and reload the "
+        "server; if the message says 'no encryption' and the server only takes TLS (RDS: "
+        'rds.force_ssl), remove "ssl": false from the secret; {not_password}'
+    ),
+    LoginFailure.TOO_MANY_CONNECTIONS: (
+        "the server took no more connections for {who} until the step's retries ran out: "
+        "{reason}. Find what holds the connections (pg_stat_activity), or raise the limit "
+        "the message names: max_connections for the server, ALTER ROLE ... CONNECTION "
+        "LIMIT for a role (-1: none), ALTER DATABASE ... CONNECTION LIMIT for a database"
+    ),
+    LoginFailure.NOT_ACCEPTING: (
+        "the server did not accept logins until the step's retries ran out ({who}): "
+        "{reason}. It is starting up, shutting down or recovering: Secrets Manager's "
+        "re-attempt will continue once it is up. If it stays so, 'host' may name a standby "
+        "that takes no connections (hot_standby = off): point it at a server that does"
+    ),
+    LoginFailure.TLS_UNSUPPORTED: (
+        "the server does not speak TLS, but the secret asks for it ({who}): {reason}. An "
+        "absent 'ssl' means verify-full. Turn TLS on at the server, or put \"ssl\": false "
+        "in the secret to connect in plaintext deliberately; not retried, since that cannot "
+        "change by itself"
+    ),
+    LoginFailure.TLS_UNTRUSTED: (
+        "the server's TLS certificate is not signed by a trusted CA ({who}): {reason}. "
+        "Trusted are the Amazon RDS CA bundle shipped in the package and the file named by "
+        "PGSSLROOTCERT: point PGSSLROOTCERT at the CA that signed the server's certificate, "
+        'or use "ssl": "require" to encrypt without verifying; not retried'
+    ),
+    LoginFailure.TLS_HOST_NAME: (
+        "the server's TLS certificate is not for the host name in the secret ({who}): "
+        "{reason}. Set 'host' to a name the certificate holds (the instance's or cluster's "
+        'endpoint), or use "ssl": "verify-ca" for a host reached through a CNAME; '
+        "not retried"
+    ),
+    LoginFailure.UNREACHABLE: "could not reach the database as {who}: {reason}",
+}

@@ -29,6 +29,7 @@ __all__ = [
     "find_bindir",
     "free_port",
     "running_cluster",
+    "running_standby",
 ]
 
 SUPERUSER = "postgres"
@@ -200,6 +201,75 @@ class PostgresCluster:
             self._started = False
         shutil.rmtree(self.root, ignore_errors=True)
 
+    # -- faults and replicas (for the reliability tests) --------------------------------
+    # Separate methods, each deterministic: it returns once the server is in the state it
+    # names (``pg_ctl -w``), so no test needs to sleep and hope.
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: sessions are cut, returns once logins work again."""
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-m", "fast", "-w",
+            "-t", "30", "restart",
+        )  # fmt: skip
+
+    def stop_server(self, *, mode: str = "fast", wait: bool = True) -> None:
+        """``pg_ctl stop``, keeping the data directory. ``mode="smart", wait=False`` leaves the
+        server shutting down for as long as a session stays open: new logins then get "the
+        database system is shutting down" (SQLSTATE 57P03)."""
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-m", mode, "-w" if wait else "-W", "stop"
+        )  # fmt: skip
+
+    def start_server(self) -> None:
+        """``pg_ctl start`` on the existing data directory; returns once logins work."""
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-w", "-t", "30", "start"
+        )  # fmt: skip
+        self._started = True
+
+    def write_hba(self, *lines: str) -> None:
+        """Replace pg_hba.conf with ``lines``. Takes effect at the next :meth:`restart` (a
+        reload is asynchronous: a test could race it)."""
+        (self.datadir / "pg_hba.conf").write_text("\n".join(lines) + "\n")
+
+    def standby_of(self, primary: PostgresCluster) -> PostgresCluster:
+        """Make this cluster a streaming standby of ``primary`` and start it.
+
+        ``pg_basebackup -R`` as the superuser over TCP (the primary needs ``wal_level``
+        replica, the default, and initdb's default ``replication`` line in pg_hba.conf);
+        the standby is hot (read-only logins) and takes ``extra_settings`` such as
+        ``recovery_min_apply_delay``. Returns once the standby accepts logins.
+        """
+        passfile = self.root / "pgpass"
+        passfile.write_text(
+            f"{primary.host}:{primary.port}:*:{SUPERUSER}:{primary.superuser_password}\n"
+        )
+        self._chown_root()
+        passfile.chmod(0o600)
+        source = (
+            f"host={primary.host} port={primary.port} user={SUPERUSER} "
+            f"passfile={passfile} sslmode=prefer"
+        )
+        self._run(
+            "pg_basebackup", "-d", source, "-D", str(self.datadir), "-R", "-X", "stream",
+            "--no-sync", "-c", "fast",
+        )  # fmt: skip
+        settings = {
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.root}'",
+            "hot_standby": "on",
+            **self.extra_settings,
+        }
+        with (self.datadir / "postgresql.conf").open("a") as conf:
+            conf.write("\n# throwaway standby\n")
+            for key, value in settings.items():
+                conf.write(f"{key} = {value}\n")
+        self.tls = primary.tls
+        self.certificates = primary.certificates
+        self.superuser_password = primary.superuser_password
+        self.start_server()
+        return self
+
     def server_version(self) -> int:
         """The major version of the server binaries, from ``pg_ctl --version``."""
         out = self._run("pg_ctl", "--version").stdout
@@ -241,6 +311,17 @@ class PostgresCluster:
             value["ssl"] = False
         value.update(extra)
         return value
+
+
+@contextlib.contextmanager
+def running_standby(primary: PostgresCluster, **kwargs: Any) -> Iterator[PostgresCluster]:
+    """Start a streaming standby of ``primary`` (see :meth:`PostgresCluster.standby_of`),
+    yield it, and always stop and delete it."""
+    cluster = PostgresCluster(tls=primary.tls, **kwargs)
+    try:
+        yield cluster.standby_of(primary)
+    finally:
+        cluster.stop()
 
 
 @contextlib.contextmanager

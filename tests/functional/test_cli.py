@@ -201,6 +201,20 @@ def test_doctor_reports_a_wrong_password(bed: Bed) -> None:
     assert checks["login as AWSCURRENT"]["hint"]
 
 
+def test_doctor_advice_follows_the_cause_of_a_failed_login(bed: Bed) -> None:
+    """A dbname typo is not a password problem: the advice must not say it is."""
+    user, password = bed.make_user()
+    arn = bed.secret(bed.pg.secret_value(user, password, dbname="no_such_db"))
+    result = rotation("doctor", arn, "--json")
+    assert result.returncode == 1
+    login = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["login as AWSCURRENT"]
+    assert login["ok"] is False
+    assert "Fix 'dbname' in the secret" in login["detail"]
+    assert "reset" not in login["hint"]
+    assert "not a password problem" in login["hint"]
+    _no_secret_in(result, password)
+
+
 def test_doctor_reports_a_closed_port(bed: Bed) -> None:
     user, password = bed.make_user()
     arn = bed.secret(bed.pg.secret_value(user, password, port=free_port()))

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from handlers.pg_connect import PostgresConnector
-from rotation import Deadline, RetryPolicy, UnreachableError
+from rotation import Deadline, RetryPolicy, TlsError
 from rotation.pg.secret import PostgresSecret, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
@@ -65,7 +65,7 @@ def test_verify_full_fails_when_the_server_certificate_is_not_trusted(bed: Bed) 
     """Without PGSSLROOTCERT only the shipped RDS roots are trusted: our test CA is not."""
     user, password = bed.make_user()
     secret = _secret(bed.pg, user, password)
-    with pytest.raises(UnreachableError, match="certificate verify failed"):
+    with pytest.raises(TlsError, match="certificate verify failed"):
         _connector(None).connect(
             secret, Deadline.in_seconds(10), who="AWSCURRENT", floor=secret.sslmode
         )
@@ -84,7 +84,7 @@ def test_require_does_not_verify_the_certificate(bed: Bed) -> None:
 def test_no_silent_downgrade_to_plaintext(plain_pg: PostgresCluster, ssl: object) -> None:
     extra = {} if ssl is None else {"ssl": ssl}
     secret = _secret(plain_pg, "plain_app", "plain-app-pw-1", **extra)
-    with pytest.raises(UnreachableError, match="does not support SSL"):
+    with pytest.raises(TlsError, match="does not support SSL"):
         _connector(None).connect(
             secret, Deadline.in_seconds(10), who="AWSCURRENT", floor=secret.sslmode
         )

@@ -1,0 +1,216 @@
+"""rotation.pg.login on the texts a real server cannot be made to send here.
+
+The functional tests (test_login_failures.py) provoke every class the test bed can produce
+against a real server. What it cannot produce is covered here, with stand-ins shaped like
+psycopg's exception (a message, ``sqlstate``, ``pgconn.used_password``): the messages of
+other PostgreSQL versions and of moments too short to catch (starting up, crash recovery),
+a server whose ``lc_messages`` translates them, and a driver that does pass the SQLSTATE on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from handlers.pg_connect import classify_login_failure
+from rotation import (
+    AuthenticationError,
+    AuthMethodError,
+    LoginConfigurationError,
+    ServerUnavailableError,
+    TlsError,
+    UnreachableError,
+)
+from rotation.pg.login import LoginFailure, classify_login, login_problem, refused_credential
+
+WHERE = 'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+
+
+@dataclass
+class _PgConn:
+    used_password: bool
+
+
+class FailedLoginError(Exception):
+    """Shaped like ``psycopg.OperationalError`` from a failed connection attempt."""
+
+    def __init__(self, text: str, *, used_password: bool, sqlstate: str | None = None) -> None:
+        super().__init__(WHERE + text)
+        self.sqlstate = sqlstate
+        self.pgconn = _PgConn(used_password)
+
+
+CASES = [
+    # (server or libpq text, password sent?, expected)
+    ('FATAL:  password authentication failed for user "app"', True, "WRONG_PASSWORD"),
+    ('FATAL:  PAM authentication failed for user "app"', True, "WRONG_PASSWORD"),
+    ('FATAL:  role "app" does not exist', False, "NO_SUCH_ROLE"),
+    ('FATAL:  role "app" is not permitted to log in', True, "LOGIN_NOT_ALLOWED"),
+    ('FATAL:  database "appdb" does not exist', True, "NO_SUCH_DATABASE"),
+    ('FATAL:  permission denied for database "appdb"', True, "NO_CONNECT_PRIVILEGE"),
+    (
+        'FATAL:  no pg_hba.conf entry for host "10.0.0.1", user "app", database "x", no encryption',
+        False,
+        "HBA_REJECTED",
+    ),
+    (
+        'FATAL:  pg_hba.conf rejects connection for host "127.0.0.1", user "app", '
+        'database "postgres", SSL encryption',
+        False,
+        "HBA_REJECTED",
+    ),
+    ("FATAL:  sorry, too many clients already", False, "TOO_MANY_CONNECTIONS"),
+    ('FATAL:  too many connections for role "app"', True, "TOO_MANY_CONNECTIONS"),
+    ('FATAL:  too many connections for database "appdb"', True, "TOO_MANY_CONNECTIONS"),
+    (
+        "FATAL:  remaining connection slots are reserved for non-replication superuser connections",
+        False,
+        "TOO_MANY_CONNECTIONS",
+    ),
+    (
+        "FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute",
+        False,
+        "TOO_MANY_CONNECTIONS",
+    ),
+    ("FATAL:  the database system is starting up", False, "NOT_ACCEPTING"),
+    ("FATAL:  the database system is shutting down", False, "NOT_ACCEPTING"),
+    ("FATAL:  the database system is in recovery mode", False, "NOT_ACCEPTING"),
+    ("FATAL:  the database system is not yet accepting connections", False, "NOT_ACCEPTING"),
+    ("FATAL:  the database system is not accepting connections", False, "NOT_ACCEPTING"),
+    ("server does not support SSL, but SSL was required", False, "TLS_UNSUPPORTED"),
+    ("SSL error: certificate verify failed", False, "TLS_UNTRUSTED"),
+    ('root certificate file "/x/root.crt" does not exist', False, "TLS_UNTRUSTED"),
+    (
+        'server certificate for "db.internal" does not match host name "db.example.com"',
+        False,
+        "TLS_HOST_NAME",
+    ),
+    (
+        'authentication method requirement "scram-sha-256,md5" failed: server requested '
+        "a cleartext password",
+        False,
+        "AUTH_METHOD",
+    ),
+    ("Connection refused\n\tIs the server running on that host?", False, "UNREACHABLE"),
+    (
+        'could not translate host name "db" to address: Name or service not known',
+        False,
+        "UNREACHABLE",
+    ),
+    ("server closed the connection unexpectedly", False, "UNREACHABLE"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "used_password", "expected"), CASES, ids=[c[2] + ":" + c[0][:40] for c in CASES]
+)
+def test_each_english_text_has_its_class(text: str, used_password: bool, expected: str) -> None:
+    assert (
+        classify_login(FailedLoginError(text, used_password=used_password))
+        is LoginFailure[expected]
+    )
+
+
+# The same three messages from a server with lc_messages = 'de_DE' (PostgreSQL's own
+# German translations): no English text to match.
+GERMAN_WRONG_PASSWORD = "FATAL:  Passwort-Authentifizierung für Benutzer »app« fehlgeschlagen"
+GERMAN_NO_DATABASE = "FATAL:  Datenbank »appdb« existiert nicht"
+GERMAN_STARTING = "FATAL:  das Datenbanksystem startet"
+
+
+def test_translated_text_falls_back_to_whether_the_password_was_sent() -> None:
+    """Without an English text, the decision is what it was before the finer classes:
+    sent and refused is a refused credential, not sent is retried as unreachable."""
+    assert classify_login(FailedLoginError(GERMAN_WRONG_PASSWORD, used_password=True)) is (
+        LoginFailure.REFUSED
+    )
+    assert classify_login(FailedLoginError(GERMAN_NO_DATABASE, used_password=True)) is (
+        LoginFailure.REFUSED
+    )
+    assert classify_login(FailedLoginError(GERMAN_STARTING, used_password=False)) is (
+        LoginFailure.UNREACHABLE
+    )
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "used_password", "expected"),
+    [
+        ("28P01", True, LoginFailure.WRONG_PASSWORD),
+        ("3D000", True, LoginFailure.NO_SUCH_DATABASE),
+        ("42501", True, LoginFailure.NO_CONNECT_PRIVILEGE),
+        ("53300", False, LoginFailure.TOO_MANY_CONNECTIONS),
+        ("57P03", False, LoginFailure.NOT_ACCEPTING),
+        ("28000", False, LoginFailure.HBA_REJECTED),
+        ("28000", True, LoginFailure.LOGIN_NOT_ALLOWED),
+    ],
+)
+def test_a_sqlstate_wins_over_the_text_when_the_driver_passes_one_on(
+    sqlstate: str, used_password: bool, expected: LoginFailure
+) -> None:
+    text = GERMAN_NO_DATABASE if used_password else GERMAN_STARTING
+    failed = FailedLoginError(text, used_password=used_password, sqlstate=sqlstate)
+    assert classify_login(failed) is expected
+
+
+def test_only_the_causes_that_can_pass_are_transient() -> None:
+    transient = {failure for failure in LoginFailure if failure.transient}
+    assert transient == {
+        LoginFailure.TOO_MANY_CONNECTIONS,
+        LoginFailure.NOT_ACCEPTING,
+        LoginFailure.UNREACHABLE,
+    }
+
+
+def test_only_a_refused_credential_lets_another_credential_be_tried() -> None:
+    assert refused_credential(FailedLoginError(CASES[0][0], used_password=True))
+    for text in (
+        'FATAL:  database "x" does not exist',
+        'FATAL:  too many connections for role "a"',
+    ):
+        assert not refused_credential(FailedLoginError(text, used_password=True))
+
+
+ERROR_CLASSES = {
+    LoginFailure.WRONG_PASSWORD: AuthenticationError,
+    LoginFailure.REFUSED: AuthenticationError,
+    LoginFailure.AUTH_METHOD: AuthMethodError,
+    LoginFailure.NO_SUCH_ROLE: LoginConfigurationError,
+    LoginFailure.LOGIN_NOT_ALLOWED: LoginConfigurationError,
+    LoginFailure.NO_SUCH_DATABASE: LoginConfigurationError,
+    LoginFailure.NO_CONNECT_PRIVILEGE: LoginConfigurationError,
+    LoginFailure.HBA_REJECTED: LoginConfigurationError,
+    LoginFailure.TOO_MANY_CONNECTIONS: ServerUnavailableError,
+    LoginFailure.NOT_ACCEPTING: ServerUnavailableError,
+    LoginFailure.TLS_UNSUPPORTED: TlsError,
+    LoginFailure.TLS_UNTRUSTED: TlsError,
+    LoginFailure.TLS_HOST_NAME: TlsError,
+    LoginFailure.UNREACHABLE: UnreachableError,
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "used_password", "expected"), CASES, ids=[c[2] + ":" + c[0][:40] for c in CASES]
+)
+def test_every_cause_raises_its_class_and_only_transient_ones_are_retried(
+    text: str, used_password: bool, expected: str
+) -> None:
+    failure = LoginFailure[expected]
+    error = classify_login_failure(
+        FailedLoginError(text, used_password=used_password),  # type: ignore[arg-type]
+        "AWSCURRENT (app@db:5432/postgres)",
+    )
+    assert type(error) is ERROR_CLASSES[failure]
+    # The connector retries exactly UnreachableError and its subclasses.
+    assert isinstance(error, UnreachableError) == failure.transient
+    assert "AWSCURRENT (app@db:5432/postgres)" in error.problem
+
+
+def test_every_message_is_distinct_and_on_one_line() -> None:
+    problems = {
+        failure: login_problem(failure, FailedLoginError("x", used_password=False), "AWSCURRENT")
+        for failure in LoginFailure
+        if failure is not LoginFailure.AUTH_METHOD
+    }
+    assert len(set(problems.values())) == len(problems)
+    assert all("\n" not in problem for problem in problems.values())
