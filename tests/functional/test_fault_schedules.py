@@ -4,7 +4,8 @@ Each rotation is attempted as Secrets Manager attempts it (the four steps, same 
 after a failure); each failed attempt carries one fault drawn by hypothesis: a crash before
 or after one of the handler's Secrets Manager calls or database logins, throttling of a
 call, or a second container running the same step to completion in between two calls of
-the first (a concurrent invocation, interleaved at a call boundary). Invariants at every
+the first (a concurrent invocation, interleaved at a call boundary), or a real restart of
+the database between two calls (``pg_ctl restart``). Invariants at every
 point: some labelled version logs in and at most one version holds AWSPENDING; once the
 faults stop, the rotation completes; no password reaches any log, any output or the
 server's log.
@@ -25,7 +26,7 @@ from typing import Any
 import psycopg
 import pytest
 from botocore.awsrequest import AWSResponse
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from handlers.multi_user import PostgresMultiUser
@@ -61,7 +62,7 @@ NO_SLEEP = RetryPolicy(attempts=3, jitter_s=0.0, sleep=lambda _: None)
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "crash-call", "crash-login", "throttle", "interleave"
+    kind: str  # "crash-call", "crash-login", "throttle", "interleave", "restart"
     index: int  # which call or login of the attempt (wraps around the attempt's count)
     when: str  # "before" or "after"
     warm: bool  # whether the re-attempt runs in the same container
@@ -72,7 +73,7 @@ class Fault:
 
 faults = st.builds(
     Fault,
-    kind=st.sampled_from(["crash-call", "crash-login", "throttle", "interleave"]),
+    kind=st.sampled_from(["crash-call", "crash-login", "throttle", "interleave", "restart"]),
     index=st.integers(0, 9),
     when=st.sampled_from(["before", "after"]),
     warm=st.booleans(),
@@ -146,6 +147,12 @@ class Container:
         if fault.kind == "interleave" and when == "before" and self.interleave is not None:
             self.fired = True
             self.interleave()
+        if fault.kind == "restart" and when == "before":
+            event("the database restarted")
+            # The database restarts between two of the step's calls (pg_ctl restart -m fast:
+            # sessions cut, logins refused until it is up; returns once it is).
+            self.fired = True
+            self.bed.pg.restart()
         return None
 
 
@@ -215,6 +222,7 @@ def _rotate_through(
             assert bed.logs_in(bed.value(arn))
             return
         assert fault is not None, f"a clean attempt failed: {failure}"
+        event(f"an attempt failed after {fault.kind}")
         assert isinstance(failure, SimulatedCrash | RotationError), repr(failure)
         _invariants(bed, arn)
     raise AssertionError("the clean attempt did not complete the rotation")
