@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +67,7 @@ class SecretInspection:
                 continue
         return found
 
-    def logs_in(self, value: dict[str, Any]) -> bool:
+    def logs_in(self, value: Mapping[str, Any]) -> bool:
         return can_login(self.pg, value["username"], value["password"])
 
     def labelled_logins(self, secret_id: str) -> list[str]:
