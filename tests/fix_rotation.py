@@ -49,6 +49,13 @@ class SecretInspection:
     pg: PostgresCluster
     sm: Any
 
+    # Each bed builds its rotator and driver its own way; begin_and_create uses both.
+    def rotator(self) -> Rotator:
+        raise NotImplementedError
+
+    def driver(self, rotator: Rotator) -> LocalRotation:
+        raise NotImplementedError
+
     # -- what is true now -------------------------------------------------------------
 
     def labels(self, secret_id: str) -> dict[str, list[str]]:
@@ -81,8 +88,8 @@ class SecretInspection:
 
     def begin_and_create(self, secret_id: str) -> tuple[Rotator, str]:
         """Start a rotation and run createSecret: the state setSecret starts from."""
-        rotator = self.rotator()  # type: ignore[attr-defined]
-        driver = self.driver(rotator)  # type: ignore[attr-defined]
+        rotator = self.rotator()
+        driver = self.driver(rotator)
         token = driver.begin(secret_id)
         driver.run(secret_id, token, [Step.CREATE])
         return rotator, token
