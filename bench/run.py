@@ -36,7 +36,7 @@ import boto3  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from handlers.pg_connect import PostgresConnector  # noqa: E402
+from handlers.pg_connect import ConnectFn, PostgresConnector  # noqa: E402
 from rotation import LocalRotation, Rotator, SecretStore, Step  # noqa: E402
 from rotation.observability import logger  # noqa: E402
 from rotation.pg.settings import PostgresSettings  # noqa: E402
@@ -156,7 +156,7 @@ class Meter:
 
 def rotator_for(bed: Bed, strategy: str, meter: Meter | None = None) -> tuple[Rotator, Any]:
     client = bed.client()
-    connect = psycopg.connect
+    connect: ConnectFn = psycopg.connect
     if meter is not None:
         meter.attach(client)
         connect = meter.connect
@@ -380,8 +380,7 @@ def fleet(bed: Bed, arns: list[str], concurrency: int) -> dict[str, Any]:
 
 
 def package_size() -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "rotation_tools"))
-    import build_artifact  # noqa: PLC0415
+    from rotation_tools import build_artifact  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lambda"

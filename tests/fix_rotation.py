@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,13 @@ class SecretInspection:
     pg: PostgresCluster
     sm: Any
 
+    # Each bed builds its rotator and driver its own way; begin_and_create uses both.
+    def rotator(self) -> Rotator:
+        raise NotImplementedError
+
+    def driver(self, rotator: Rotator) -> LocalRotation:
+        raise NotImplementedError
+
     # -- what is true now -------------------------------------------------------------
 
     def labels(self, secret_id: str) -> dict[str, list[str]]:
@@ -67,7 +74,7 @@ class SecretInspection:
                 continue
         return found
 
-    def logs_in(self, value: dict[str, Any]) -> bool:
+    def logs_in(self, value: Mapping[str, Any]) -> bool:
         return can_login(self.pg, value["username"], value["password"])
 
     def labelled_logins(self, secret_id: str) -> list[str]:
@@ -81,8 +88,8 @@ class SecretInspection:
 
     def begin_and_create(self, secret_id: str) -> tuple[Rotator, str]:
         """Start a rotation and run createSecret: the state setSecret starts from."""
-        rotator = self.rotator()  # type: ignore[attr-defined]
-        driver = self.driver(rotator)  # type: ignore[attr-defined]
+        rotator = self.rotator()
+        driver = self.driver(rotator)
         token = driver.begin(secret_id)
         driver.run(secret_id, token, [Step.CREATE])
         return rotator, token

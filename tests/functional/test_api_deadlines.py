@@ -89,7 +89,7 @@ class ThreeSecondsLeft:
 
 def test_a_step_fails_with_its_own_error_before_the_deadline(silent: SilentServer) -> None:
     rotator = Rotator(
-        _NeverCalled(),  # type: ignore[arg-type]
+        _NeverCalled(),
         SecretStore(secrets_manager_client(silent.url), retry_policy=RetryPolicy(sleep=no_sleep)),
     )
     event = {"SecretId": "app/db", "ClientRequestToken": "t" * 32, "Step": Step.SET.value}

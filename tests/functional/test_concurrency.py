@@ -10,7 +10,7 @@ completes with a credential that logs in.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 import pytest
@@ -26,6 +26,9 @@ from tests.fix_multi import MASTER, MultiBed
 from tests.fix_race import Gate, GatedConnections, RacingClient, race
 from tests.fix_rotation import Bed
 
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
 pytestmark = pytest.mark.functional
 
 # Where the two racers are held, per step: before an API operation, or right after a login.
@@ -39,7 +42,9 @@ def _racer(
     connector = PostgresConnector(connect=connections)
     strategy = PostgresMultiUser(connector) if multi else PostgresSingleUser(connector)
     client = RacingClient(new_client(), bed.sm, racer, gate if operation else None, operation)
-    return Rotator(strategy, SecretStore(client))
+    # RacingClient stands in for the boto3 client (it forwards what it does not gate), but the
+    # stubs' client is a class, not a Protocol: say so once here.
+    return Rotator(strategy, SecretStore(cast("SecretsManagerClient", client)))
 
 
 def _login_gate(step: Step, *, multi: bool, user: str, pending_user: str) -> str | None:
@@ -63,7 +68,7 @@ def _assert_safe_then_complete(bed: Any, arn: str, token: str, fresh: Rotator) -
     assert sum(AWSPENDING in stages for stages in labels.values()) == 0
 
 
-def _race_step(bed: Any, arn: str, step: Step, *, multi: bool) -> list[object]:
+def _race_step(bed: Any, arn: str, step: Step, *, multi: bool) -> list[str]:
     user = bed.value(arn)["username"]
     fresh = bed.rotator()
     driver = bed.driver(fresh)

@@ -123,6 +123,7 @@ def test_crash_after_the_password_changed_inside_setsecret(bed: Bed) -> None:
         original_set(request)
         raise SimulatedCrash("crash after ALTER ROLE")
 
+    # Patching this one instance's method is the point: the crash is injected inside setSecret.
     strategy.set = set_then_crash  # type: ignore[method-assign]
     driver = bed.driver(rotator)
     token = driver.begin(arn)

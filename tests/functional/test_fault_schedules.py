@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +94,7 @@ class _Throttled:
             "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
             "ResponseMetadata": {"HTTPStatusCode": 400},
         }
-        return AWSResponse("https://secretsmanager.local", 400, {}, None), parsed
+        return AWSResponse("https://secretsmanager.local", 400, HTTPHeaders(), None), parsed
 
 
 class Container:

@@ -76,8 +76,8 @@ def test_both_users_act_as_one_owner(multi: MultiBed) -> None:
                 conn.execute(sql.SQL("INSERT INTO {} VALUES (1)").format(table))
                 assert conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
                 conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS c int").format(table))
-            session, acting = conn.execute("SELECT session_user, current_user").fetchone()  # type: ignore[misc]
-            assert (session, acting) == (value["username"], user)
+            row = conn.execute("SELECT session_user, current_user").fetchone()
+            assert row == (value["username"], user)
     with _connect(multi, original) as conn:
         owners = conn.execute(
             "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename LIKE %s",

@@ -99,6 +99,6 @@ def test_a_deliberately_adopted_role_rotates(multi: MultiBed) -> None:
 
     run = multi.driver(multi.rotator()).rotate(arn)
 
-    assert run.succeeded, run.error
+    assert run.succeeded, run.steps
     assert multi.value(arn)["username"] == clone
     assert multi.logs_in(multi.value(arn))

@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from handlers.rds import CLUSTER_TAG, INSTANCE_TAG, RdsEndpoint, RdsTopology, parse_rds_endpoint
 from rotation import (
@@ -285,7 +285,7 @@ class AnswerWith:
         if self.left == 0:
             return None
         self.left -= 1
-        response = AWSResponse("https://rds.local", 400, {}, None)
+        response = AWSResponse("https://rds.local", 400, HTTPHeaders(), None)
         parsed = {
             "Error": {"Code": self.code, "Message": f"{self.code} said the test"},
             "ResponseMetadata": {"HTTPStatusCode": 400},

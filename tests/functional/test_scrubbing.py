@@ -130,14 +130,14 @@ def test_a_secret_in_a_logged_exception_chain_is_blanked(
             logger.exception("explicitly chained", extra={"why": password})
         try:
             try:
-                _ = {}[password]
+                _ = dict[str, str]()[password]
             except KeyError:
                 raise ConnectionError("lost the server while reporting") from None
         except ConnectionError:
             logger.exception("cause suppressed")
         try:
             try:
-                _ = {}[password]
+                _ = dict[str, str]()[password]
             except KeyError:
                 raise ConnectionError("lost the server while reporting")  # noqa: B904
         except ConnectionError:

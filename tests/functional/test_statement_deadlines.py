@@ -46,7 +46,9 @@ def holding_a_lock_on(cluster: PostgresCluster, role: str) -> Iterator[psycopg.C
 def connection_limit(cluster: PostgresCluster, role: str) -> int:
     with psycopg.connect(**cluster.conninfo(), autocommit=True) as conn:
         row = conn.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (role,))
-        return int(row.fetchone()[0])  # type: ignore[index]
+        found = row.fetchone()
+        assert found is not None, f"no role {role}"
+        return int(found[0])
 
 
 def assert_blocker_unaffected(blocker: psycopg.Connection[Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from rotation import AWSCURRENT, AWSPENDING, RetryPolicy, SecretsManagerError, Step
 from tests.fix_rotation import Bed
@@ -26,7 +26,7 @@ class Throttle:
             return None
         self.left -= 1
         self.answered += 1
-        response = AWSResponse("https://secretsmanager.local", 400, {}, None)
+        response = AWSResponse("https://secretsmanager.local", 400, HTTPHeaders(), None)
         parsed = {
             "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
             "ResponseMetadata": {"HTTPStatusCode": 400},

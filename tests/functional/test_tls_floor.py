@@ -56,7 +56,7 @@ def test_single_user_previous_without_tls_is_raised_to_currents_mode(
 
     run = bed.driver(bed.rotator()).rotate(arn)
 
-    assert run.succeeded, run.error
+    assert run.succeeded, run.steps
     logins = _rotation_logins(server_log, user)
     assert len(logins) >= 2  # AWSPREVIOUS in setSecret, AWSPENDING in testSecret
     assert all("SSL enabled" in rest for rest in logins), logins
@@ -75,7 +75,7 @@ def test_single_user_master_without_tls_is_raised_to_currents_mode(
 
     run = bed.driver(bed.rotator()).rotate(arn)
 
-    assert run.succeeded, run.error
+    assert run.succeeded, run.steps
     master_logins = _rotation_logins(server_log, "postgres")
     assert len(master_logins) == 1
     assert "SSL enabled" in master_logins[0]
@@ -90,7 +90,7 @@ def test_multi_user_master_without_tls_is_raised_to_currents_mode(
 
     run = multi_tls.driver(multi_tls.rotator()).rotate(arn)
 
-    assert run.succeeded, run.error
+    assert run.succeeded, run.steps
     master_logins = _rotation_logins(server_log, MASTER)
     assert len(master_logins) == 1
     assert "SSL enabled" in master_logins[0]
@@ -112,7 +112,7 @@ def test_a_pending_value_without_tls_is_tested_over_tls(bed: Bed, server_log: Se
     rotator = Rotator(PlainPending(bed.connector()), SecretStore(bed.handler_client))
     run = bed.driver(rotator).rotate(arn)
 
-    assert run.succeeded, run.error
+    assert run.succeeded, run.steps
     assert bed.value(arn)["ssl"] is False  # the value is kept as written...
     logins = _rotation_logins(server_log, user)
     assert len(logins) == 2

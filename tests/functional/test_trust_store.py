@@ -92,7 +92,8 @@ def test_a_bundle_planted_at_the_old_path_is_ignored(
     assert used.parent.parent == shared_tmp
     assert stat.S_IMODE(used.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(used.stat().st_mode) == 0o600
-    assert used.read_bytes().endswith(bed.pg.certificates.ca_cert.read_bytes())  # type: ignore[union-attr]
+    assert bed.pg.certificates is not None
+    assert used.read_bytes().endswith(bed.pg.certificates.ca_cert.read_bytes())
 
 
 class _Impostor:

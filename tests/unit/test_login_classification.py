@@ -197,6 +197,7 @@ def test_every_cause_raises_its_class_and_only_transient_ones_are_retried(
 ) -> None:
     failure = LoginFailure[expected]
     error = classify_login_failure(
+        # Shaped like psycopg.OperationalError (what classify_login reads), not one.
         FailedLoginError(text, used_password=used_password),  # type: ignore[arg-type]
         "AWSCURRENT (app@db:5432/postgres)",
     )
