@@ -27,6 +27,7 @@ from rotation.errors import (
 from rotation.observability import logger
 from rotation.pg.secret import (
     PostgresSecret,
+    check_no_weaker_tls,
     check_same_target,
     master_login,
     parse_postgres_secret,
@@ -296,4 +297,5 @@ class PostgresMultiUser:
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         self._check_pending(current, pending)
+        check_no_weaker_tls(current, pending)
         return FinishResult()

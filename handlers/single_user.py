@@ -19,6 +19,7 @@ from rotation.errors import (
 from rotation.observability import logger
 from rotation.pg.secret import (
     PostgresSecret,
+    check_no_weaker_tls,
     check_same_target,
     master_login,
     parse_postgres_secret,
@@ -222,4 +223,5 @@ class PostgresSingleUser:
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         check_same_target(current, pending, AWSPENDING)
+        check_no_weaker_tls(current, pending)
         return FinishResult()

@@ -208,7 +208,7 @@ def auth_method_problem(exc: BaseException, who: str) -> str | None:
         f"the server {what} when logging in as {who}; refused before anything was sent "
         f"(allowed: {allowed}), since {risk}. Fix the server's pg_hba.conf to use "
         f"scram-sha-256 for this user; or, accepting the risk, set PGREQUIREAUTH={allow} "
-        "in the function's environment"
+        "in the environment of what connects (the rotation function, or the application)"
     )
 
 
@@ -281,16 +281,18 @@ _PROBLEMS: dict[LoginFailure, str] = {
         "that takes no connections (hot_standby = off): point it at a server that does"
     ),
     LoginFailure.TLS_UNSUPPORTED: (
-        "the server does not speak TLS, but the secret asks for it ({who}): {reason}. An "
+        "the server does not speak TLS, but the login asks for it ({who}): {reason}. An "
         "absent 'ssl' means verify-full. Turn TLS on at the server, or put \"ssl\": false "
-        "in the secret to connect in plaintext deliberately; not retried, since that cannot "
-        "change by itself"
+        "in the AWSCURRENT version to connect in plaintext deliberately (AWSCURRENT's mode is "
+        "the floor: other versions and the master secret are raised to it, so changing "
+        "theirs does nothing); not retried, since that cannot change by itself"
     ),
     LoginFailure.TLS_UNTRUSTED: (
         "the server's TLS certificate is not signed by a trusted CA ({who}): {reason}. "
         "Trusted are the Amazon RDS CA bundle shipped in the package and the file named by "
         "PGSSLROOTCERT: point PGSSLROOTCERT at the CA that signed the server's certificate, "
-        'or use "ssl": "require" to encrypt without verifying; not retried'
+        'or use "ssl": "require" (in AWSCURRENT: the floor for every login) to encrypt '
+        "without verifying; not retried"
     ),
     LoginFailure.TLS_HOST_NAME: (
         "the server's TLS certificate is not for the host name in the secret ({who}): "

@@ -12,6 +12,7 @@ from rotation.pg.tls import at_least, resolve_sslmode
 __all__ = [
     "ENGINES",
     "PostgresSecret",
+    "check_no_weaker_tls",
     "check_same_target",
     "master_login",
     "parse_postgres_secret",
@@ -129,6 +130,21 @@ def check_same_target(
                 f"the {label} version's {name} ({theirs!r}) differs from AWSCURRENT's "
                 f"({mine!r}); refusing to rotate across targets"
             )
+
+
+def check_no_weaker_tls(current: PostgresSecret, pending: PostgresSecret) -> None:
+    """Refuse to promote a pending version that asks for weaker TLS than AWSCURRENT's.
+
+    Promoted, it would become the floor: every later login of a rotation, and every
+    application reading AWSCURRENT, would use the weaker mode.
+    """
+    if at_least(pending.sslmode, current.sslmode) != pending.sslmode:
+        raise SecretFormatError(
+            f"the AWSPENDING version asks for sslmode {pending.sslmode}, weaker than "
+            f"AWSCURRENT's {current.sslmode}; making it AWSCURRENT would lower TLS for every "
+            "later login and application, so it is refused. Give the pending version the "
+            "same 'ssl' as AWSCURRENT (or lower AWSCURRENT's deliberately first)"
+        )
 
 
 def master_login(

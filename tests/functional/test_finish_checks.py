@@ -73,3 +73,13 @@ def test_multi_user_refuses_a_pending_value_for_the_wrong_user(multi: MultiBed) 
     # a password the database never got.
     _plant_pending(multi, arn, token, json.dumps({**multi.value(arn), "password": "x-1234"}))
     assert "alternate" in _finish_refused(multi, arn, token, SecretFormatError)
+
+
+def test_a_pending_value_with_weaker_tls_is_not_promoted(bed: Bed) -> None:
+    """Promoted, ``"ssl": false`` would become the floor for every later login."""
+    arn, _, _ = bed.user_secret()
+    token = bed.driver(bed.rotator()).begin(arn)
+    _plant_pending(bed, arn, token, json.dumps({**bed.value(arn), "ssl": False}))
+    assert "weaker than AWSCURRENT's verify-full" in _finish_refused(
+        bed, arn, token, SecretFormatError
+    )

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from handlers.single_user import PostgresSingleUser
-from rotation import AWSPREVIOUS, Rotator, SecretStore
+from rotation import AWSCURRENT, AWSPREVIOUS, Rotator, SecretStore, Step
 from rotation.client import RotatingCredentials, SecretsManagerSource
+from rotation.driver import RotationFailed
 from rotation.pg.settings import PostgresSettings
 from tests.fix_aws import new_client
 from tests.fix_multi import MASTER, MultiBed
@@ -100,8 +101,12 @@ def test_multi_user_master_without_tls_is_raised_to_currents_mode(
     assert all("SSL enabled" in rest for rest in every), every
 
 
-def test_a_pending_value_without_tls_is_tested_over_tls(bed: Bed, server_log: ServerLog) -> None:
-    """A pending value written by hand with ``"ssl": false`` is raised in testSecret too."""
+def test_a_pending_value_without_tls_is_used_over_tls_and_never_promoted(
+    bed: Bed, server_log: ServerLog
+) -> None:
+    """A pending value written with ``"ssl": false`` is raised in setSecret and testSecret,
+    and finishSecret refuses to make it AWSCURRENT: promoted, it would lower the floor for
+    every later login and every application."""
     arn, user, _ = bed.user_secret()
 
     class PlainPending(PostgresSingleUser):
@@ -110,13 +115,18 @@ def test_a_pending_value_without_tls_is_tested_over_tls(bed: Bed, server_log: Se
             return type(result)(value={**result.value, "ssl": False})
 
     rotator = Rotator(PlainPending(bed.connector()), SecretStore(bed.handler_client))
-    run = bed.driver(rotator).rotate(arn)
+    before = bed.labels(arn)
+    with pytest.raises(RotationFailed) as caught:
+        bed.driver(rotator).rotate(arn)
 
-    assert run.succeeded, run.steps
-    assert bed.value(arn)["ssl"] is False  # the value is kept as written...
+    assert caught.value.step is Step.FINISH
+    assert "weaker than AWSCURRENT's verify-full" in str(caught.value)
+    current_id = next(v for v, stages in before.items() if AWSCURRENT in stages)
+    assert AWSCURRENT in bed.labels(arn)[current_id]
+    assert "ssl" not in bed.value(arn)
     logins = _rotation_logins(server_log, user)
-    assert len(logins) == 2
-    assert all("SSL enabled" in rest for rest in logins), logins  # ...but never used in clear
+    assert len(logins) == 2  # setSecret's and testSecret's
+    assert all("SSL enabled" in rest for rest in logins), logins
 
 
 def test_the_client_raises_previous_to_currents_mode(bed: Bed) -> None:
