@@ -19,7 +19,7 @@ SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .checkov-venv
 CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet
 
-.PHONY: demo test lint typecheck check bench clean artifact sam soak policy
+.PHONY: demo test lint typecheck check bench clean artifact sam soak policy cdk
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,19 @@ $(SAM_VENV)/bin/sam:
 sam: $(SAM_VENV)/bin/sam
 	$(SAM) validate --lint --region us-east-1
 	$(SAM) build --region us-east-1 --build-dir build/sam
+
+# The CDK construct: the cdk extra and cdk-nag in the project's venv (jsii runs aws-cdk-lib
+# in Node.js); mypy --strict on the package, and its tests, which synthesize stacks offline
+# and run cdk-nag's AwsSolutions pack (tests/cdk is not collected without aws-cdk-lib).
+CDK_STAMP := $(VENV)/.cdk-installed
+$(CDK_STAMP): $(STAMP)
+	@command -v node >/dev/null || { echo "make cdk needs Node.js (jsii runs aws-cdk-lib in it)"; exit 1; }
+	$(BIN)/python -m pip install --quiet -e '.[dev,cdk-test]'
+	@touch $(CDK_STAMP)
+
+cdk: $(CDK_STAMP)
+	$(BIN)/mypy -p rotation_cdk
+	$(BIN)/python -m pytest tests/cdk
 
 $(CHECKOV_VENV)/bin/checkov:
 	$(PYTHON) -m venv $(CHECKOV_VENV)
