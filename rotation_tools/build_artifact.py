@@ -13,6 +13,7 @@ runtime provides (about 15 MB saved; the APIs we call are old and stable).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import io
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DISTRIBUTION = "pg-secrets-rotation"
 PACKAGES = ("rotation", "handlers")
 PROVIDED_BY_RUNTIME = ("boto3", "botocore")
 # The Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34): manylinux wheels up to
@@ -31,18 +33,38 @@ GLIBC_TAGS = ("manylinux_2_34", "manylinux_2_28", "manylinux2014")
 PLATFORMS = {"arm64": "aarch64", "x86_64": "x86_64"}
 
 
-def runtime_requirements(extra: tuple[str, ...] = ()) -> list[str]:
-    """The project's dependencies, without what the Lambda runtime already has."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = [
-        dep for dep in project["dependencies"] if not dep.lower().startswith(PROVIDED_BY_RUNTIME)
-    ]
+def runtime_requirements(extra: tuple[str, ...] = (), *, root: Path = ROOT) -> list[str]:
+    """The project's dependencies, without what the Lambda runtime already has.
+
+    From ``pyproject.toml`` in a source tree; from the installed distribution's metadata
+    otherwise (the CDK construct builds the artifact from a ``pip install``-ed package).
+    """
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    else:
+        declared = importlib.metadata.requires(DISTRIBUTION) or []
+        dependencies = [dep for dep in declared if "extra ==" not in dep]
+    wanted = [dep for dep in dependencies if not dep.lower().startswith(PROVIDED_BY_RUNTIME)]
     return [*wanted, *extra]
+
+
+def platforms_for(arch: str) -> list[str]:
+    """pip platform tags for a Lambda architecture (``arm64`` or ``x86_64``), newest first."""
+    return [f"{tag}_{PLATFORMS[arch]}" for tag in GLIBC_TAGS]
 
 
 def build(
     out: Path, *, platforms: list[str], python_version: str, extra: tuple[str, ...] = ()
 ) -> None:
+    install_dependencies(out, platforms=platforms, python_version=python_version, extra=extra)
+    copy_packages(out)
+
+
+def install_dependencies(
+    out: Path, *, platforms: list[str], python_version: str, extra: tuple[str, ...] = ()
+) -> None:
+    """pip-install the runtime dependencies' wheels for the Lambda platform into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
     subprocess.run(
@@ -54,6 +76,12 @@ def build(
         ],
         check=True,
     )  # fmt: skip
+    # Console scripts of the dependencies: nothing in a Lambda runs them.
+    shutil.rmtree(out / "bin", ignore_errors=True)
+
+
+def copy_packages(out: Path) -> None:
+    """Copy ``rotation/`` and ``handlers/`` (with the RDS CA bundle) into ``out``."""
     for package in PACKAGES:
         target = out / package
         if target.exists():
@@ -61,8 +89,6 @@ def build(
         shutil.copytree(
             ROOT / package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
-    # Console scripts of the dependencies: nothing in a Lambda runs them.
-    shutil.rmtree(out / "bin", ignore_errors=True)
 
 
 def sizes(out: Path) -> tuple[int, int]:
@@ -88,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "--with", dest="extra", action="append", default=[], help="an extra requirement"
     )
     args = parser.parse_args(argv)
-    machine = PLATFORMS[args.arch]
-    platforms = [args.platform] if args.platform else [f"{tag}_{machine}" for tag in GLIBC_TAGS]
+    platforms = [args.platform] if args.platform else platforms_for(args.arch)
     build(
         args.out, platforms=platforms, python_version=args.python_version, extra=tuple(args.extra)
     )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rotation import parse_event
+from rotation_tools.iam_policy import template_managed_policy_arns, template_statements
+from rotation_tools.sam_expand import expand
 from rotation_tools.sam_template import load_template, resolve_function
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,3 +137,111 @@ def test_event_files_are_valid_rotation_events() -> None:
     env = json.loads((ROOT / "events" / "env.json").read_text())
     declared = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
     assert set(env["Parameters"]) <= declared
+
+
+STRATEGY_OF_ROLE = {"SingleUserRole": "single-user", "MultiUserRole": "multi-user"}
+
+
+@pytest.mark.parametrize(("role", "strategy"), sorted(STRATEGY_OF_ROLE.items()))
+def test_role_policies_are_the_shared_description(role: str, strategy: str) -> None:
+    """The CDK construct renders the same description (rotation_tools.iam_policy)."""
+    properties = ROLES[role]["Properties"]
+    (policy,) = properties["Policies"]
+    assert policy["PolicyDocument"]["Statement"] == template_statements(strategy)
+    assert properties["ManagedPolicyArns"] == template_managed_policy_arns()
+
+
+def test_every_role_is_covered_by_the_description() -> None:
+    assert set(ROLES) == set(STRATEGY_OF_ROLE)
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_permissions_boundary_applies_to_every_role_when_given(role: str) -> None:
+    boundary = ROLES[role]["Properties"]["PermissionsBoundary"]
+    assert boundary == {
+        "Fn::If": [
+            "HasPermissionsBoundary",
+            {"Ref": "PermissionsBoundaryArn"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert TEMPLATE["Parameters"]["PermissionsBoundaryArn"]["Default"] == ""
+    assert TEMPLATE["Conditions"]["HasPermissionsBoundary"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "PermissionsBoundaryArn"}, ""]}]
+    }
+
+
+def test_role_arns_are_outputs() -> None:
+    outputs = TEMPLATE["Outputs"]
+    for role in ROLES:
+        (output,) = [o for o in outputs.values() if o["Value"] == {"Fn::GetAtt": [role, "Arn"]}]
+        assert "Condition" not in output
+
+
+def test_reserved_concurrency_is_optional_and_never_starves_rotation() -> None:
+    parameter = TEMPLATE["Parameters"]["ReservedConcurrency"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    accepted = [
+        v for v in ("", "0", "1", "9", "10", "25", "100", "010", "-5", "x") if pattern.fullmatch(v)
+    ]
+    assert accepted == ["", "10", "25", "100"]
+    assert TEMPLATE["Globals"]["Function"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "HasReservedConcurrency",
+            {"Ref": "ReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_checkov_skips_are_inline_with_a_reason(function: str) -> None:
+    skips = FUNCTIONS[function]["Metadata"]["checkov"]["skip"]
+    assert {s["id"] for s in skips} == {"CKV_AWS_116", "CKV_AWS_173"}
+    for skip in skips:
+        assert len(skip["comment"].split()) >= 8, skip
+
+
+def test_serverless_repo_metadata_is_valid_and_follows_the_project_version() -> None:
+    """The Serverless Application Repository's documented constraints on the metadata
+    (SAM developer guide, "Metadata section properties"); intrinsic functions are not allowed."""
+    app = TEMPLATE["Metadata"]["AWS::ServerlessRepo::Application"]
+    assert all(isinstance(v, str | list) for v in app.values())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert app["SemanticVersion"] == version
+    assert re.fullmatch(r"\d+\.\d+\.\d+", app["SemanticVersion"])
+    assert re.fullmatch(r"[a-zA-Z0-9\-]{1,140}", app["Name"])
+    assert 1 <= len(app["Description"]) <= 256
+    assert len(app["Author"]) <= 127
+    assert re.fullmatch(r"[a-z0-9](([a-z0-9]|-(?!-))*[a-z0-9])?", app["Author"])
+    assert len(app["Labels"]) <= 10
+    for label in app["Labels"]:
+        assert re.fullmatch(r"[a-zA-Z0-9+\-_:/@]{1,127}", label)
+    assert (ROOT / app["ReadmeUrl"]).is_file()
+    if "LicenseUrl" in app:
+        assert (ROOT / app["LicenseUrl"]).is_file()
+
+
+def test_the_plain_cloudformation_expansion_keeps_the_guardrails() -> None:
+    """What CloudFormation deploys from the packaged template: the SAM translator's output."""
+    expanded = expand(TEMPLATE, code_uri="s3://example-artifacts/rotation.zip")
+    assert "Transform" not in expanded
+    resources = expanded["Resources"]
+    assert not [r for r in resources.values() if r["Type"].startswith("AWS::Serverless::")]
+    functions = {n: r for n, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert set(functions) == set(FUNCTIONS)
+    for name, function in functions.items():
+        properties = function["Properties"]
+        assert properties["Code"] == {"S3Bucket": "example-artifacts", "S3Key": "rotation.zip"}
+        assert properties["Role"] == FUNCTIONS[name]["Properties"]["Role"]
+        assert properties["ReservedConcurrentExecutions"]["Fn::If"][0] == "HasReservedConcurrency"
+        assert function["Metadata"]["checkov"] == FUNCTIONS[name]["Metadata"]["checkov"]
+    for role in ROLES:
+        assert resources[role] == RESOURCES[role]  # passed through untouched
+    assert expanded["Outputs"] == TEMPLATE["Outputs"]
+
+
+def test_the_expansion_wants_an_s3_uri() -> None:
+    with pytest.raises(ValueError, match="s3://bucket/key"):
+        expand(TEMPLATE, code_uri="build/lambda")

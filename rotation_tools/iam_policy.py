@@ -1,0 +1,198 @@
+"""The rotation functions' permissions, described once for every deployment surface.
+
+``template.yaml`` (SAM, and plain CloudFormation after ``sam package``) and the CDK construct
+(:mod:`rotation_cdk`) both grant exactly these statements; neither writes its own. The
+template keeps them in YAML, so a test renders :func:`template_statements` and compares it
+with the template's roles; the construct renders :func:`statements` with its own values.
+
+Least privilege, grant by grant:
+
+- the rotation actions only on the rotated secrets, and only while a secret names this very
+  function as its rotation function (``secretsmanager:resource/AllowRotationLambdaArn``);
+- read-only access to the master secret, when there is one;
+- multi-user only: the RDS API's two describe calls, for RDS-managed master secrets and
+  replicas (``handlers/rds.py``);
+- ``kms:Decrypt`` / ``GenerateDataKey`` on customer managed keys, only through Secrets
+  Manager (``kms:ViaService``);
+- Lambda's basic execution policy (its logs), and the VPC one only with a VPC.
+
+No ``secretsmanager:GetRandomPassword``: passwords are generated locally.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BASIC_EXECUTION_POLICY",
+    "GRANTS",
+    "STRATEGIES",
+    "VPC_EXECUTION_POLICY",
+    "Grant",
+    "Guard",
+    "Target",
+    "managed_policies",
+    "statements",
+    "template_managed_policy_arns",
+    "template_statements",
+]
+
+STRATEGIES = ("single-user", "multi-user")
+
+BASIC_EXECUTION_POLICY = "service-role/AWSLambdaBasicExecutionRole"
+VPC_EXECUTION_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
+
+
+class Target(enum.Enum):
+    """What a grant's ``Resource`` is; each surface supplies the values."""
+
+    ROTATED_SECRETS = "rotated secrets"
+    MASTER_SECRET = "master secret"  # noqa: S105  # a label, not a password
+    RDS_INSTANCES_AND_CLUSTERS = "RDS instances and clusters"
+    KMS_KEYS = "KMS keys"
+
+
+class Guard(enum.Enum):
+    """A grant's ``Condition``: the operator and the key; each surface supplies the value."""
+
+    THIS_FUNCTION_ROTATES = ("StringEquals", "secretsmanager:resource/AllowRotationLambdaArn")
+    VIA_SECRETS_MANAGER = ("StringEquals", "kms:ViaService")
+
+
+@dataclass(frozen=True)
+class Grant:
+    sid: str
+    actions: tuple[str, ...]
+    target: Target
+    guard: Guard | None = None
+    strategies: tuple[str, ...] = STRATEGIES
+    # Present only when the deployment has such a resource (a master secret, a CMK).
+    optional: bool = False
+
+
+GRANTS: tuple[Grant, ...] = (
+    Grant(
+        "RotateTheNamedSecrets",
+        (
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:UpdateSecretVersionStage",
+        ),
+        Target.ROTATED_SECRETS,
+        Guard.THIS_FUNCTION_ROTATES,
+    ),
+    Grant(
+        "ReadTheMasterSecret",
+        ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"),
+        Target.MASTER_SECRET,
+        optional=True,
+    ),
+    Grant(
+        "FindRdsManagedMastersAndReplicas",
+        ("rds:DescribeDBInstances", "rds:DescribeDBClusters"),
+        Target.RDS_INSTANCES_AND_CLUSTERS,
+        strategies=("multi-user",),
+    ),
+    Grant(
+        "DecryptThroughSecretsManager",
+        ("kms:Decrypt", "kms:GenerateDataKey"),
+        Target.KMS_KEYS,
+        Guard.VIA_SECRETS_MANAGER,
+        optional=True,
+    ),
+)
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+
+
+def statements(
+    strategy: str, *, resources: Mapping[Target, Any], guards: Mapping[Guard, Any]
+) -> list[dict[str, Any]]:
+    """The policy statements of ``strategy``'s role, as IAM JSON.
+
+    ``resources`` gives each target's ``Resource`` value (a string, a list, or a surface's
+    own expression); an optional grant whose target is absent is left out. ``guards`` gives
+    each condition's value.
+    """
+    _check_strategy(strategy)
+    rendered = []
+    for grant in GRANTS:
+        if strategy not in grant.strategies:
+            continue
+        if grant.target not in resources:
+            if grant.optional:
+                continue
+            raise ValueError(f"no resource given for {grant.target.value} ({grant.sid})")
+        statement: dict[str, Any] = {
+            "Sid": grant.sid,
+            "Effect": "Allow",
+            "Action": list(grant.actions),
+            "Resource": resources[grant.target],
+        }
+        if grant.guard is not None:
+            operator, key = grant.guard.value
+            statement["Condition"] = {operator: {key: guards[grant.guard]}}
+        rendered.append(statement)
+    return rendered
+
+
+def managed_policies(*, vpc: bool) -> list[str]:
+    """AWS managed policy names (after ``arn:<partition>:iam::aws:policy/``) for the role."""
+    return [BASIC_EXECUTION_POLICY, *([VPC_EXECUTION_POLICY] if vpc else [])]
+
+
+# template.yaml's rendering: its parameters, conditions and intrinsic functions.
+_TEMPLATE_FUNCTION_SUFFIX = {"single-user": "single-user", "multi-user": "multi-user"}
+_TEMPLATE_CONDITIONS = {Target.MASTER_SECRET: "HasMasterSecret", Target.KMS_KEYS: "HasKmsKey"}
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def template_statements(strategy: str) -> list[Any]:
+    """The statements exactly as ``template.yaml`` must write them for ``strategy``'s role,
+    in the form PyYAML reads the template (``!Sub x`` is ``{"Fn::Sub": x}``)."""
+    _check_strategy(strategy)
+    function_arn = (
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+        f"${{AWS::StackName}}-{_TEMPLATE_FUNCTION_SUFFIX[strategy]}"
+    )
+    resources: dict[Target, Any] = {
+        Target.ROTATED_SECRETS: {"Ref": "RotatedSecretArns"},
+        Target.MASTER_SECRET: {"Ref": "MasterSecretArn"},
+        Target.RDS_INSTANCES_AND_CLUSTERS: [
+            {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*"},
+            {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:cluster:*"},
+        ],
+        Target.KMS_KEYS: {"Ref": "KmsKeyArn"},
+    }
+    guards = {
+        Guard.THIS_FUNCTION_ROTATES: {"Fn::Sub": function_arn},
+        Guard.VIA_SECRETS_MANAGER: {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"},
+    }
+    targets = [g.target for g in GRANTS if strategy in g.strategies]
+    rendered: list[Any] = []
+    for target, statement in zip(
+        targets, statements(strategy, resources=resources, guards=guards), strict=True
+    ):
+        condition = _TEMPLATE_CONDITIONS.get(target)
+        rendered.append(
+            statement if condition is None else {"Fn::If": [condition, statement, _NO_VALUE]}
+        )
+    return rendered
+
+
+def template_managed_policy_arns() -> dict[str, Any]:
+    """``ManagedPolicyArns`` as ``template.yaml`` must write it: the VPC policy only with a VPC."""
+
+    def arns(names: Sequence[str]) -> list[dict[str, str]]:
+        return [{"Fn::Sub": f"arn:${{AWS::Partition}}:iam::aws:policy/{name}"} for name in names]
+
+    return {
+        "Fn::If": ["HasVpc", arns(managed_policies(vpc=True)), arns(managed_policies(vpc=False))]
+    }
