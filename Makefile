@@ -73,7 +73,8 @@ $(CDK_STAMP): $(STAMP)
 	@touch $(CDK_STAMP)
 
 cdk: $(CDK_STAMP)
-	$(BIN)/mypy -p rotation_cdk $(wildcard tests/cdk/*.py)
+	$(BIN)/mypy -p rotation_cdk
+	$(BIN)/mypy $(wildcard tests/cdk/*.py)
 	$(BIN)/python -m pytest tests/cdk
 
 $(CHECKOV_VENV)/bin/checkov:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,11 +117,11 @@ def build(
     return Built(app, stack, rotation, secret, master, key, network)
 
 
-def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+def of_type(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {n: r for n, r in template["Resources"].items() if r["Type"] == kind}
 
 
-def role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+def role_statements(template: Mapping[str, Any]) -> list[dict[str, Any]]:
     (role,) = of_type(template, "AWS::IAM::Role").values()
     (policy,) = role["Properties"]["Policies"]
     return list(policy["PolicyDocument"]["Statement"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import Stack, assertions
@@ -54,6 +55,6 @@ def test_the_readme_example_app_synthesizes() -> None:
     assert not warnings
 
 
-def _db(template: dict[str, Any]) -> str:
+def _db(template: Mapping[str, Any]) -> str:
     (db,) = of_type(template, "AWS::RDS::DBInstance")
     return db
