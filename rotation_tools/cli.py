@@ -160,6 +160,29 @@ def _refuse_managed(
     return EXIT_FAILED
 
 
+def _rotate_command(args: argparse.Namespace) -> str:
+    """The `rotation rotate` command line that resumes this one, as the user ran it."""
+    force = " --force" if args.force else ""
+    return (
+        f"rotation rotate {shlex.quote(args.secret)} --strategy {args.strategy}{force}"
+        f"{_connection_options(args)}"
+    )
+
+
+def _interrupted_rotation(args: argparse.Namespace, token: str, steps_done: list[str]) -> str:
+    again = f"running `{_rotate_command(args)}` again resumes it"
+    if steps_done:
+        return (
+            f"interrupted after {steps_done[-1]}: the rotation of {args.secret} is left in "
+            f"progress (version {token} is AWSPENDING); {again}"
+        )
+    return (
+        f"interrupted during createSecret: if it stored the new version, the rotation of "
+        f"{args.secret} is left in progress (version {token} is AWSPENDING; `rotation status "
+        f"{shlex.quote(args.secret)}{_connection_options(args)}` shows it) and {again}"
+    )
+
+
 def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
     from rotation import LocalRotation, RotationFailed  # noqa: PLC0415
     from rotation.driver import RotationFunctionAttachedError  # noqa: PLC0415
@@ -170,13 +193,12 @@ def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
     # registered by createSecret itself. A rotation in progress is resumed with its token.
     # Refused, unless --force, when a function rotates the secret (see LocalRotation).
     rotator = build_rotator(args.strategy, client, direct=True)
+    steps_done: list[str] = []
 
     def show(record: Any) -> None:
-        mark = "ok" if record.error is None else "FAILED"
-        console.line(
-            f"  {record.step.value:<13} {record.duration_s * 1000:7.1f} ms  {mark} "
-            f"({record.outcome})"
-        )
+        if record.error is None:
+            steps_done.append(record.step.value)
+        console.step(record)
 
     driver = LocalRotation(client, rotator.handle, on_step=show, direct=True, force=args.force)
     token = driver.pending_token(args.secret)
@@ -184,15 +206,22 @@ def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
         driver.check_direct_allowed(args.secret)
     except RotationFunctionAttachedError as refused:
         return _refuse_managed(args, console, refused.function_arn, token)
-    console.line(
-        f"Resuming the rotation in progress (token {token})"
-        if token
-        else f"Rotating {args.secret} ({args.strategy})"
-    )
+    resumed = token is not None
+    if token is None:
+        token = driver.begin(args.secret)  # direct: a fresh token, registered by createSecret
+        console.line(f"Rotating {args.secret} ({args.strategy}), token {token}")
+    else:
+        console.line(f"Resuming the rotation in progress (token {token})")
+        steps_done.append("createSecret")  # its version is registered: resumable as it is
     try:
-        run = driver.run(args.secret, token, resumed=True) if token else driver.rotate(args.secret)
+        run = driver.run(args.secret, token, resumed=resumed)
+    except KeyboardInterrupt:
+        message = _interrupted_rotation(args, token, steps_done)
+        console.error(message)
+        console.result({"ok": False, "interrupted": True, "error": message, "token": token})
+        return EXIT_INTERRUPTED
     except RotationFunctionAttachedError as refused:  # attached since the check above
-        return _refuse_managed(args, console, refused.function_arn, token)
+        return _refuse_managed(args, console, refused.function_arn, token if resumed else None)
     except RotationFailed as failed:
         console.error(str(failed.__cause__ or failed))
         console.result(
@@ -307,8 +336,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from rotation import RotationError  # noqa: PLC0415
         from rotation_tools.sam_template import TemplateError  # noqa: PLC0415
+        from rotation_tools.testbed.pgcluster import ClusterError  # noqa: PLC0415
 
-        expected = RotationError | ClientError | BotoCoreError | FileNotFoundError | TemplateError
+        expected = (
+            RotationError
+            | ClientError
+            | BotoCoreError
+            | FileNotFoundError
+            | TemplateError
+            | ClusterError
+        )
         if isinstance(exc, expected):
             console.error(str(exc))
             return EXIT_FAILED

@@ -10,6 +10,11 @@ from typing import Any, TextIO
 
 __all__ = ["Console"]
 
+# Step outcomes worth a note; "done" is plain "ok".
+_OUTCOME_NOTES = {
+    "kept-existing": "kept the pending value stored before",
+    "already-current": "already AWSCURRENT: nothing to do",
+}
 _COLOURS = {"ok": "32", "fail": "31", "warn": "33", "dim": "2", "bold": "1"}
 
 
@@ -49,6 +54,17 @@ class Console:
         self.line(f"  {mark} {name}{': ' + detail if detail else ''}")
         if hint and ok is False:
             self.line(f"       {self.paint('fix:', 'warn')} {hint}")
+
+    def step(self, record: Any, indent: str = "  ") -> None:
+        """One rotation step (a :class:`rotation.StepRecord`): its name, duration and
+        outcome, "ok" for a plain success."""
+        if record.error is not None:
+            mark = self.paint("FAILED", "fail")
+        else:
+            mark = self.paint("ok", "ok")
+            if record.outcome in _OUTCOME_NOTES:
+                mark += f" ({_OUTCOME_NOTES[record.outcome]})"
+        self.line(f"{indent}{record.step.value:<13} {record.duration_s * 1000:7.1f} ms  {mark}")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         widths = [len(h) for h in headers]
