@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     aws = argparse.ArgumentParser(add_help=False)
     aws.add_argument("--endpoint-url", help="Secrets Manager endpoint (default: boto3's)")
     aws.add_argument("--region", help="AWS region (default: boto3's)")
+    aws.add_argument("--profile", help="AWS profile (default: boto3's: AWS_PROFILE, default)")
     strategy = argparse.ArgumentParser(add_help=False)
     strategy.add_argument(
         "--strategy",
@@ -98,13 +99,38 @@ def _parser() -> argparse.ArgumentParser:
 
 def _client(args: argparse.Namespace) -> Any:
     import boto3  # noqa: PLC0415  # keeps `rotation --help` fast
+    from botocore.config import Config  # noqa: PLC0415
 
+    from rotation.clients import CONNECT_TIMEOUT_S, READ_TIMEOUT_S  # noqa: PLC0415
     from rotation.config import secrets_manager_endpoint  # noqa: PLC0415
 
-    return boto3.client(
+    # The handlers' timeouts: an endpoint that does not answer is an error within seconds,
+    # not botocore's default minute per attempt.
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+    )
+    session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    args.sm_client = session.client(
         "secretsmanager",
         endpoint_url=args.endpoint_url or secrets_manager_endpoint(),
-        region_name=args.region,
+        config=config,
+    )
+    return args.sm_client
+
+
+def _aws_problem(args: argparse.Namespace, exc: BaseException, operation: str | None = None) -> Any:
+    """The classified Secrets Manager failure behind ``exc`` (see aws_problems), or None."""
+    from rotation_tools.aws_problems import explain  # noqa: PLC0415
+
+    client = getattr(args, "sm_client", None)
+    return explain(
+        exc,
+        secret_id=getattr(args, "secret", None) or "the secret",
+        operation=operation,
+        endpoint=args.endpoint_url or (client.meta.endpoint_url if client else None),
+        region=client.meta.region_name if client else args.region,
     )
 
 
@@ -223,10 +249,12 @@ def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
     except RotationFunctionAttachedError as refused:  # attached since the check above
         return _refuse_managed(args, console, refused.function_arn, token if resumed else None)
     except RotationFailed as failed:
-        console.error(str(failed.__cause__ or failed))
-        console.result(
-            {"ok": False, "error": str(failed.__cause__ or failed), "token": failed.run.token}
-        )
+        message = str(failed.__cause__ or failed)
+        problem = _aws_problem(args, failed)
+        if problem is not None and problem.fix:
+            message += f" ({problem.kind}: {problem.fix})"
+        console.error(message)
+        console.result({"ok": False, "error": message, "token": failed.run.token})
         return EXIT_FAILED
     console.line(f"Done: version {run.token} is AWSCURRENT")
     console.result(
@@ -329,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args, console)
     except KeyboardInterrupt:
-        console.error("interrupted; everything started was stopped")
+        message = "interrupted; everything started was stopped"
+        console.error(message)
+        console.result({"ok": False, "interrupted": True, "error": message})
         return EXIT_INTERRUPTED
     except Exception as exc:  # one clear line for anything expected to go wrong
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
@@ -347,7 +377,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             | ClusterError
         )
         if isinstance(exc, expected):
-            console.error(str(exc))
+            problem = (
+                _aws_problem(args, exc) if isinstance(exc, ClientError | BotoCoreError) else None
+            )
+            message = str(problem or exc)
+            console.error(message)
+            console.result({"ok": False, "error": message, "kind": getattr(problem, "kind", None)})
             return EXIT_FAILED
         raise
 
