@@ -8,6 +8,7 @@ password: rotations report steps and labels, status shows ids, labels and dates.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -28,8 +29,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Rotate PostgreSQL credentials in AWS Secrets Manager, locally.",
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print one JSON document")
-    common.add_argument("--verbose", action="store_true", help="also print the handlers' log")
+    common.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout (logs: stderr)"
+    )
+    # Only on the commands that run handler code.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "--verbose", action="store_true", help="also print the handlers' JSON log, on stderr"
+    )
     aws = argparse.ArgumentParser(add_help=False)
     aws.add_argument("--endpoint-url", help="Secrets Manager endpoint (default: boto3's)")
     aws.add_argument("--region", help="AWS region (default: boto3's)")
@@ -44,12 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser(
         "demo",
-        parents=[common],
+        parents=[common, verbose],
         help="rotate end to end on an embedded Secrets Manager and a throwaway PostgreSQL",
     )
     rotate = sub.add_parser(
         "rotate",
-        parents=[common, aws],
+        parents=[common, verbose, aws],
         help="rotate a secret now, from here, through the handler code (no Lambda)",
     )
     rotate.add_argument("secret", help="secret name or ARN")
@@ -66,13 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("secret", help="secret name or ARN")
     doctor = sub.add_parser(
         "doctor",
-        parents=[common, aws, strategy],
+        parents=[common, verbose, aws, strategy],
         help="preflight checks: secret, DNS, TCP, TLS, login, master privileges",
     )
     doctor.add_argument("secret", help="secret name or ARN")
     invoke = sub.add_parser(
         "invoke",
-        parents=[common],
+        parents=[common, verbose],
         help="docker-free `sam local invoke`: run a template function on an event file",
     )
     invoke.add_argument("function", help="logical id, e.g. SingleUserFunction")
@@ -134,14 +141,24 @@ def _aws_problem(args: argparse.Namespace, exc: BaseException, operation: str | 
     )
 
 
-def _quiet_logs(verbose: bool) -> None:
-    """The handlers log JSON lines and EMF metrics for CloudWatch; on a terminal that is
-    noise unless asked for."""
-    if not verbose:
+def _configure_output(args: argparse.Namespace, console: Any) -> None:
+    """Logs on stderr only (stdout holds the command's output: with --json, one JSON
+    document); the handlers' JSON log only with --verbose; a progress line on a terminal."""
+    if not getattr(args, "verbose", False):
+        # The handlers log JSON lines and EMF metrics for CloudWatch: noise here unless asked.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        from rotation.observability import logger  # noqa: PLC0415
+    from rotation.observability import logger  # noqa: PLC0415
 
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
+    if not getattr(args, "verbose", False):
         logger.setLevel(logging.CRITICAL)
+    if not args.json and sys.stderr.isatty():
+        from rotation_tools.progress import Progress  # noqa: PLC0415
+
+        console.progress = Progress(sys.stderr)
+        console.progress.attach()
 
 
 def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
@@ -226,7 +243,8 @@ def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
             steps_done.append(record.step.value)
         console.step(record)
 
-    driver = LocalRotation(client, rotator.handle, on_step=show, direct=True, force=args.force)
+    handler = console.progress.wrap(rotator.handle) if console.progress else rotator.handle
+    driver = LocalRotation(client, handler, on_step=show, direct=True, force=args.force)
     token = driver.pending_token(args.secret)
     try:
         driver.check_direct_allowed(args.secret)
@@ -352,10 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from rotation_tools.console import Console  # noqa: PLC0415
 
-    console = Console(json_mode=args.json)
-    _quiet_logs(args.verbose)
+    console = Console(json_mode=args.json)  # keeps the real stdout
+    _configure_output(args, console)
     try:
-        return _COMMANDS[args.command](args, console)
+        # Anything printed without a stream (Powertools' EMF metrics with --verbose) goes to
+        # stderr: stdout carries only what the console writes.
+        with contextlib.redirect_stdout(sys.stderr):
+            return _COMMANDS[args.command](args, console)
     except KeyboardInterrupt:
         message = "interrupted; everything started was stopped"
         console.error(message)
@@ -385,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.result({"ok": False, "error": message, "kind": getattr(problem, "kind", None)})
             return EXIT_FAILED
         raise
+    finally:
+        if console.progress is not None:
+            console.progress.detach()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rotation_tools.progress import Progress
 
 __all__ = ["Console"]
 
@@ -31,6 +34,8 @@ class Console:
             and self.stream.isatty()
             and "NO_COLOR" not in os.environ
         )
+        # A status line on the terminal (rotation_tools.progress), cleared before any output.
+        self.progress: Progress | None = None
 
     def paint(self, text: str, style: str) -> str:
         if not self.colour:
@@ -39,6 +44,8 @@ class Console:
 
     def line(self, text: str = "") -> None:
         if not self.json_mode:
+            if self.progress is not None:
+                self.progress.clear()
             print(text, file=self.stream, flush=True)
 
     def heading(self, text: str) -> None:
@@ -80,4 +87,6 @@ class Console:
 
     def error(self, message: str) -> None:
         """One line on stderr: expected errors get no traceback."""
+        if self.progress is not None:
+            self.progress.clear()
         print(f"rotation: error: {message}", file=sys.stderr, flush=True)
