@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,29 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("pg-secrets-rotation")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+_NAME_OR_ARN_HELP = "the secret's name or ARN"
+_STRATEGY_HELP = (
+    "single-user (change the user's password in place) or multi-user (alternate between the "
+    "user and its clone, with the master secret); required: the secret does not say which"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rotation",
         description="Rotate PostgreSQL credentials in AWS Secrets Manager, locally.",
+        epilog="Exit codes: 0 success, 1 a failed rotation or check, 2 bad usage, 130 interrupted.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--json", action="store_true", help="print one JSON document on stdout (logs: stderr)"
@@ -38,29 +57,34 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="also print the handlers' JSON log, on stderr"
     )
     aws = argparse.ArgumentParser(add_help=False)
-    aws.add_argument("--endpoint-url", help="Secrets Manager endpoint (default: boto3's)")
-    aws.add_argument("--region", help="AWS region (default: boto3's)")
+    aws.add_argument(
+        "--endpoint-url",
+        help="Secrets Manager endpoint, e.g. an emulator's (default: SECRETS_MANAGER_ENDPOINT, "
+        "else boto3's: AWS_ENDPOINT_URL, the region's)",
+    )
+    aws.add_argument("--region", help="AWS region (default: boto3's: AWS_REGION, the profile's)")
     aws.add_argument("--profile", help="AWS profile (default: boto3's: AWS_PROFILE, default)")
     strategy = argparse.ArgumentParser(add_help=False)
     strategy.add_argument(
-        "--strategy",
-        choices=("single-user", "multi-user"),
-        default="single-user",
-        help="how the secret is rotated (default: single-user)",
+        "--strategy", choices=("single-user", "multi-user"), required=True, help=_STRATEGY_HELP
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser(
         "demo",
         parents=[common, verbose],
         help="rotate end to end on an embedded Secrets Manager and a throwaway PostgreSQL",
+        description="Start moto's Secrets Manager and a throwaway PostgreSQL cluster, rotate "
+        "secrets through the real handlers, prove each claim, and clean up (also on Ctrl-C).",
     )
     rotate = sub.add_parser(
         "rotate",
-        parents=[common, verbose, aws],
+        parents=[common, verbose, aws, strategy],
         help="rotate a secret now, from here, through the handler code (no Lambda)",
+        description="Rotate now through the handler code, with your AWS credentials. No "
+        "Lambda: the token is registered by createSecret itself. A rotation in progress is "
+        "resumed with its token.",
     )
-    rotate.add_argument("secret", help="secret name or ARN")
-    rotate.add_argument("--strategy", choices=("single-user", "multi-user"), required=True)
+    rotate.add_argument("secret", help=_NAME_OR_ARN_HELP)
     rotate.add_argument(
         "--force",
         action="store_true",
@@ -68,23 +92,48 @@ def _parser() -> argparse.ArgumentParser:
         "a rotation Secrets Manager starts meanwhile would race with this one)",
     )
     status = sub.add_parser(
-        "status", parents=[common, aws], help="versions, labels, rotation state and diagnosis"
+        "status",
+        parents=[common, aws],
+        help="versions, labels, rotation state and diagnosis",
+        description="Show the secret's versions, labels and rotation configuration, and "
+        "explain a stuck rotation with the commands that clear it (exit 1 when stuck).",
     )
-    status.add_argument("secret", help="secret name or ARN")
+    status.add_argument("secret", help=_NAME_OR_ARN_HELP)
     doctor = sub.add_parser(
         "doctor",
         parents=[common, verbose, aws, strategy],
         help="preflight checks: secret, DNS, TCP, TLS, login, master privileges",
+        description="Check what a rotation needs, in the order a connection fails; one line "
+        "per check, with a fix for each failure.",
     )
-    doctor.add_argument("secret", help="secret name or ARN")
+    doctor.add_argument("secret", help=_NAME_OR_ARN_HELP)
+    start = sub.add_parser(
+        "start",
+        parents=[common, aws],
+        help="register a rotation token as RotateSecret does, on an emulator (for invoke)",
+        description="Register a new token as an AWSPENDING version with no value and enable "
+        "rotation, as Secrets Manager's RotateSecret does before it invokes the function, but "
+        "without invoking anything: the state `rotation invoke` needs to run the steps. For "
+        "an emulator (moto) only: on AWS, RotateSecret always invokes the function.",
+    )
+    start.add_argument("secret", help=_NAME_OR_ARN_HELP)
+    start.add_argument("--token", help="the token to register (default: a new UUID)")
     invoke = sub.add_parser(
         "invoke",
         parents=[common, verbose],
         help="docker-free `sam local invoke`: run a template function on an event file",
+        description="Call a template function's handler in this process with an event file, "
+        "the function's environment and a Lambda context counting down from its timeout.",
     )
-    invoke.add_argument("function", help="logical id, e.g. SingleUserFunction")
+    invoke.add_argument("function", help="the function's logical id, e.g. SingleUserFunction")
     invoke.add_argument("--event", "-e", required=True, type=Path, help="event JSON file")
-    invoke.add_argument("--template", "-t", type=Path, default=Path("template.yaml"))
+    invoke.add_argument(
+        "--template",
+        "-t",
+        type=Path,
+        default=Path("template.yaml"),
+        help="the SAM template (default: template.yaml)",
+    )
     invoke.add_argument("--env-vars", "-n", type=Path, help="SAM-format env-vars JSON file")
     invoke.add_argument(
         "--parameter-overrides",
@@ -92,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="template parameters, as for sam",
+    )
+    invoke.add_argument(
+        "--endpoint-url",
+        help="the function's Secrets Manager endpoint (SECRETS_MANAGER_ENDPOINT), over the "
+        "template, the parameters and the env-vars file",
     )
     invoke.add_argument("--secret-id", help="replace the event's SecretId")
     invoke.add_argument("--token", help="replace the event's ClientRequestToken")
@@ -168,12 +222,21 @@ def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
 
 
 def _connection_options(args: argparse.Namespace) -> str:
-    """The --endpoint-url / --region the user gave, for commands we print."""
+    """The connection options this command ran with, for the commands it prints: copied, they
+    act where this one did. ``--endpoint-url``, ``--region`` and ``--profile`` mean the same
+    to the aws CLI; an endpoint from SECRETS_MANAGER_ENDPOINT (which the aws CLI does not
+    read) is spelled out too."""
+    from rotation.config import secrets_manager_endpoint  # noqa: PLC0415
+
+    endpoint = getattr(args, "endpoint_url", None) or secrets_manager_endpoint()
     options = ""
-    if args.endpoint_url:
-        options += f" --endpoint-url {shlex.quote(args.endpoint_url)}"
-    if args.region:
-        options += f" --region {shlex.quote(args.region)}"
+    for flag, value in (
+        ("--endpoint-url", endpoint),
+        ("--region", getattr(args, "region", None)),
+        ("--profile", getattr(args, "profile", None)),
+    ):
+        if value:
+            options += f" {flag} {shlex.quote(value)}"
     return options
 
 
@@ -292,10 +355,60 @@ def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
 def _cmd_status(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.status import collect_status, render  # noqa: PLC0415
 
-    status = collect_status(_client(args), args.secret)
+    status = collect_status(_client(args), args.secret, options=_connection_options(args))
     render(status, console)
     console.result(status.as_json())
     return EXIT_FAILED if status.stuck else EXIT_OK
+
+
+def _is_aws(endpoint: str) -> bool:
+    host = urllib.parse.urlparse(endpoint).hostname or ""
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn", ".api.aws"))
+
+
+def _cmd_start(args: argparse.Namespace, console: Any) -> int:
+    from rotation import LocalRotation  # noqa: PLC0415
+    from rotation.driver import LOCAL_FUNCTION_ARN  # noqa: PLC0415
+
+    client = _client(args)
+    secret = shlex.quote(args.secret)
+    endpoint = str(client.meta.endpoint_url)
+    if _is_aws(endpoint):
+        message = (
+            f"`rotation start` is for an emulator, and {endpoint} is AWS, where RotateSecret "
+            "registers the token and invokes the rotation function at once: `aws "
+            f"secretsmanager rotate-secret --secret-id {secret}{_connection_options(args)}`. "
+            f"To rotate without a function: `rotation rotate {secret} --strategy ...`"
+        )
+        console.error(message)
+        console.result({"ok": False, "error": message})
+        return EXIT_FAILED
+    # The function the secret is configured with, if any: RotateSecret records the one given.
+    function_arn = client.describe_secret(SecretId=args.secret).get("RotationLambdaARN")
+    driver = LocalRotation(client, _no_handler, function_arn=function_arn or LOCAL_FUNCTION_ARN)
+    in_progress = driver.pending_token(args.secret)
+    if in_progress is not None:
+        message = (
+            f"a rotation of {args.secret} is already in progress: version {in_progress} is "
+            "AWSPENDING (RotateSecret refuses too); invoke the steps with that token, or see "
+            f"`rotation status {secret}{_connection_options(args)}`"
+        )
+        console.error(message)
+        console.result({"ok": False, "error": message, "token": in_progress})
+        return EXIT_FAILED
+    token = driver.begin(args.secret, args.token)
+    console.line(f"Started a rotation of {args.secret}: version {token} is AWSPENDING (no value)")
+    console.line("Run its steps in order (createSecret, setSecret, testSecret, finishSecret):")
+    console.line(
+        f"  rotation invoke SingleUserFunction -e events/createSecret.json --secret-id {secret} "
+        f"--token {token} --endpoint-url {shlex.quote(endpoint)}"
+    )
+    console.result({"ok": True, "token": token, "secret": args.secret, "endpoint": endpoint})
+    return EXIT_OK
+
+
+def _no_handler(event: dict[str, Any], context: Any) -> object:  # pragma: no cover
+    raise AssertionError("rotation start runs no step")
 
 
 def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
@@ -313,6 +426,7 @@ def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
 
 def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.local_invoke import invoke  # noqa: PLC0415
+    from rotation_tools.sam_template import UnknownFunctionError  # noqa: PLC0415
 
     overrides = {}
     for item in args.parameter_overrides:
@@ -321,15 +435,21 @@ def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
             console.error(f"--parameter-overrides takes KEY=VALUE, got {item!r}")
             return EXIT_USAGE
         overrides[key] = value
-    result = invoke(
-        args.template,
-        args.function,
-        args.event,
-        parameter_overrides=overrides,
-        env_vars=args.env_vars,
-        secret_id=args.secret_id,
-        token=args.token,
-    )
+    try:
+        result = invoke(
+            args.template,
+            args.function,
+            args.event,
+            parameter_overrides=overrides,
+            env_vars=args.env_vars,
+            secret_id=args.secret_id,
+            token=args.token,
+            endpoint_url=args.endpoint_url,
+        )
+    except UnknownFunctionError as unknown:  # a mistyped argument: bad usage
+        console.error(str(unknown))
+        console.result({"ok": False, "error": str(unknown)})
+        return EXIT_USAGE
     if args.json:
         console.result({"ok": True, "result": result})
     else:
@@ -360,6 +480,7 @@ _COMMANDS = {
     "demo": _cmd_demo,
     "rotate": _cmd_rotate,
     "status": _cmd_status,
+    "start": _cmd_start,
     "doctor": _cmd_doctor,
     "invoke": _cmd_invoke,
     "check-task-def": _cmd_check_task_def,

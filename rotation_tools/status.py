@@ -67,8 +67,14 @@ def _pending_has_value(client: SecretsManagerClient, arn: str, version_id: str) 
     return True
 
 
-def collect_status(client: SecretsManagerClient, secret_id: str) -> SecretStatus:
-    """Read the secret's description and versions, and diagnose what they show."""
+def collect_status(
+    client: SecretsManagerClient, secret_id: str, *, options: str = ""
+) -> SecretStatus:
+    """Read the secret's description and versions, and diagnose what they show.
+
+    ``options`` (`` --endpoint-url URL --region R``) is appended to every command the
+    diagnosis prints, so that a copied command acts where this one looked.
+    """
     described = client.describe_secret(SecretId=secret_id)
     arn = described["ARN"]
     created: dict[str, datetime.datetime | None] = {}
@@ -97,12 +103,13 @@ def collect_status(client: SecretsManagerClient, secret_id: str) -> SecretStatus
         next_rotation=described.get("NextRotationDate"),
         versions=rows,
     )
-    _diagnose(status)
+    _diagnose(status, options)
     return status
 
 
-def _diagnose(status: SecretStatus) -> None:
-    quoted = shlex.quote(status.arn)
+def _diagnose(status: SecretStatus, options: str = "") -> None:
+    # The options go right after the secret id: before any trailing `# comment`.
+    quoted = shlex.quote(status.arn) + options
     current = [r for r in status.versions if AWSCURRENT in r.stages]
     pending = [r for r in status.versions if AWSPENDING in r.stages and AWSCURRENT not in r.stages]
     if not current:

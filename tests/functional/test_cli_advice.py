@@ -45,7 +45,7 @@ def test_a_missing_secret_says_so_in_every_command(bed: Bed) -> None:
         assert "ResourceNotFoundException" in result.stderr
         assert "check the secret's name or ARN" in result.stderr
         _no_wrong_advice(result.stderr)
-    doctor = rotation("doctor", "no/such/secret", "--json")
+    doctor = rotation("doctor", "no/such/secret", "--strategy", "single-user", "--json")
     assert doctor.returncode == 1
     (check,) = json.loads(doctor.stdout)["checks"]
     assert check["ok"] is False
@@ -59,7 +59,7 @@ def test_an_unreachable_endpoint_says_so_in_every_command(bed: Bed) -> None:
     for args in (
         ("status", "app/db"),
         ("rotate", "app/db", "--strategy", "single-user"),
-        ("doctor", "app/db"),
+        ("doctor", "app/db", "--strategy", "single-user"),
     ):
         result = rotation(*args, "--endpoint-url", endpoint)
         assert result.returncode == 1, args
@@ -142,7 +142,8 @@ def auth_moto() -> Iterator[AuthMoto]:
 
 def test_access_denied_names_the_permission_the_caller_lacks(auth_moto: AuthMoto) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "rotation_tools", "doctor", auth_moto.secret_arn, "--json"],
+        [sys.executable, "-m", "rotation_tools", "doctor", auth_moto.secret_arn,
+         "--strategy", "single-user", "--json"],
         capture_output=True, text=True, env=auth_moto.user_env, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
@@ -158,7 +159,7 @@ def test_doctor_on_a_host_that_accepts_and_never_answers(bed: Bed, silent: Silen
     host, port = silent.url.removeprefix("http://").split(":")
     user, password = bed.make_user()
     arn = bed.secret(bed.pg.secret_value(user, password, host=host, port=int(port)))
-    result = rotation("doctor", arn, "--json")
+    result = rotation("doctor", arn, "--strategy", "single-user", "--json")
     assert result.returncode == 1
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert checks["TCP"]["ok"] is True
