@@ -167,21 +167,22 @@ def _date(value: datetime.datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S %Z}".strip() if value else "-"
 
 
+def _labels(row: VersionRow) -> str:
+    """The labels; a pending version says whether createSecret stored its value (only those
+    are looked at: a column of it would be blank on every other row)."""
+    labels = ", ".join(row.stages) or "-"
+    if row.has_value is None:
+        return labels
+    return f"{labels} ({'value stored' if row.has_value else 'no value yet'})"
+
+
 def render(status: SecretStatus, console: Any) -> None:
     console.line(f"Secret   {status.name}")
     console.line(f"ARN      {status.arn}")
     console.heading("Versions")
     console.table(
-        ["version", "labels", "created", "value"],
-        [
-            [
-                row.version_id,
-                ", ".join(row.stages) or "-",
-                _date(row.created),
-                {None: "", True: "yes", False: "none (never written)"}[row.has_value],
-            ]
-            for row in status.versions
-        ],
+        ["version", "labels", "created"],
+        [[row.version_id, _labels(row), _date(row.created)] for row in status.versions],
     )
     console.heading("Rotation")
     console.line(f"  enabled        {'yes' if status.rotation_enabled else 'no'}")

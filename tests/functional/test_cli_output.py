@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from rotation_tools.testbed.pgcluster import free_port
 from tests.fix_rotation import Bed
 from tests.functional.test_cli import rotation
 
@@ -31,3 +32,59 @@ def test_json_on_an_error_is_still_one_document(bed: Bed) -> None:
     assert document["ok"] is False
     assert "has no secret no/such/secret" in document["error"]
     assert document["kind"] == "not-found"
+
+
+def test_version() -> None:
+    result = rotation("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == "rotation 0.1.0"
+
+
+def test_step_lines_say_ok_or_failed_once(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    result = rotation("rotate", arn, "--strategy", "single-user")
+    assert result.returncode == 0, result.stderr
+    steps = [line.split() for line in result.stdout.splitlines() if " ms " in line]
+    assert [s[0] for s in steps] == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+    assert all(s[-1] == "ok" for s in steps), steps  # not "ok (done)"
+    user, _ = bed.make_user()
+    broken = bed.secret(bed.pg.secret_value(user, "not-its-password-1"))
+    failed = rotation("rotate", broken, "--strategy", "single-user")
+    assert failed.returncode == 1
+    assert "FAILED (failed)" not in failed.stdout
+    assert any(
+        line.split()[-1] == "FAILED" for line in failed.stdout.splitlines() if " ms " in line
+    )
+
+
+def test_status_has_no_mostly_blank_column(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    token = bed.driver(bed.rotator()).begin(arn)  # a pending version without a value
+    result = rotation("status", arn)
+    assert result.returncode == 1
+    header = next(line for line in result.stdout.splitlines() if line.split()[:1] == ["version"])
+    assert header.split() == ["version", "labels", "created"]
+    row = next(line for line in result.stdout.splitlines() if line.lstrip().startswith(token))
+    assert "AWSPENDING (no value yet)" in row
+    current = next(line for line in result.stdout.splitlines() if "AWSCURRENT" in line)
+    assert "value" not in current
+
+
+def test_messages_name_choices_in_words_not_python_lists(bed: Bed) -> None:
+    user, password = bed.make_user()
+    arn = bed.secret(bed.pg.secret_value(user, password, engine="mysql"))
+    result = rotation("doctor", arn, "--strategy", "single-user", "--json")
+    assert result.returncode == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    detail = checks["secret format"]["detail"]
+    assert "expected aurora-postgresql or postgres" in detail
+    assert "[" not in detail
+
+
+def test_libpq_sentences_are_not_run_together(bed: Bed) -> None:
+    user, password = bed.make_user()
+    arn = bed.secret(bed.pg.secret_value(user, password, port=free_port()))  # nothing listens
+    result = rotation("rotate", arn, "--strategy", "single-user")
+    assert result.returncode == 1
+    assert "Connection refused. Is the server running" in result.stderr
+    assert "Connection refused Is" not in result.stderr
