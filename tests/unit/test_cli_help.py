@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rotation_tools.cli import _parser
+from rotation_tools.cli_parser import build_parser as _parser
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
