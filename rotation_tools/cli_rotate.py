@@ -166,7 +166,10 @@ def cmd_start(args: argparse.Namespace, console: Any) -> int:
         return EXIT_FAILED
     token = driver.begin(args.secret, args.token)
     console.line(f"Started a rotation of {args.secret}: version {token} is AWSPENDING (no value)")
-    console.line("Run its steps in order (createSecret, setSecret, testSecret, finishSecret):")
+    console.line(
+        "Run its steps in order (createSecret, setSecret, testSecret, finishSecret), with "
+        "MultiUserFunction for a multi-user secret:"
+    )
     console.line(
         f"  rotation invoke SingleUserFunction -e events/createSecret.json --secret-id {secret} "
         f"--token {token} --endpoint-url {shlex.quote(endpoint)}"

@@ -150,20 +150,24 @@ class PostgresCluster:
         return self.root / "server.log"
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run a server binary; a failure is a :class:`ClusterError` with its last words."""
         owner = _unprivileged_user()
         kwargs: dict[str, Any] = {}
         if owner is not None:
             kwargs = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
+        return subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=self.root,
+            **kwargs,
+        )
+
+    def _run_explained(self, *args: str) -> None:
+        """:meth:`_run` for start(): a failure is a :class:`ClusterError` saying what the
+        binary said, not a CalledProcessError with its command line."""
         try:
-            return subprocess.run(
-                [str(self.bindir / args[0]), *args[1:]],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=self.root,
-                **kwargs,
-            )
+            self._run(*args)
         except subprocess.CalledProcessError as exc:
             said = " ".join((exc.stderr or exc.stdout or "").split())
             raise ClusterError(
@@ -197,7 +201,7 @@ class PostgresCluster:
             self.certificates = make_certificates(self.root / "tls", self.tls_hosts)
         self._chown_root()
         pwfile.chmod(0o600)
-        self._run(
+        self._run_explained(
             "initdb",
             "-D",
             str(self.datadir),
@@ -240,7 +244,7 @@ class PostgresCluster:
         # starting, which stop() must still find and stop.
         self._started = True
         try:
-            self._run(
+            self._run_explained(
                 "pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-w", "-t", "30",
                 "start",
             )  # fmt: skip
@@ -256,7 +260,7 @@ class PostgresCluster:
         """
         try:
             if self._started:
-                with contextlib.suppress(ClusterError):
+                with contextlib.suppress(subprocess.CalledProcessError):
                     # Fails (no postmaster.pid yet) when start() was interrupted early.
                     self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
         finally:
