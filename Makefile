@@ -3,7 +3,13 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# What is installed: the demo needs only the `local` extra; tests and tools need `dev`
+# (which includes it). Two stamps, so that `make demo` then `make test` installs the rest.
+LOCAL_STAMP := $(VENV)/.installed-local
+DEV_STAMP := $(VENV)/.installed-dev
+# setuptools announces "Editable installation" (a BuildBackendWarning) on every editable
+# install of this layout: information, not a problem, so not shown.
+PIP := $(BIN)/python -W "ignore:Editable installation" -m pip
 
 # The Lambda artifact: `sam build` calls build-<Function> with ARTIFACTS_DIR (BuildMethod:
 # makefile), so it needs no Docker and no local python3.12. Match LAMBDA_ARCH to the
@@ -21,26 +27,33 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-downloa
 
 .PHONY: demo test lint typecheck check bench clean artifact sam soak policy cdk
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@$(BIN)/python -c "import rotation_tools.testbed.pgcluster as p; p.find_bindir()" || \
-	  { echo "PostgreSQL server binaries are missing: see README (Requirements)"; exit 1; }
-	@touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
 
-demo: $(STAMP)
+$(LOCAL_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[local]'
+	@$(BIN)/python -m rotation_tools.testbed.pgcluster >/dev/null
+	@touch $@
+
+# `dev` includes `local`: both stamps hold afterwards.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[dev]'
+	@$(BIN)/python -m rotation_tools.testbed.pgcluster >/dev/null
+	@touch $@ $(LOCAL_STAMP)
+
+demo: $(LOCAL_STAMP)
 	$(BIN)/rotation demo
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint template.yaml
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 # Branch coverage of the whole suite, subprocesses included (pyproject: [tool.coverage]),
@@ -97,8 +110,8 @@ clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
 
 # Many more random fault schedules than `make test` runs (fresh randomness each time).
-soak: $(STAMP)
+soak: $(DEV_STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest tests/functional/test_fault_schedules.py -p no:cacheprovider
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py

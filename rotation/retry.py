@@ -7,6 +7,7 @@ number of attempts, and by the time the Lambda has left minus a safety margin.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from rotation.observability import logger
 
 __all__ = [
     "DEFAULT_SAFETY_MARGIN_S",
+    "PROGRESS_LOGGER",
     "Deadline",
     "LambdaContextLike",
     "RetryPolicy",
@@ -107,7 +109,38 @@ class _WaitJitter(wait_base):
         return self.rng() * self.max_s
 
 
-def _log_before_sleep(what: str) -> Callable[[tenacity.RetryCallState], None]:
+# For an operator watching a rotation run (the `rotation` command on a terminal shows it as
+# a status line): a DEBUG record as each attempt starts and before each wait, with what is
+# awaited, the attempt and the time left. Not propagated: never part of the function's log,
+# and nothing is formatted unless a handler asked for DEBUG. No secret: names and numbers.
+PROGRESS_LOGGER = "rotation.progress"
+_progress = logging.getLogger(PROGRESS_LOGGER)
+_progress.propagate = False
+
+
+def _report_attempt(
+    what: str, policy: RetryPolicy, deadline: Deadline
+) -> Callable[[tenacity.RetryCallState], None]:
+    def before(state: tenacity.RetryCallState) -> None:
+        if _progress.isEnabledFor(logging.DEBUG):
+            _progress.debug(
+                "%s: attempt %d",
+                what,
+                state.attempt_number,
+                extra={
+                    "what": what,
+                    "attempt": state.attempt_number,
+                    "attempts": policy.attempts,
+                    "time_left_s": deadline.remaining(),
+                },
+            )
+
+    return before
+
+
+def _log_before_sleep(
+    what: str, policy: RetryPolicy, deadline: Deadline
+) -> Callable[[tenacity.RetryCallState], None]:
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         # The exception's class only: a message could carry a secret value.
@@ -118,6 +151,19 @@ def _log_before_sleep(what: str) -> Callable[[tenacity.RetryCallState], None]:
             state.attempt_number,
             state.upcoming_sleep,
         )
+        if _progress.isEnabledFor(logging.DEBUG):
+            _progress.debug(
+                "%s: retrying",
+                what,
+                extra={
+                    "what": what,
+                    "attempt": state.attempt_number,
+                    "attempts": policy.attempts,
+                    "time_left_s": deadline.remaining(),
+                    "failed_with": type(exc).__name__,
+                    "retry_in_s": state.upcoming_sleep,
+                },
+            )
 
     return before_sleep
 
@@ -161,7 +207,8 @@ def call_with_retries(
         + _WaitJitter(policy.jitter_s, policy.rng),
         retry=retry_if_exception_type(retry_on),
         sleep=policy.sleep,
-        before_sleep=_log_before_sleep(what),
+        before=_report_attempt(what, policy, deadline),
+        before_sleep=_log_before_sleep(what, policy, deadline),
         reraise=True,
     )
     return retrying(fn)

@@ -1,121 +1,54 @@
-"""The ``rotation`` command line: demo, rotate, status, doctor, invoke.
+"""The ``rotation`` command line: demo, rotate, status, doctor, start, invoke,
+check-task-def.
 
-Exit codes: 0 success, 1 a failed rotation or check, 2 bad usage. Expected errors print one
-line on stderr, never a traceback (``--verbose`` adds the log). Nothing here prints a
+Exit codes: 0 success, 1 a failed rotation or check, 2 bad usage, 130 interrupted. Expected
+errors print one line on stderr, never a traceback. stdout carries only the command's
+output (with ``--json``, one JSON document); logs go to stderr. Nothing here prints a
 password: rotations report steps and labels, status shows ids, labels and dates.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+
+from rotation_tools.cli_parser import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    build_parser,
+)
+from rotation_tools.cli_rotate import cmd_rotate, cmd_start
+from rotation_tools.cli_session import aws_problem, connection_options, secrets_manager
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rotation",
-        description="Rotate PostgreSQL credentials in AWS Secrets Manager, locally.",
-    )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print one JSON document")
-    common.add_argument("--verbose", action="store_true", help="also print the handlers' log")
-    aws = argparse.ArgumentParser(add_help=False)
-    aws.add_argument("--endpoint-url", help="Secrets Manager endpoint (default: boto3's)")
-    aws.add_argument("--region", help="AWS region (default: boto3's)")
-    strategy = argparse.ArgumentParser(add_help=False)
-    strategy.add_argument(
-        "--strategy",
-        choices=("single-user", "multi-user"),
-        default="single-user",
-        help="how the secret is rotated (default: single-user)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser(
-        "demo",
-        parents=[common],
-        help="rotate end to end on an embedded Secrets Manager and a throwaway PostgreSQL",
-    )
-    rotate = sub.add_parser(
-        "rotate",
-        parents=[common, aws],
-        help="rotate a secret now, from here, through the handler code (no Lambda)",
-    )
-    rotate.add_argument("secret", help="secret name or ARN")
-    rotate.add_argument("--strategy", choices=("single-user", "multi-user"), required=True)
-    rotate.add_argument(
-        "--force",
-        action="store_true",
-        help="rotate even though rotation is enabled with a function (refused by default: "
-        "a rotation Secrets Manager starts meanwhile would race with this one)",
-    )
-    status = sub.add_parser(
-        "status", parents=[common, aws], help="versions, labels, rotation state and diagnosis"
-    )
-    status.add_argument("secret", help="secret name or ARN")
-    doctor = sub.add_parser(
-        "doctor",
-        parents=[common, aws, strategy],
-        help="preflight checks: secret, DNS, TCP, TLS, login, master privileges",
-    )
-    doctor.add_argument("secret", help="secret name or ARN")
-    invoke = sub.add_parser(
-        "invoke",
-        parents=[common],
-        help="docker-free `sam local invoke`: run a template function on an event file",
-    )
-    invoke.add_argument("function", help="logical id, e.g. SingleUserFunction")
-    invoke.add_argument("--event", "-e", required=True, type=Path, help="event JSON file")
-    invoke.add_argument("--template", "-t", type=Path, default=Path("template.yaml"))
-    invoke.add_argument("--env-vars", "-n", type=Path, help="SAM-format env-vars JSON file")
-    invoke.add_argument(
-        "--parameter-overrides",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="template parameters, as for sam",
-    )
-    invoke.add_argument("--secret-id", help="replace the event's SecretId")
-    invoke.add_argument("--token", help="replace the event's ClientRequestToken")
-    task = sub.add_parser(
-        "check-task-def",
-        parents=[common, aws],
-        help="check an ECS task definition's secrets entries (colons, JSON keys)",
-    )
-    task.add_argument("file", type=Path, help="task definition JSON (as registered or described)")
-    return parser
-
-
-def _client(args: argparse.Namespace) -> Any:
-    import boto3  # noqa: PLC0415  # keeps `rotation --help` fast
-
-    from rotation.config import secrets_manager_endpoint  # noqa: PLC0415
-
-    return boto3.client(
-        "secretsmanager",
-        endpoint_url=args.endpoint_url or secrets_manager_endpoint(),
-        region_name=args.region,
-    )
-
-
-def _quiet_logs(verbose: bool) -> None:
-    """The handlers log JSON lines and EMF metrics for CloudWatch; on a terminal that is
-    noise unless asked for."""
-    if not verbose:
+def _configure_output(args: argparse.Namespace, console: Any) -> None:
+    """Logs on stderr only (stdout holds the command's output: with --json, one JSON
+    document); the handlers' JSON log only with --verbose; a progress line on a terminal."""
+    if not getattr(args, "verbose", False):
+        # The handlers log JSON lines and EMF metrics for CloudWatch: noise here unless asked.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        from rotation.observability import logger  # noqa: PLC0415
+    from rotation.observability import logger  # noqa: PLC0415
 
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
+    if not getattr(args, "verbose", False):
         logger.setLevel(logging.CRITICAL)
+    if not args.json and sys.stderr.isatty():
+        from rotation_tools.progress import Progress  # noqa: PLC0415
+
+        console.progress = Progress(sys.stderr)
+        console.progress.attach()
 
 
 def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
@@ -124,100 +57,10 @@ def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
     return run_demo(console)
 
 
-def _connection_options(args: argparse.Namespace) -> str:
-    """The --endpoint-url / --region the user gave, for commands we print."""
-    options = ""
-    if args.endpoint_url:
-        options += f" --endpoint-url {shlex.quote(args.endpoint_url)}"
-    if args.region:
-        options += f" --region {shlex.quote(args.region)}"
-    return options
-
-
-def _refuse_managed(
-    args: argparse.Namespace, console: Any, function_arn: str, pending: str | None
-) -> int:
-    secret = shlex.quote(args.secret)
-    if pending:
-        # RotateSecret refuses while a rotation is in progress: Secrets Manager re-attempts
-        # that one itself; finishing it from here is the forced path.
-        advice = (
-            f"a rotation of it is in progress (version {pending} is AWSPENDING), which "
-            f"Secrets Manager re-attempts through the function (`rotation status {secret}` "
-            "explains it). Pass --force to finish it from here, with its token"
-        )
-    else:
-        advice = (
-            "a rotation started here could race with one Secrets Manager starts. Rotate "
-            f"through the function: aws secretsmanager rotate-secret --secret-id {secret}"
-            f"{_connection_options(args)}; or pass --force to rotate from here anyway (should "
-            "the function's rotation start meanwhile, this one stands back and leaves it "
-            "undisturbed)"
-        )
-    message = f"{args.secret} has rotation enabled with function {function_arn}: {advice}"
-    console.error(message)
-    console.result({"ok": False, "refused": True, "error": message, "function": function_arn})
-    return EXIT_FAILED
-
-
-def _cmd_rotate(args: argparse.Namespace, console: Any) -> int:
-    from rotation import LocalRotation, RotationFailed  # noqa: PLC0415
-    from rotation.driver import RotationFunctionAttachedError  # noqa: PLC0415
-    from rotation_tools.strategies import build_rotator  # noqa: PLC0415
-
-    client = _client(args)
-    # Direct: no RotateSecret (it would invoke a deployed function); the token is
-    # registered by createSecret itself. A rotation in progress is resumed with its token.
-    # Refused, unless --force, when a function rotates the secret (see LocalRotation).
-    rotator = build_rotator(args.strategy, client, direct=True)
-
-    def show(record: Any) -> None:
-        mark = "ok" if record.error is None else "FAILED"
-        console.line(
-            f"  {record.step.value:<13} {record.duration_s * 1000:7.1f} ms  {mark} "
-            f"({record.outcome})"
-        )
-
-    driver = LocalRotation(client, rotator.handle, on_step=show, direct=True, force=args.force)
-    token = driver.pending_token(args.secret)
-    try:
-        driver.check_direct_allowed(args.secret)
-    except RotationFunctionAttachedError as refused:
-        return _refuse_managed(args, console, refused.function_arn, token)
-    console.line(
-        f"Resuming the rotation in progress (token {token})"
-        if token
-        else f"Rotating {args.secret} ({args.strategy})"
-    )
-    try:
-        run = driver.run(args.secret, token, resumed=True) if token else driver.rotate(args.secret)
-    except RotationFunctionAttachedError as refused:  # attached since the check above
-        return _refuse_managed(args, console, refused.function_arn, token)
-    except RotationFailed as failed:
-        console.error(str(failed.__cause__ or failed))
-        console.result(
-            {"ok": False, "error": str(failed.__cause__ or failed), "token": failed.run.token}
-        )
-        return EXIT_FAILED
-    console.line(f"Done: version {run.token} is AWSCURRENT")
-    console.result(
-        {
-            "ok": True,
-            "token": run.token,
-            "resumed": run.resumed,
-            "steps": [
-                {"step": s.step.value, "ms": round(s.duration_s * 1000, 1), "outcome": s.outcome}
-                for s in run.steps
-            ],
-        }
-    )
-    return EXIT_OK
-
-
 def _cmd_status(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.status import collect_status, render  # noqa: PLC0415
 
-    status = collect_status(_client(args), args.secret)
+    status = collect_status(secrets_manager(args), args.secret, options=connection_options(args))
     render(status, console)
     console.result(status.as_json())
     return EXIT_FAILED if status.stuck else EXIT_OK
@@ -227,7 +70,7 @@ def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.doctor import run_doctor  # noqa: PLC0415
 
     console.line(f"Checking {args.secret} for {args.strategy} rotation")
-    checks = run_doctor(_client(args), args.secret, strategy=args.strategy)
+    checks = run_doctor(secrets_manager(args), args.secret, strategy=args.strategy)
     for check in checks:
         console.check(check.ok, check.name, check.detail, check.hint)
     ok = all(check.ok is not False for check in checks)
@@ -238,6 +81,7 @@ def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
 
 def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.local_invoke import invoke  # noqa: PLC0415
+    from rotation_tools.sam_template import UnknownFunctionError  # noqa: PLC0415
 
     overrides = {}
     for item in args.parameter_overrides:
@@ -246,15 +90,21 @@ def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
             console.error(f"--parameter-overrides takes KEY=VALUE, got {item!r}")
             return EXIT_USAGE
         overrides[key] = value
-    result = invoke(
-        args.template,
-        args.function,
-        args.event,
-        parameter_overrides=overrides,
-        env_vars=args.env_vars,
-        secret_id=args.secret_id,
-        token=args.token,
-    )
+    try:
+        result = invoke(
+            args.template,
+            args.function,
+            args.event,
+            parameter_overrides=overrides,
+            env_vars=args.env_vars,
+            secret_id=args.secret_id,
+            token=args.token,
+            endpoint_url=args.endpoint_url,
+        )
+    except UnknownFunctionError as unknown:  # a mistyped argument: bad usage
+        console.error(str(unknown))
+        console.result({"ok": False, "error": str(unknown)})
+        return EXIT_USAGE
     if args.json:
         console.result({"ok": True, "result": result})
     else:
@@ -270,7 +120,7 @@ def _cmd_check_task_def(args: argparse.Namespace, console: Any) -> int:
     except (OSError, ValueError) as exc:
         console.error(f"cannot read {args.file}: {exc}")
         return EXIT_FAILED
-    findings = check_task_definition(document, _client(args))
+    findings = check_task_definition(document, secrets_manager(args))
     for finding in findings:
         console.check(finding.ok, f"{finding.container}/{finding.name}", finding.message)
     ok = all(f.ok is not False for f in findings)
@@ -283,8 +133,9 @@ def _cmd_check_task_def(args: argparse.Namespace, console: Any) -> int:
 
 _COMMANDS = {
     "demo": _cmd_demo,
-    "rotate": _cmd_rotate,
+    "rotate": cmd_rotate,
     "status": _cmd_status,
+    "start": cmd_start,
     "doctor": _cmd_doctor,
     "invoke": _cmd_invoke,
     "check-task-def": _cmd_check_task_def,
@@ -292,27 +143,48 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     from rotation_tools.console import Console  # noqa: PLC0415
 
-    console = Console(json_mode=args.json)
-    _quiet_logs(args.verbose)
+    console = Console(json_mode=args.json)  # keeps the real stdout
+    _configure_output(args, console)
     try:
-        return _COMMANDS[args.command](args, console)
+        # Anything printed without a stream (Powertools' EMF metrics with --verbose) goes to
+        # stderr: stdout carries only what the console writes.
+        with contextlib.redirect_stdout(sys.stderr):
+            return _COMMANDS[args.command](args, console)
     except KeyboardInterrupt:
-        console.error("interrupted; everything started was stopped")
+        message = "interrupted; everything started was stopped"
+        console.error(message)
+        console.result({"ok": False, "interrupted": True, "error": message})
         return EXIT_INTERRUPTED
     except Exception as exc:  # one clear line for anything expected to go wrong
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
         from rotation import RotationError  # noqa: PLC0415
         from rotation_tools.sam_template import TemplateError  # noqa: PLC0415
+        from rotation_tools.testbed.pgcluster import ClusterError  # noqa: PLC0415
 
-        expected = RotationError | ClientError | BotoCoreError | FileNotFoundError | TemplateError
+        expected = (
+            RotationError
+            | ClientError
+            | BotoCoreError
+            | FileNotFoundError
+            | TemplateError
+            | ClusterError
+        )
         if isinstance(exc, expected):
-            console.error(str(exc))
+            problem = (
+                aws_problem(args, exc) if isinstance(exc, ClientError | BotoCoreError) else None
+            )
+            message = str(problem or exc)
+            console.error(message)
+            console.result({"ok": False, "error": message, "kind": getattr(problem, "kind", None)})
             return EXIT_FAILED
         raise
+    finally:
+        if console.progress is not None:
+            console.progress.detach()
 
 
 if __name__ == "__main__":

@@ -6,10 +6,18 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rotation_tools.progress import Progress
 
 __all__ = ["Console"]
 
+# Step outcomes worth a note; "done" is plain "ok".
+_OUTCOME_NOTES = {
+    "kept-existing": "kept the pending value stored before",
+    "already-current": "already AWSCURRENT: nothing to do",
+}
 _COLOURS = {"ok": "32", "fail": "31", "warn": "33", "dim": "2", "bold": "1"}
 
 
@@ -26,6 +34,8 @@ class Console:
             and self.stream.isatty()
             and "NO_COLOR" not in os.environ
         )
+        # A status line on the terminal (rotation_tools.progress), cleared before any output.
+        self.progress: Progress | None = None
 
     def paint(self, text: str, style: str) -> str:
         if not self.colour:
@@ -34,6 +44,8 @@ class Console:
 
     def line(self, text: str = "") -> None:
         if not self.json_mode:
+            if self.progress is not None:
+                self.progress.clear()
             print(text, file=self.stream, flush=True)
 
     def heading(self, text: str) -> None:
@@ -50,6 +62,17 @@ class Console:
         if hint and ok is False:
             self.line(f"       {self.paint('fix:', 'warn')} {hint}")
 
+    def step(self, record: Any, indent: str = "  ") -> None:
+        """One rotation step (a :class:`rotation.StepRecord`): its name, duration and
+        outcome, "ok" for a plain success."""
+        if record.error is not None:
+            mark = self.paint("FAILED", "fail")
+        else:
+            mark = self.paint("ok", "ok")
+            if record.outcome in _OUTCOME_NOTES:
+                mark += f" ({_OUTCOME_NOTES[record.outcome]})"
+        self.line(f"{indent}{record.step.value:<13} {record.duration_s * 1000:7.1f} ms  {mark}")
+
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         widths = [len(h) for h in headers]
         for row in rows:
@@ -64,4 +87,6 @@ class Console:
 
     def error(self, message: str) -> None:
         """One line on stderr: expected errors get no traceback."""
+        if self.progress is not None:
+            self.progress.clear()
         print(f"rotation: error: {message}", file=sys.stderr, flush=True)

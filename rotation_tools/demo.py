@@ -147,15 +147,7 @@ class _Demo:
             self.console.line(f"    {version_id}  {', '.join(stages)}")
 
     def show_step(self, record: StepRecord) -> None:
-        mark = (
-            self.console.paint("ok", "ok")
-            if record.error is None
-            else self.console.paint("FAILED", "fail")
-        )
-        self.console.line(
-            f"    {record.step.value:<13} {record.duration_s * 1000:7.1f} ms  {mark} "
-            f"({record.outcome})"
-        )
+        self.console.step(record, indent="    ")
 
     def prove(self, claim: str, holds: bool) -> None:
         self.report.proofs[claim] = holds

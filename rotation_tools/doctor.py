@@ -35,6 +35,7 @@ from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secr
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
 from rotation.secret import SecretVersion
+from rotation_tools.aws_problems import explain
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -60,13 +61,16 @@ def _read(client: SecretsManagerClient, secret_id: str, what: str) -> tuple[Chec
     try:
         response = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
     except (ClientError, BotoCoreError) as exc:
-        code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
-        return Check(
-            f"{what} readable",
-            False,
-            code,
-            "the caller needs secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)",
-        ), None
+        # Not found, access denied, KMS and an unreachable endpoint each have their own fix.
+        problem = explain(
+            exc,
+            secret_id=secret_id,
+            operation="GetSecretValue",
+            endpoint=client.meta.endpoint_url,
+            region=client.meta.region_name,
+        )
+        assert problem is not None  # noqa: S101  # exc is a botocore error
+        return Check(f"{what} readable", False, problem.problem, problem.fix), None
     version = SecretVersion(
         response["ARN"], response["VersionId"], response.get("SecretString", ""), "AWSCURRENT"
     )
@@ -105,6 +109,16 @@ def _tls_probe(secret: PostgresSecret, settings: PostgresSettings) -> Check:
             f"certificate verification failed: {exc.verify_message}",
             'trust the server\'s CA with PGSSLROOTCERT, or use "ssl": "verify-ca" when the '
             "host name is a CNAME not in the certificate",
+        )
+    except TimeoutError:
+        # Accepted and then silent: not a TLS setting, but not a PostgreSQL server answering.
+        return Check(
+            "TLS",
+            False,
+            f"{secret.host}:{secret.port} accepted the connection and did not answer the TLS "
+            f"request within {_TIMEOUT_S:.0f} s",
+            "check that this host and port are the PostgreSQL server's (not a proxy or "
+            "another service), and that the server is not overloaded or paused",
         )
     except (OSError, ssl.SSLError) as exc:
         return Check("TLS", False, f"handshake failed: {exc}", "check the server's TLS settings")

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from rotation.config import ENV_ENDPOINT
 from rotation.driver import LocalContext
 from rotation_tools.sam_template import TemplateError, load_template, resolve_function
 
@@ -61,17 +62,25 @@ def invoke(
     env_vars: Path | None = None,
     secret_id: str | None = None,
     token: str | None = None,
+    endpoint_url: str | None = None,
 ) -> Any:
-    """Invoke the template's function ``logical_id`` with the event in ``event_path``."""
+    """Invoke the template's function ``logical_id`` with the event in ``event_path``.
+
+    ``endpoint_url`` sets the function's ``SECRETS_MANAGER_ENDPOINT`` over the template's
+    value, the parameter overrides and the env-vars file (``rotation invoke --endpoint-url``).
+    """
     config = resolve_function(
         load_template(template_path),
         logical_id,
         parameter_overrides=parameter_overrides,
         env_vars=env_vars,
     )
+    environment = dict(config.environment)
+    if endpoint_url:
+        environment[ENV_ENDPOINT] = endpoint_url
     event = load_event(event_path, secret_id=secret_id, token=token)
     module_name, _, attribute = config.handler.rpartition(".")
-    with _environment(config.environment):
+    with _environment(environment):
         try:
             handler = getattr(importlib.import_module(module_name), attribute)
         except (ImportError, AttributeError) as exc:

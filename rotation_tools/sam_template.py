@@ -25,6 +25,10 @@ _MISSING = object()
 _SUB = re.compile(r"\$\{([^}!]+)\}")
 
 
+class UnknownFunctionError(ValueError):
+    """The template has no function of that logical id (a usage error: exit 2)."""
+
+
 class TemplateError(Exception):
     """The template, a parameter or an env-vars file cannot be used."""
 
@@ -193,7 +197,9 @@ def resolve_function(
         name for name, r in resources.items() if r.get("Type") == "AWS::Serverless::Function"
     )
     if logical_id not in functions:
-        raise TemplateError(f"no function {logical_id!r}; the template has {', '.join(functions)}")
+        raise UnknownFunctionError(
+            f"no function {logical_id!r} in the template; it has {', '.join(functions)}"
+        )
     evaluator = _Evaluator(template, _parameters(template, parameter_overrides or {}))
     defaults = template.get("Globals", {}).get("Function", {})
     properties = resources[logical_id].get("Properties", {})

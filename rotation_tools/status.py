@@ -67,8 +67,14 @@ def _pending_has_value(client: SecretsManagerClient, arn: str, version_id: str) 
     return True
 
 
-def collect_status(client: SecretsManagerClient, secret_id: str) -> SecretStatus:
-    """Read the secret's description and versions, and diagnose what they show."""
+def collect_status(
+    client: SecretsManagerClient, secret_id: str, *, options: str = ""
+) -> SecretStatus:
+    """Read the secret's description and versions, and diagnose what they show.
+
+    ``options`` (`` --endpoint-url URL --region R``) is appended to every command the
+    diagnosis prints, so that a copied command acts where this one looked.
+    """
     described = client.describe_secret(SecretId=secret_id)
     arn = described["ARN"]
     created: dict[str, datetime.datetime | None] = {}
@@ -97,12 +103,13 @@ def collect_status(client: SecretsManagerClient, secret_id: str) -> SecretStatus
         next_rotation=described.get("NextRotationDate"),
         versions=rows,
     )
-    _diagnose(status)
+    _diagnose(status, options)
     return status
 
 
-def _diagnose(status: SecretStatus) -> None:
-    quoted = shlex.quote(status.arn)
+def _diagnose(status: SecretStatus, options: str = "") -> None:
+    # The options go right after the secret id: before any trailing `# comment`.
+    quoted = shlex.quote(status.arn) + options
     current = [r for r in status.versions if AWSCURRENT in r.stages]
     pending = [r for r in status.versions if AWSPENDING in r.stages and AWSCURRENT not in r.stages]
     if not current:
@@ -160,21 +167,22 @@ def _date(value: datetime.datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S %Z}".strip() if value else "-"
 
 
+def _labels(row: VersionRow) -> str:
+    """The labels; a pending version says whether createSecret stored its value (only those
+    are looked at: a column of it would be blank on every other row)."""
+    labels = ", ".join(row.stages) or "-"
+    if row.has_value is None:
+        return labels
+    return f"{labels} ({'value stored' if row.has_value else 'no value yet'})"
+
+
 def render(status: SecretStatus, console: Any) -> None:
     console.line(f"Secret   {status.name}")
     console.line(f"ARN      {status.arn}")
     console.heading("Versions")
     console.table(
-        ["version", "labels", "created", "value"],
-        [
-            [
-                row.version_id,
-                ", ".join(row.stages) or "-",
-                _date(row.created),
-                {None: "", True: "yes", False: "none (never written)"}[row.has_value],
-            ]
-            for row in status.versions
-        ],
+        ["version", "labels", "created"],
+        [[row.version_id, _labels(row), _date(row.created)] for row in status.versions],
     )
     console.heading("Rotation")
     console.line(f"  enabled        {'yes' if status.rotation_enabled else 'no'}")

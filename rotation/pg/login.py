@@ -213,9 +213,12 @@ def auth_method_problem(exc: BaseException, who: str) -> str | None:
 
 
 def login_failure_reason(exc: BaseException) -> str:
-    """libpq's message on one line. libpq never echoes the password it was given (but the
-    exception's ``pgconn`` holds it: never log its repr)."""
-    return " ".join(str(exc).split()).removeprefix("connection failed: ")
+    """libpq's message on one line, its sentences kept apart (libpq ends a line without a full
+    stop: "Connection refused" then "Is the server running ...?"). libpq never echoes the
+    password it was given (but the exception's ``pgconn`` holds it: never log its repr)."""
+    lines = [" ".join(line.split()) for line in str(exc).splitlines()]
+    sentences = [line if line[-1] in ".?!:;" else f"{line}." for line in lines if line]
+    return " ".join(sentences).removeprefix("connection failed: ").rstrip(".")
 
 
 _NO_OTHER_LOGIN = "the password is not the problem, so no other credential was tried"

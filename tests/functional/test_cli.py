@@ -182,7 +182,7 @@ def test_status_of_a_rotation_that_never_wrote_a_value(bed: Bed) -> None:
 
 def test_doctor_passes_a_good_secret(bed: Bed) -> None:
     arn, _, password = bed.user_secret()
-    result = rotation("doctor", arn)
+    result = rotation("doctor", arn, "--strategy", "single-user")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All checks passed." in result.stdout
     assert "certificate verified (verify-full)" in result.stdout
@@ -192,7 +192,7 @@ def test_doctor_passes_a_good_secret(bed: Bed) -> None:
 def test_doctor_reports_a_wrong_password(bed: Bed) -> None:
     user, _ = bed.make_user()
     arn = bed.secret(bed.pg.secret_value(user, "not-it-at-all-123"))
-    result = rotation("doctor", arn, "--json")
+    result = rotation("doctor", arn, "--strategy", "single-user", "--json")
     assert result.returncode == 1
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert checks["TLS"]["ok"] is True
@@ -218,7 +218,7 @@ def test_doctor_advice_follows_the_cause_of_a_failed_login(bed: Bed) -> None:
 def test_doctor_reports_a_closed_port(bed: Bed) -> None:
     user, password = bed.make_user()
     arn = bed.secret(bed.pg.secret_value(user, password, port=free_port()))
-    result = rotation("doctor", arn)
+    result = rotation("doctor", arn, "--strategy", "single-user")
     assert result.returncode == 1
     assert "FAIL TCP" in result.stdout
     assert "fix:" in result.stdout
@@ -234,7 +234,7 @@ def test_doctor_reports_a_server_without_tls(bed: Bed, plain_cluster: PostgresCl
     value = plain_cluster.secret_value("postgres", plain_cluster.superuser_password)
     value.pop("ssl")
     arn = bed.secret(value)
-    result = rotation("doctor", arn)
+    result = rotation("doctor", arn, "--strategy", "single-user")
     assert result.returncode == 1
     assert "FAIL TLS: the server does not offer TLS" in result.stdout
     assert "login as AWSCURRENT" not in result.stdout  # skipped after TLS failed

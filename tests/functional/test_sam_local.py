@@ -76,7 +76,8 @@ def test_invoke_reports_a_failed_step_in_one_line(bed: Bed, tmp_path: Path) -> N
 def test_invoke_names_an_unknown_function(tmp_path: Path) -> None:
     result = rotation("invoke", "Nope", "--event", str(EVENTS / "createSecret.json"),
                       "--template", str(ROOT / "template.yaml"))  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2  # a mistyped argument is bad usage
+    assert "no function 'Nope'" in result.stderr
     assert "SingleUserFunction" in result.stderr
 
 

@@ -1,0 +1,144 @@
+"""The `rotation` command's arguments and exit codes: its usage contract."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("pg-secrets-rotation")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+_NAME_OR_ARN_HELP = "the secret's name or ARN"
+_STRATEGY_HELP = (
+    "single-user (change the user's password in place) or multi-user (alternate between the "
+    "user and its clone, with the master secret); required: the secret does not say which"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rotation",
+        description="Rotate PostgreSQL credentials in AWS Secrets Manager, locally.",
+        epilog="Exit codes: 0 success, 1 a failed rotation or check, 2 bad usage, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout (logs: stderr)"
+    )
+    # Only on the commands that run handler code.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "--verbose", action="store_true", help="also print the handlers' JSON log, on stderr"
+    )
+    aws = argparse.ArgumentParser(add_help=False)
+    aws.add_argument(
+        "--endpoint-url",
+        help="Secrets Manager endpoint, e.g. an emulator's (default: SECRETS_MANAGER_ENDPOINT, "
+        "else boto3's: AWS_ENDPOINT_URL, the region's)",
+    )
+    aws.add_argument("--region", help="AWS region (default: boto3's: AWS_REGION, the profile's)")
+    aws.add_argument("--profile", help="AWS profile (default: boto3's: AWS_PROFILE, default)")
+    strategy = argparse.ArgumentParser(add_help=False)
+    strategy.add_argument(
+        "--strategy", choices=("single-user", "multi-user"), required=True, help=_STRATEGY_HELP
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "demo",
+        parents=[common, verbose],
+        help="rotate end to end on an embedded Secrets Manager and a throwaway PostgreSQL",
+        description="Start moto's Secrets Manager and a throwaway PostgreSQL cluster, rotate "
+        "secrets through the real handlers, prove each claim, and clean up (also on Ctrl-C).",
+    )
+    rotate = sub.add_parser(
+        "rotate",
+        parents=[common, verbose, aws, strategy],
+        help="rotate a secret now, from here, through the handler code (no Lambda)",
+        description="Rotate now through the handler code, with your AWS credentials. No "
+        "Lambda: the token is registered by createSecret itself. A rotation in progress is "
+        "resumed with its token.",
+    )
+    rotate.add_argument("secret", help=_NAME_OR_ARN_HELP)
+    rotate.add_argument(
+        "--force",
+        action="store_true",
+        help="rotate even though rotation is enabled with a function (refused by default: "
+        "a rotation Secrets Manager starts meanwhile would race with this one)",
+    )
+    status = sub.add_parser(
+        "status",
+        parents=[common, aws],
+        help="versions, labels, rotation state and diagnosis",
+        description="Show the secret's versions, labels and rotation configuration, and "
+        "explain a stuck rotation with the commands that clear it (exit 1 when stuck).",
+    )
+    status.add_argument("secret", help=_NAME_OR_ARN_HELP)
+    doctor = sub.add_parser(
+        "doctor",
+        parents=[common, verbose, aws, strategy],
+        help="preflight checks: secret, DNS, TCP, TLS, login, master privileges",
+        description="Check what a rotation needs, in the order a connection fails; one line "
+        "per check, with a fix for each failure.",
+    )
+    doctor.add_argument("secret", help=_NAME_OR_ARN_HELP)
+    start = sub.add_parser(
+        "start",
+        parents=[common, aws],
+        help="register a rotation token as RotateSecret does, on an emulator (for invoke)",
+        description="Register a new token as an AWSPENDING version with no value and enable "
+        "rotation, as Secrets Manager's RotateSecret does before it invokes the function, but "
+        "without invoking anything: the state `rotation invoke` needs to run the steps. For "
+        "an emulator (moto) only: on AWS, RotateSecret always invokes the function.",
+    )
+    start.add_argument("secret", help=_NAME_OR_ARN_HELP)
+    start.add_argument("--token", help="the token to register (default: a new UUID)")
+    invoke = sub.add_parser(
+        "invoke",
+        parents=[common, verbose],
+        help="docker-free `sam local invoke`: run a template function on an event file",
+        description="Call a template function's handler in this process with an event file, "
+        "the function's environment and a Lambda context counting down from its timeout.",
+    )
+    invoke.add_argument("function", help="the function's logical id, e.g. SingleUserFunction")
+    invoke.add_argument("--event", "-e", required=True, type=Path, help="event JSON file")
+    invoke.add_argument(
+        "--template",
+        "-t",
+        type=Path,
+        default=Path("template.yaml"),
+        help="the SAM template (default: template.yaml)",
+    )
+    invoke.add_argument("--env-vars", "-n", type=Path, help="SAM-format env-vars JSON file")
+    invoke.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as for sam",
+    )
+    invoke.add_argument(
+        "--endpoint-url",
+        help="the function's Secrets Manager endpoint (SECRETS_MANAGER_ENDPOINT), over the "
+        "template, the parameters and the env-vars file",
+    )
+    invoke.add_argument("--secret-id", help="replace the event's SecretId")
+    invoke.add_argument("--token", help="replace the event's ClientRequestToken")
+    task = sub.add_parser(
+        "check-task-def",
+        parents=[common, aws],
+        help="check an ECS task definition's secrets entries (colons, JSON keys)",
+    )
+    task.add_argument("file", type=Path, help="task definition JSON (as registered or described)")
+    return parser

@@ -1,0 +1,68 @@
+"""Where a command talks to Secrets Manager: its client, the connection options to repeat in
+the commands it prints, and what a failed call means."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+__all__ = ["aws_problem", "connection_options", "secrets_manager"]
+
+
+def secrets_manager(args: argparse.Namespace) -> Any:
+    """The command's Secrets Manager client (``--endpoint-url``, ``--region``, ``--profile``),
+    kept on ``args`` for :func:`aws_problem`."""
+    import boto3  # noqa: PLC0415  # keeps `rotation --help` fast
+    from botocore.config import Config  # noqa: PLC0415
+
+    from rotation.clients import CONNECT_TIMEOUT_S, READ_TIMEOUT_S  # noqa: PLC0415
+    from rotation.config import secrets_manager_endpoint  # noqa: PLC0415
+
+    # The handlers' timeouts: an endpoint that does not answer is an error within seconds,
+    # not botocore's default minute per attempt.
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+    )
+    session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    args.sm_client = session.client(
+        "secretsmanager",
+        endpoint_url=args.endpoint_url or secrets_manager_endpoint(),
+        config=config,
+    )
+    return args.sm_client
+
+
+def aws_problem(args: argparse.Namespace, exc: BaseException, operation: str | None = None) -> Any:
+    """The classified Secrets Manager failure behind ``exc`` (see aws_problems), or None."""
+    from rotation_tools.aws_problems import explain  # noqa: PLC0415
+
+    client = getattr(args, "sm_client", None)
+    return explain(
+        exc,
+        secret_id=getattr(args, "secret", None) or "the secret",
+        operation=operation,
+        endpoint=args.endpoint_url or (client.meta.endpoint_url if client else None),
+        region=client.meta.region_name if client else args.region,
+    )
+
+
+def connection_options(args: argparse.Namespace) -> str:
+    """The connection options this command ran with, for the commands it prints: copied, they
+    act where this one did. ``--endpoint-url``, ``--region`` and ``--profile`` mean the same
+    to the aws CLI; an endpoint from SECRETS_MANAGER_ENDPOINT (which the aws CLI does not
+    read) is spelled out too."""
+    from rotation.config import secrets_manager_endpoint  # noqa: PLC0415
+
+    endpoint = getattr(args, "endpoint_url", None) or secrets_manager_endpoint()
+    options = ""
+    for flag, value in (
+        ("--endpoint-url", endpoint),
+        ("--region", getattr(args, "region", None)),
+        ("--profile", getattr(args, "profile", None)),
+    ):
+        if value:
+            options += f" {flag} {shlex.quote(value)}"
+    return options
