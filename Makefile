@@ -80,7 +80,7 @@ sam: $(SAM_VENV)/bin/sam
 # in Node.js); mypy --strict on the package, and its tests, which synthesize stacks offline
 # and run cdk-nag's AwsSolutions pack (tests/cdk is not collected without aws-cdk-lib).
 CDK_STAMP := $(VENV)/.cdk-installed
-$(CDK_STAMP): $(STAMP)
+$(CDK_STAMP): $(DEV_STAMP)
 	@command -v node >/dev/null || { echo "make cdk needs Node.js (jsii runs aws-cdk-lib in it)"; exit 1; }
 	$(BIN)/python -m pip install --quiet -e '.[dev,cdk-test]'
 	@touch $(CDK_STAMP)
@@ -97,7 +97,7 @@ $(CHECKOV_VENV)/bin/checkov:
 # Policy as code, offline: checkov on template.yaml and on the plain CloudFormation the SAM
 # transform makes of it (what a stack from the packaged template runs); no failed check,
 # every skip inline in the template with its reason. cfn-lint on the expansion too.
-policy: $(STAMP) $(CHECKOV_VENV)/bin/checkov
+policy: $(DEV_STAMP) $(CHECKOV_VENV)/bin/checkov
 	$(BIN)/python -m rotation_tools.sam_expand --code-uri s3://example-artifacts/pg-secrets-rotation.zip --out build/cloudformation.json
 	$(BIN)/cfn-lint build/cloudformation.json
 	$(CHECKOV) -f template.yaml -f build/cloudformation.json
