@@ -205,7 +205,7 @@ def test_doctor_advice_follows_the_cause_of_a_failed_login(bed: Bed) -> None:
     """A dbname typo is not a password problem: the advice must not say it is."""
     user, password = bed.make_user()
     arn = bed.secret(bed.pg.secret_value(user, password, dbname="no_such_db"))
-    result = rotation("doctor", arn, "--json")
+    result = rotation("doctor", arn, "--strategy", "single-user", "--json")
     assert result.returncode == 1
     login = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["login as AWSCURRENT"]
     assert login["ok"] is False
