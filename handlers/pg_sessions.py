@@ -31,6 +31,7 @@ from rotation.errors import DatabaseError
 from rotation.observability import logger, publish_count
 
 __all__ = [
+    "READ_ALL_STATS",
     "STRAGGLER_METRIC",
     "Session",
     "StragglerError",

@@ -240,3 +240,44 @@ def test_an_invalid_policy_fails_set_secret_before_anything(
     assert isinstance(error, ConfigurationError)
     assert "STRAGGLER_POLICY must be one of warn, refuse, got 'block'" in str(error)
     assert multi.connections.total == 0
+
+
+def test_status_shows_the_pair_s_sessions(multi: MultiBed, read_all_stats: None) -> None:
+    from tests.functional.test_cli import rotation  # noqa: PLC0415
+
+    arn, user, _ = multi.app()
+    assert multi.driver(_rotator(multi)).rotate(arn).succeeded  # user -> clone
+    current = multi.value(arn)
+    with (
+        _straggler(multi, arn),
+        psycopg.connect(
+            **multi.pg.conninfo(current["username"], current["password"]), application_name="api"
+        ),
+    ):
+        document = json.loads(rotation("status", arn, "--json").stdout)
+        text = rotation("status", arn)
+    report = document["sessions"]
+    assert report["checked"] is True
+    assert report["details_visible"] is True
+    by_user = {entry["user"]: entry for entry in report["users"]}
+    assert by_user[user]["label"] == AWSPREVIOUS
+    assert [s["application"] for s in by_user[user]["sessions"]] == [APP]
+    assert by_user[user]["sessions"][0]["address"] == "127.0.0.1"
+    assert by_user[f"{user}_clone"]["label"] == "AWSCURRENT"
+    assert [s["application"] for s in by_user[f"{user}_clone"]["sessions"]] == ["api"]
+    assert text.returncode == 0, text.stderr
+    assert "Sessions" in text.stdout
+    assert f"{user} (AWSPREVIOUS): 1 session" in text.stdout
+    assert "The next rotation changes" in text.stdout
+    for value in multi.values_by_label(arn).values():
+        assert value["password"] not in text.stdout + text.stderr
+
+
+def test_status_without_a_master_says_why_not(multi: MultiBed) -> None:
+    from tests.functional.test_cli import rotation  # noqa: PLC0415
+
+    value = multi.pg.secret_value("nobody_here", "not-a-password")
+    arn = multi.secret(value)
+    result = rotation("status", arn)
+    assert result.returncode == 0, result.stderr
+    assert "not checked: no masterarn" in result.stdout
