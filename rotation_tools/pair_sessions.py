@@ -18,13 +18,13 @@ from handlers.pg_connect import PostgresConnector
 from handlers.pg_sessions import READ_ALL_STATS, find_sessions
 from handlers.rds import RdsTopology
 from rotation import Deadline, RetryPolicy, RotationError
-from rotation.pg.secret import master_login, parse_postgres_secret
+from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
 from rotation.secret import AWSCURRENT, AWSPREVIOUS, SecretVersion
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["collect_pair_sessions", "render_pair_sessions"]
+__all__ = ["collect_pair_sessions", "master_credential", "render_pair_sessions"]
 
 # `status` is a quick look: one login attempt, bounded.
 _BUDGET_S = 15.0
@@ -35,6 +35,27 @@ def _current(client: SecretsManagerClient, secret_id: str) -> SecretVersion:
     return SecretVersion(
         response["ARN"], response["VersionId"], response.get("SecretString", ""), AWSCURRENT
     )
+
+
+def master_credential(
+    client: SecretsManagerClient,
+    current: PostgresSecret,
+    deadline: Deadline,
+    rds: RdsTopology | None = None,
+) -> PostgresSecret:
+    """How the master logs in for ``current`` (the handlers' rule: its host, or the RDS
+    primary its tags name; at least AWSCURRENT's TLS), read with the command's client."""
+    assert current.masterarn is not None  # noqa: S101  # callers check
+    value = _current(client, current.masterarn).json()
+    master = parse_postgres_secret(value, "the master secret", require_engine=False)
+    host, port = master.host, master.port
+    if not host:  # an RDS-managed master secret: the database is in its tags
+        tags = {
+            tag["Key"]: tag["Value"]
+            for tag in client.describe_secret(SecretId=current.masterarn).get("Tags", [])
+        }
+        host, port = (rds or RdsTopology()).primary_endpoint(tags, deadline)
+    return master_login(current, master, host=host, port=port, dbname=value.get("dbname"))
 
 
 def collect_pair_sessions(
@@ -75,16 +96,7 @@ def _collect(
             "single-user rotation changes the current user's own password"
         )
     deadline = Deadline.in_seconds(_BUDGET_S)
-    value = _current(client, current.masterarn).json()
-    master = parse_postgres_secret(value, "the master secret", require_engine=False)
-    host, port = master.host, master.port
-    if not host:  # an RDS-managed master secret: the database is in its tags
-        tags = {
-            tag["Key"]: tag["Value"]
-            for tag in client.describe_secret(SecretId=current.masterarn).get("Tags", [])
-        }
-        host, port = (rds or RdsTopology()).primary_endpoint(tags, deadline)
-    as_master = master_login(current, master, host=host, port=port, dbname=value.get("dbname"))
+    as_master = master_credential(client, current, deadline, rds)
     connector = connector or PostgresConnector(retry_policy=RetryPolicy(attempts=1))
     owner = owner_role(current.username)
     pair = [owner, alternate_username(owner)]
