@@ -163,18 +163,18 @@ class RotationEvents:
     ) -> None:
         if self.bus is None:
             return
-        # A second pass over the whole document: nothing a secret's value could reach gets
-        # out, whatever a message quoted.
-        document = scrubber.scrub_value(detail)
-        entry: PutEventsRequestEntryTypeDef = {
-            "Source": SOURCE,
-            "DetailType": detail_type,
-            "Detail": json.dumps(document, sort_keys=True),
-            "EventBusName": self.bus,
-        }
-        if secret_arn and secret_arn.startswith("arn:"):
-            entry["Resources"] = [secret_arn]
         try:
+            # A second pass over the whole document: nothing a secret's value could reach
+            # gets out, whatever a message quoted.
+            document = scrubber.scrub_value(detail)
+            entry: PutEventsRequestEntryTypeDef = {
+                "Source": SOURCE,
+                "DetailType": detail_type,
+                "Detail": json.dumps(document, sort_keys=True, default=str),
+                "EventBusName": self.bus,
+            }
+            if secret_arn and secret_arn.startswith("arn:"):
+                entry["Resources"] = [secret_arn]
             client = self._client_for_events()
             response = call_api(
                 lambda: client.put_events(Entries=[entry]),

@@ -20,6 +20,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_connect import APPLICATION_NAME, PostgresConnector
 from handlers.pg_parity import RoleState, _plan, read_states
@@ -192,8 +194,9 @@ def build_plan(
         )  # fmt: skip
     bus = event_bus_name()
     if bus:
-        steps[-1].secrets_manager.append(
-            f"EventBridge PutEvents(EventBusName={bus}, DetailType=RotationSucceeded)"
+        steps[-1].notes.append(
+            f"then EventBridge PutEvents(EventBusName={bus}, DetailType=RotationSucceeded); "
+            "a failed step publishes RotationStepFailed"
         )
     return Plan(arn, description.name, strategy, token, steps, checks, notes)
 
@@ -309,28 +312,23 @@ def _multi_user(
         ),
         notes=[f"the session must act as {owner!r}"],
     )
+    steps = [_create(arn, token, current_id, user), set_step, test_step]
+    steps.append(_finish(arn, token, current_id))
+    if not current.masterarn:
+        set_step.notes.append("the secret has no masterarn: createSecret refuses to start")
+        return steps
     try:
         master = master_credential(client, current, Deadline.in_seconds(_BUDGET_S))
-    except (RotationError, AssertionError) as exc:
+    except (RotationError, ClientError, BotoCoreError) as exc:
         set_step.notes.append(f"the master secret cannot be read: {exc}")
-        return [
-            _create(arn, token, current_id, user),
-            set_step,
-            test_step,
-            _finish(arn, token, current_id),
-        ]
+        return steps
     session = f"the master ({master.username})"
     set_step.logins.append(_login("the master secret", master, floor, auth, "changes the pair"))
     set_step.statements, found = _master_statements(
         connector, master, floor=floor, owner=owner, user=user, session=session
     )
     set_step.notes.extend(found)
-    return [
-        _create(arn, token, current_id, user),
-        set_step,
-        test_step,
-        _finish(arn, token, current_id),
-    ]
+    return steps
 
 
 def _fresh_clone(owner: str) -> RoleState:

@@ -153,6 +153,7 @@ def test_multi_user_plan_matches_the_rotation(multi: MultiBed, rotations_before:
     assert [login["credential"] for login in set_step["logins"]] == [
         "AWSPENDING", "AWSCURRENT", "the master secret",
     ]  # fmt: skip
+    assert sum(len(s["secrets_manager"]) for s in document["steps"]) == 9  # the README's count
     verb = "ALTER ROLE" if rotations_before else "CREATE ROLE"
     assert f'{verb} "{user}_clone"' in text
     assert "statement_timeout" in text

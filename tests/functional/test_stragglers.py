@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,9 +56,20 @@ def _rotator(bed: MultiBed, policy: str | None = None) -> Rotator:
     return Rotator(strategy, SecretStore(bed.handler_client))
 
 
+def _wait_until_gone(bed: MultiBed, user: str) -> None:
+    """Until no backend of ``user`` is left. A closed client's server process exits a moment
+    after the client returns: wait for that condition (bounded), never for a fixed time."""
+    deadline = time.monotonic() + 30
+    with admin_connect(bed.pg) as conn:
+        while conn.execute("SELECT 1 FROM pg_stat_activity WHERE usename = %s", (user,)).fetchone():
+            assert time.monotonic() < deadline, f"sessions of {user} did not end"
+            time.sleep(0.02)
+
+
 def _straggler(bed: MultiBed, arn: str) -> psycopg.Connection[Any]:
-    """A client that never switched: logged in as AWSPREVIOUS, over TCP."""
+    """A client that never switched: logged in as AWSPREVIOUS, over TCP (the only one)."""
     value = bed.value(arn, AWSPREVIOUS)
+    _wait_until_gone(bed, value["username"])
     return psycopg.connect(
         **bed.pg.conninfo(value["username"], value["password"]), application_name=APP
     )
@@ -160,6 +172,7 @@ def test_refuse_changes_nothing_and_a_retry_after_the_straggler_left_completes(
         assert multi.logs_in(previous)
     finally:
         client.close()
+    _wait_until_gone(multi, user)
     # The straggler disconnected: Secrets Manager's re-attempt (same token) completes.
     run = multi.driver(rotator).rotate(arn)
     assert run.succeeded
@@ -248,6 +261,7 @@ def test_status_shows_the_pair_s_sessions(multi: MultiBed, read_all_stats: None)
     arn, user, _ = multi.app()
     assert multi.driver(_rotator(multi)).rotate(arn).succeeded  # user -> clone
     current = multi.value(arn)
+    _wait_until_gone(multi, current["username"])  # testSecret's session, just closed
     with (
         _straggler(multi, arn),
         psycopg.connect(
