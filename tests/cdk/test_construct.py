@@ -35,7 +35,8 @@ def _shape(statements: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         (
             s["Sid"],
             s["Effect"],
-            s["Action"],
+            # CDK writes a single action as a string.
+            [s["Action"]] if isinstance(s["Action"], str) else s["Action"],
             {op: sorted(keys) for op, keys in s.get("Condition", {}).items()},
         )
         for s in statements
