@@ -1,12 +1,12 @@
 """The Lambda side's configuration, resolved in one place: explicit argument, then
 environment, then default.
 
-This module is the only one of the Lambda side (``rotation``'s framework modules, the
-handlers, the tooling that runs them) that reads ``os.environ``. Every environment variable
-of the outside contract is named once: the framework's here, the PostgreSQL ones (libpq's
-and ``ROTATION_TEST_QUERY``) in :mod:`rotation.pg.settings`, which parses a mapping it is
-given and reads no environment itself, because the application client shares it and
-resolves its own environment (:mod:`rotation.client`).
+Of the Lambda side (``rotation``'s framework modules and ``handlers``), only this module
+reads ``os.environ`` (a test guards it). Every environment variable of the outside contract
+is named once: the framework's here, the PostgreSQL ones (libpq's and
+``ROTATION_TEST_QUERY``) in :mod:`rotation.pg.settings`, which parses a mapping it is given
+and reads no environment itself: the application client shares it and resolves its own
+environment (:mod:`rotation.client`).
 """
 
 from __future__ import annotations
