@@ -7,6 +7,8 @@
   installs the client must not load the dispatcher, Powertools or tenacity.
 * On the Lambda side only :mod:`rotation.config` reads the environment (its docstring's
   promise); the client resolves its own.
+* No two of our modules import each other, directly or around a loop (such a cycle once
+  forced ``handlers.pg_connect`` to hand out ``handlers.pg_roles`` as an untyped module).
 
 Every import counts, also one inside a function or under ``TYPE_CHECKING``: a deferred
 import is still a dependency, and a type-only one still ties the packages together.
@@ -149,6 +151,50 @@ def _violations(paths: Iterable[Path], forbidden: Iterable[str]) -> dict[str, li
     return found
 
 
+def import_graph(paths: Iterable[Path]) -> dict[str, set[str]]:
+    """Which of these modules each of them imports (``from a import b`` counts as ``a.b``
+    when that is one of them, else as ``a``)."""
+    modules = {_module_name(path): path for path in paths}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph[name] = set()
+        source = path.read_text()
+        is_init = path.name == "__init__.py"
+        for imported in imported_modules(source, name, is_package=is_init):
+            # ``rotation.errors.TlsError`` is the module ``rotation.errors``.
+            module = imported
+            while module and module not in modules:
+                module = module.rpartition(".")[0]
+            # A package's __init__ naming its own modules (re-exports, PEP 562 tables) is
+            # the package's face, not a dependency: its modules may import the package.
+            if module and module != name and not (is_init and module.startswith(f"{name}.")):
+                graph[name].add(module)
+    return graph
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """The modules ``start`` imports, directly or not (itself only through a loop)."""
+    seen: set[str] = set()
+    todo = list(graph.get(start, ()))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, ()))
+    return seen
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that reach each other through imports, each sorted."""
+    reach = {node: _reachable(graph, node) for node in graph}
+    groups = {
+        frozenset(other for other in reach[node] if node in reach[other])
+        for node in graph
+        if node in reach[node]
+    }
+    return sorted(sorted(group) for group in groups)
+
+
 # -- the guards ---------------------------------------------------------------------------
 
 
@@ -183,6 +229,13 @@ def test_only_the_one_place_reads_the_environment() -> None:
         and (reads := environment_reads(path.read_text()))
     }
     assert found == {}
+
+
+def test_no_import_cycles() -> None:
+    """Deferred imports included: a cycle hidden inside a function is still a cycle."""
+    packages = ("rotation", "handlers", "rotation_tools")
+    graph = import_graph(sorted(p for name in packages for p in (ROOT / name).rglob("*.py")))
+    assert import_cycles(graph) == []
 
 
 # -- the guards catch what they are for (planted imports) ----------------------------------
@@ -288,3 +341,14 @@ def test_the_contract_guard_catches_a_lazy_name_of_the_package() -> None:
 )
 def test_the_environment_guard_catches(source: str, expected: list[str]) -> None:
     assert environment_reads(source) == expected
+
+
+def test_the_cycle_guard_catches_a_planted_cycle() -> None:
+    graph = {
+        "handlers.pg_connect": {"handlers.rds"},
+        "handlers.pg_roles": {"handlers.pg_connect"},
+        "handlers.rds": set(),
+    }
+    assert import_cycles(graph) == []
+    graph["handlers.rds"].add("handlers.pg_roles")  # a loop through three modules
+    assert import_cycles(graph) == [["handlers.pg_connect", "handlers.pg_roles", "handlers.rds"]]
