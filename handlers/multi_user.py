@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.pg_connect import PostgresConnector, database_ops
+from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
 from rotation.errors import (
     AuthenticationError,
@@ -177,7 +177,10 @@ class PostgresMultiUser:
         with self.connector.connect(
             master, request.deadline, who="the master secret", floor=floor
         ) as conn:
-            created = database_ops().ensure_alternate_user(
+            # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+            from handlers.pg_roles import ensure_alternate_user  # noqa: PLC0415
+
+            created = ensure_alternate_user(
                 conn, user=pending.username, owner=owner, password=pending.password
             )
         if created:
@@ -232,8 +235,11 @@ class PostgresMultiUser:
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         floor = current.sslmode
         with self._pending_login(pending, current, request.deadline, floor=floor) as conn:
-            database_ops().run_probe(conn, self.connector.settings.test_query)
-            acting = database_ops().acting_role(conn)
+            # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+            from handlers.pg_roles import acting_role, run_probe  # noqa: PLC0415
+
+            run_probe(conn, self.connector.settings.test_query)
+            acting = acting_role(conn)
         owner = owner_role(pending.username)
         if acting != owner:
             raise DatabaseError(
@@ -287,8 +293,11 @@ class PostgresMultiUser:
         login = self.connector.try_login(current, deadline, who=AWSCURRENT, floor=floor)
         if isinstance(login, AuthenticationError):
             return False
+        # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+        from handlers.pg_roles import in_recovery  # noqa: PLC0415
+
         with login:
-            return bool(database_ops().in_recovery(login))
+            return in_recovery(login)
 
     # -- finishSecret -----------------------------------------------------------------
 

@@ -113,7 +113,7 @@ def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
 
 
 def _cmd_check_task_def(args: argparse.Namespace, console: Any) -> int:
-    from rotation.ecs import check_task_definition  # noqa: PLC0415
+    from rotation_tools.ecs_task_def import check_task_definition  # noqa: PLC0415
 
     try:
         document = json.loads(args.file.read_text())
