@@ -38,7 +38,7 @@ from rotation.errors import (
 )
 from rotation.pg.secret import PostgresSecret, check_same_target, parse_postgres_secret
 from rotation.retry import Deadline
-from rotation.secret import AWSCURRENT, AWSPREVIOUS, SecretDescription
+from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretDescription
 from rotation.store import SecretStore, StoreSession
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ class Verification:
     logins: tuple[LoginResult, ...] = ()
     problem: str = ""
     actions: tuple[str, ...] = field(default=())
+    # The AWSPENDING version of a rotation in progress, if any (it can explain drift).
+    rotating: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -137,6 +139,7 @@ class Verification:
             "fix": self.fix,
             "logins": [login.as_json() for login in self.logins],
             "actions": list(self.actions),
+            "rotation_in_progress": self.rotating,
         }
 
 
@@ -236,17 +239,37 @@ class Verifier:
         return verdict(credentials.description, self.strategy, logins)
 
 
+def rotation_in_progress(description: SecretDescription) -> str | None:
+    """The version holding AWSPENDING for a rotation in progress (not left on AWSCURRENT by
+    a finished one), or None."""
+    for version_id, stages in description.versions.items():
+        if AWSPENDING in stages and AWSCURRENT not in stages:
+            return version_id
+    return None
+
+
 def verdict(
     description: SecretDescription, strategy: str, logins: list[LoginResult]
 ) -> Verification:
     failed = next((login for login in logins if login.state is not CredentialState.VALID), None)
+    problem = f"{failed.label} ({failed.username}): {failed.problem}" if failed else ""
+    pending = rotation_in_progress(description)
+    if failed is not None and failed.state is CredentialState.DRIFT and pending is not None:
+        # Single-user: between setSecret and finishSecret the database already has the
+        # pending password. Not drift to repair: the rotation will finish (or must be).
+        problem += (
+            f". A rotation is in progress (version {pending} is AWSPENDING): past setSecret, "
+            "the database already has the pending password until finishSecret makes it "
+            "AWSCURRENT; check again once it finished (`rotation status SECRET`)"
+        )
     return Verification(
         description.arn,
         description.name,
         strategy,
         failed.state if failed else CredentialState.VALID,
         tuple(logins),
-        problem=f"{failed.label} ({failed.username}): {failed.problem}" if failed else "",
+        problem=problem,
+        rotating=pending,
     )
 
 

@@ -65,6 +65,16 @@ def _reconcile(
 ) -> Verification:
     """Repair drift as the master; then check again. Returns the new verdict, with what was
     done in ``actions`` (or why nothing was)."""
+    if result.rotating is not None:
+        # Resetting AWSCURRENT's password now would undo the rotation's setSecret; the
+        # rotation itself converges (Secrets Manager re-attempts it; `rotation rotate`
+        # resumes it).
+        return _with_actions(
+            result,
+            f"not reconciled: a rotation is in progress (version {result.rotating} is "
+            "AWSPENDING); let it finish, or resume it with `rotation rotate SECRET`, then "
+            "verify again",
+        )
     deadline = Deadline.in_seconds(_PER_SECRET_S)
     session = verifier.store.session(deadline)
     credentials = verifier.read(session, secret_id)
@@ -113,6 +123,7 @@ def _with_actions(result: Verification, *actions: str) -> Verification:
         result.logins,
         result.problem,
         actions=(*result.actions, *actions),
+        rotating=result.rotating,
     )
 
 

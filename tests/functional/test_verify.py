@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from handlers.pg_connect import PostgresConnector
-from rotation import LocalRotation
+from rotation import LocalRotation, Step
 from rotation.retry import RetryPolicy
 from rotation_tools.testbed.pgcluster import running_cluster
 from rotation_tools.verify import verify_secrets
@@ -184,3 +184,39 @@ def test_cli_json_and_exit_codes(bed: Bed) -> None:
     result = _cli(good, "--strategy", "single-user")
     assert result.returncode == 0, result.stderr
     assert "1 of 1 secrets valid." in result.stdout
+
+
+def test_single_user_rotation_in_progress_is_named_and_not_reconciled(bed: Bed) -> None:
+    """Between setSecret and finishSecret the database has the pending password: AWSCURRENT
+    is refused, but that is the rotation's window, not a change behind its back."""
+    arn, _, _ = bed.user_secret(masterarn="arn:aws:secretsmanager:us-east-1:1:secret:m-AbCdEf")
+    rotator, token = bed.begin_and_create(arn)
+    bed.driver(rotator).run(arn, token, [Step.SET])
+    (result,) = _verify(bed, arn, strategy="single-user", reconcile=True)
+    assert result.state.value == "drift"
+    assert f"A rotation is in progress (version {token} is AWSPENDING)" in result.problem
+    assert result.rotating == token
+    assert result.actions[0].startswith("not reconciled: a rotation is in progress")
+    # Nothing was changed: the rotation finishes and the secret verifies.
+    bed.driver(rotator).run(arn, token, [Step.TEST, Step.FINISH])
+    bed.driver(rotator).complete(arn, token)
+    (result,) = _verify(bed, arn, strategy="single-user")
+    assert result.state.value == "valid"
+    assert result.rotating is None
+
+
+def test_calls_and_connections_per_secret(bed: Bed, multi: MultiBed) -> None:
+    arn, _, _ = bed.user_secret()
+    bed.calls.reset()
+    bed.connections.reset()
+    _verify(bed, arn, strategy="single-user")
+    assert sorted(bed.calls.names) == ["DescribeSecret", "GetSecretValue"]
+    assert bed.connections.total == 1
+
+    pair, _, _ = multi.app()
+    assert LocalRotation(multi.sm, multi.rotator().handle).rotate(pair).succeeded
+    multi.calls.reset()
+    multi.connections.reset()
+    _verify(multi, pair, strategy="multi-user")
+    assert sorted(multi.calls.names) == ["DescribeSecret", "GetSecretValue", "GetSecretValue"]
+    assert multi.connections.total == 2
