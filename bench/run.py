@@ -572,10 +572,10 @@ def main() -> int:
             print("status --all ...", flush=True)
             measured = status_all(moto_url, status_groups, status_runs)
         results_file = args.out / "results.json"
-        results = json.loads(results_file.read_text())
-        results["status_all"] = measured
-        results_file.write_text(json.dumps(results, indent=2, default=str))
-        write_report(results, args.out / "RESULTS.md")
+        committed: dict[str, Any] = json.loads(results_file.read_text())
+        committed["status_all"] = measured
+        results_file.write_text(json.dumps(committed, indent=2, default=str))
+        write_report(committed, args.out / "RESULTS.md")
         print(json.dumps(measured, indent=1))
         return 0
     rotations, cold_runs, fleet_size = (5, 3, 40) if args.quick else (30, 10, 500)
