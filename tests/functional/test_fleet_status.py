@@ -4,6 +4,7 @@ listed with the real ListSecrets fields and classified at injected clocks."""
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 import subprocess
@@ -15,7 +16,11 @@ from typing import Any
 import boto3
 import pytest
 
+from rotation_tools.cli_fleet import cmd_status_all
+from rotation_tools.cli_parser import build_parser
+from rotation_tools.console import Console
 from rotation_tools.fleet import FleetFilter, collect_fleet, parse_filter
+from rotation_tools.progress import Progress
 from rotation_tools.testbed.fleet import GROUPS, build_fleet
 from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS, MotoEndpoint, running_moto
 from tests.fix_aws import ApiCalls
@@ -42,7 +47,9 @@ class Fleet:
         )
 
     def soon(self) -> datetime.datetime:
-        return self.built_at + datetime.timedelta(minutes=10)
+        # moto dates a pending version at the moment it is listed: ten minutes after the
+        # real clock is "rotating" however long the tests took to get here.
+        return datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=10)
 
     def late(self) -> datetime.datetime:
         return self.built_at + datetime.timedelta(days=1, hours=2)
@@ -169,3 +176,24 @@ def test_cli_usage_errors(fleet: Fleet) -> None:
     assert result.returncode == 2
     assert "--all" in result.stderr
     assert _cli(fleet, "--all", "--filter", "=x").returncode == 2
+
+
+def test_progress_while_paging_and_the_clock_reaches_the_command(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process, as on a terminal: the status line shows each page and the age reads as a
+    bar; the command classifies at the clock it is given."""
+    for key, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    args = build_parser().parse_args(["status", "--all", "--endpoint-url", fleet.endpoint.url])
+    out, terminal = io.StringIO(), io.StringIO()
+    console = Console(stream=out)
+    console.progress = Progress(terminal)
+    assert cmd_status_all(args, console, now=fleet.late) == 1
+    shown = terminal.getvalue()
+    for page in range(1, 4):
+        assert f"listing secrets: page {page}, {page * 100} secrets so far" in shown
+    assert f"reading the age of rotations in progress [{'#' * 24}] {PER_GROUP}/{PER_GROUP}" in shown
+    assert shown.endswith("\r\033[K")  # cleared before the table
+    assert f"{PER_GROUP} overdue" in out.getvalue()
+    assert f"{PER_GROUP} stuck" in out.getvalue()
