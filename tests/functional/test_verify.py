@@ -20,7 +20,7 @@ from rotation.retry import RetryPolicy
 from rotation_tools.testbed.pgcluster import running_cluster
 from rotation_tools.verify import verify_secrets
 from tests.fix_multi import MultiBed
-from tests.fix_postgres import admin_connect, set_role_password
+from tests.fix_postgres import ServerLog, admin_connect, set_role_password
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional
@@ -53,9 +53,13 @@ def test_single_user_drift_is_found_and_reconciled(multi: MultiBed) -> None:
     assert "--reconcile" in result.fix
     assert password not in json.dumps(result.as_json())
 
+    log = ServerLog(multi.pg)
     (result,) = _verify(multi, arn, strategy="single-user", reconcile=True)
     assert result.state.value == "valid"
     assert result.actions == (f"set the password of {user!r} back to AWSCURRENT's, as the master",)
+    # The password reached the server only as a SCRAM verifier.
+    assert password not in log.since()
+    assert "PASSWORD 'SCRAM-SHA-256$" in log.since()
     assert multi.logs_in(multi.value(arn))
     (again,) = _verify(multi, arn, strategy="single-user")
     assert again.state.value == "valid"
