@@ -99,7 +99,7 @@ class FleetRow:
 
     def as_json(self) -> dict[str, Any]:
         def iso(value: datetime.datetime | None) -> str | None:
-            return value.isoformat() if value else None
+            return value.astimezone(datetime.UTC).isoformat() if value else None
 
         return {
             "secret": self.secret,
@@ -326,15 +326,18 @@ def collect_fleet(
         raise ValueError("now must be timezone-aware")
     entries = list(_list_configured(client, list(filters), progress))
     in_progress = [(entry, pending_version(entry)) for entry in entries]
-    ages_needed = [(e, v) for e, v in in_progress if v is not None and not e.get("OwningService")]
+    # A service-owned secret's state does not depend on the age: no call for it.
+    ages_needed = [
+        (str(entry["ARN"]), version)
+        for entry, version in in_progress
+        if version is not None and not entry.get("OwningService")
+    ]
     since: dict[str, datetime.datetime | None] = {}
     if ages_needed:
         total = len(ages_needed)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {
-                str(entry["ARN"]): pool.submit(_created, client, str(entry["ARN"]), version)
-                for entry, version in ages_needed
-                if version is not None
+                arn: pool.submit(_created, client, arn, version) for arn, version in ages_needed
             }
             for done, (arn, future) in enumerate(futures.items(), start=1):
                 since[arn] = future.result()
@@ -347,7 +350,7 @@ def collect_fleet(
 
 
 def _date(value: datetime.datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+    return f"{value.astimezone(datetime.UTC):%Y-%m-%d %H:%M}" if value else "-"
 
 
 def _function_name(arn: str | None) -> str:
@@ -357,7 +360,15 @@ def _function_name(arn: str | None) -> str:
 def render_fleet(rows: Sequence[FleetRow], console: Any) -> None:
     styles = {FleetState.OK: "ok", FleetState.ROTATING: "dim", FleetState.SERVICE_OWNED: "dim"}
     console.table(
-        ["secret", "state", "strategy", "function", "last rotated", "next rotation", "detail"],
+        [
+            "secret",
+            "state",
+            "strategy",
+            "function",
+            "last rotated (UTC)",
+            "next rotation (UTC)",
+            "detail",
+        ],
         [
             [
                 row.name,
