@@ -272,9 +272,14 @@ def _list_configured(
     progress: ProgressFn | None,
 ) -> Iterator[Mapping[str, Any]]:
     kwargs: dict[str, Any] = {"MaxResults": PAGE_SIZE}
-    api_filters = [f for flt in filters for f in flt.api_filters()]
+    # The server narrows by the first filter of each key (prefix matches); every filter is
+    # checked exactly on each entry below.
+    api_filters: dict[str, dict[str, Any]] = {}
+    for flt in filters:
+        for api_filter in flt.api_filters():
+            api_filters.setdefault(api_filter["Key"], api_filter)
     if api_filters:
-        kwargs["Filters"] = api_filters
+        kwargs["Filters"] = list(api_filters.values())
     seen = 0
     page_number = 0
     while True:

@@ -126,6 +126,13 @@ def test_filters_by_name_prefix_and_tag(fleet: Fleet) -> None:
         filters=[parse_filter(f"{PREFIX}disabled/000"), parse_filter("fleet-group=disabled")],
     )
     assert len(rows) == 10
+    # Two prefixes: both must match (the server is sent the first of each key).
+    rows = collect_fleet(
+        client,
+        now=fleet.soon(),
+        filters=[parse_filter(f"{PREFIX}daily/"), parse_filter(f"{PREFIX}daily/004")],
+    )
+    assert {row.name for row in rows} == {f"{PREFIX}daily/{n:04d}" for n in range(40, 50)}
 
 
 def _cli(fleet: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
