@@ -14,9 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["GROUPS", "build_fleet"]
+from rotation_tools.testbed.pgcluster import free_port
+
+__all__ = ["GROUPS", "build_fleet", "separate_moto"]
 
 # What each group is on moto, and which state it shows at a clock 10 minutes after it was
 # built ("soon") and at one a day and 2 hours after ("late").
@@ -101,3 +108,35 @@ def build_fleet(client: Any, *, per_group: int, prefix: str) -> dict[str, list[s
                 client.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 7})
             arns[group].append(str(arn))
     return arns
+
+
+@contextlib.contextmanager
+def separate_moto(start_timeout_s: float = 30.0) -> Iterator[str]:
+    """moto's server in a process of its own, on 127.0.0.1; yields its URL.
+
+    ``status --all`` lists the whole account, and every moto server started inside one
+    process shares that process's accounts (``ThreadedMotoServer`` serves the same global
+    backends): a fleet in the test process's moto would be listed together with every other
+    test's secrets. A separate process has an account of its own.
+    """
+    port = free_port()
+    process = subprocess.Popen(  # our own interpreter, fixed arguments
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()  # noqa: S310
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's server did not start on {url}") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -21,8 +21,8 @@ from rotation_tools.cli_parser import build_parser
 from rotation_tools.console import Console
 from rotation_tools.fleet import FleetFilter, collect_fleet, parse_filter
 from rotation_tools.progress import Progress
-from rotation_tools.testbed.fleet import GROUPS, build_fleet
-from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS, MotoEndpoint, running_moto
+from rotation_tools.testbed.fleet import GROUPS, build_fleet, separate_moto
+from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS, MotoEndpoint
 from tests.fix_aws import ApiCalls
 
 pytestmark = pytest.mark.functional
@@ -57,10 +57,10 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
-    """Its own moto server: status --all lists the whole account, and the session's server
-    holds other tests' secrets."""
-    with running_moto() as endpoint:
-        yield Fleet(endpoint)
+    """moto in a process of its own: status --all lists the whole account, and every moto
+    server in the test process shares the accounts that hold the other tests' secrets."""
+    with separate_moto() as url:
+        yield Fleet(MotoEndpoint(url))
 
 
 def _expected(column: int) -> Counter[str]:
