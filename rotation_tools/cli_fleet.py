@@ -52,8 +52,9 @@ def cmd_status_all(
         return EXIT_USAGE
     if not args.all:
         console.error(
-            "status needs a SECRET, or --all for every secret with rotation configured"
-            + (" (--filter applies to --all)" if args.filter else "")
+            "--filter applies to --all only"
+            if args.secret
+            else "status needs a SECRET, or --all for every secret with rotation configured"
         )
         return EXIT_USAGE
     try:

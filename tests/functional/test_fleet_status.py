@@ -183,6 +183,9 @@ def test_cli_usage_errors(fleet: Fleet) -> None:
     assert result.returncode == 2
     assert "--all" in result.stderr
     assert _cli(fleet, "--all", "--filter", "=x").returncode == 2
+    result = _cli(fleet, "some-secret", "--filter", "x")
+    assert result.returncode == 2
+    assert "--filter applies to --all only" in result.stderr
 
 
 def test_progress_while_paging_and_the_clock_reaches_the_command(
