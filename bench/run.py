@@ -401,6 +401,39 @@ def package_size() -> dict[str, Any]:
 # -- report --------------------------------------------------------------------------------
 
 
+# -- status --all ---------------------------------------------------------------------------
+
+
+def status_all(endpoint: str, per_group: int, runs: int) -> dict[str, Any]:
+    """``rotation status --all`` over a fleet in every state (rotation_tools.testbed.fleet):
+    wall time of collect_fleet, and its calls per listed secret."""
+    from rotation_tools.fleet import collect_fleet  # noqa: PLC0415
+    from rotation_tools.testbed.fleet import GROUPS, build_fleet  # noqa: PLC0415
+
+    client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
+    build_fleet(client, per_group=per_group, prefix=f"status-{secrets.token_hex(3)}/")
+    calls: Counter[str] = Counter()
+    client.meta.events.register(
+        "before-call.secrets-manager.*", lambda model, **_: calls.update([model.name])
+    )
+    now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=10)
+    samples, rows = [], []
+    for _ in range(runs):
+        calls.clear()
+        started = time.perf_counter()
+        rows = collect_fleet(client, now=now)
+        samples.append(time.perf_counter() - started)
+    listed = per_group * len(GROUPS)
+    return {
+        "secrets_in_account": listed,
+        "rows": len(rows),
+        "states": dict(Counter(row.state.value for row in rows)),
+        "calls": dict(calls),
+        "calls_per_row": sum(calls.values()) / max(len(rows), 1),
+        "time": summary(samples),
+    }
+
+
 def machine(postgres: int) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -491,6 +524,22 @@ def write_report(results: dict[str, Any], path: Path) -> None:
             f"| {row['concurrency']} | {row['per_second']:.1f} | {ms(row['latency'])} ms | "
             f"{ms(row['latency'], 'p99')} ms | {row['errors']} | {row['peak_db_connections']} |"
         )
+    if results.get("status_all"):
+        st = results["status_all"]
+        calls = ", ".join(f"{n} {name}" for name, n in sorted(st["calls"].items()))
+        states = ", ".join(f"{n} {state}" for state, n in sorted(st["states"].items()))
+        lines += [
+            "",
+            f"## `rotation status --all` (noisy): {st['secrets_in_account']} secrets",
+            "",
+            f"{st['rows']} with rotation configured ({states}) of {st['secrets_in_account']} "
+            f"in the account. Calls per listing (stable): {calls}, "
+            f"{st['calls_per_row']:.2f} per row: one ListSecrets per 100 secrets, one "
+            "ListSecretVersionIds per rotation in progress (its age), nothing else. "
+            f"Time per listing: {ms(st['time'])} ms median "
+            f"({ms(st['time'], 'min')}-{ms(st['time'], 'max')}, {st['time']['n']} runs; "
+            "loopback moto).",
+        ]
     p = results["package"]
     lines += [
         "",
@@ -510,7 +559,25 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     parser.add_argument("--cold-only", action="store_true", help="only the cold start figures")
+    parser.add_argument(
+        "--status-only",
+        action="store_true",
+        help="only `status --all`, merged into the committed results.json and RESULTS.md",
+    )
     args = parser.parse_args()
+    status_groups, status_runs = (10, 3) if args.quick else (100, 10)
+    if args.status_only:
+        os.environ.update(FAKE_CREDENTIALS)
+        with moto_process() as moto_url:
+            print("status --all ...", flush=True)
+            measured = status_all(moto_url, status_groups, status_runs)
+        results_file = args.out / "results.json"
+        committed: dict[str, Any] = json.loads(results_file.read_text())
+        committed["status_all"] = measured
+        results_file.write_text(json.dumps(committed, indent=2, default=str))
+        write_report(committed, args.out / "RESULTS.md")
+        print(json.dumps(measured, indent=1))
+        return 0
     rotations, cold_runs, fleet_size = (5, 3, 40) if args.quick else (30, 10, 500)
     results: dict[str, Any] = {"cold_start_runs": cold_runs}
     notes_file = ROOT / "bench" / "NOTES.md"
@@ -543,6 +610,8 @@ def main() -> int:
         print("fleet ...", flush=True)
         arns = [bed.app() for _ in range(fleet_size)]
         results["fleet"] = [fleet(bed, arns, c) for c in (1, 8, 32)]
+        print("status --all ...", flush=True)
+        results["status_all"] = status_all(moto_url, status_groups, status_runs)
     print("package ...", flush=True)
     results["package"] = package_size()
     results["notes"] = notes_file.read_text().splitlines() if notes_file.exists() else []

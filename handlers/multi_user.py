@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.pg_connect import PostgresConnector, database_ops
+from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
 from rotation.config import straggler_policy
 from rotation.errors import (
@@ -186,12 +186,14 @@ class PostgresMultiUser:
         with self.connector.connect(
             master, request.deadline, who="the master secret", floor=floor
         ) as conn:
+            # Imported by the steps that log in only: they load psycopg (~100 ms of cold start).
+            from handlers.pg_roles import ensure_alternate_user  # noqa: PLC0415
+            from handlers.pg_sessions import check_stragglers  # noqa: PLC0415
+
             # Before the change, on the master's session: no extra connection. Refusing
             # here changes nothing, and the re-attempt runs this again.
-            from handlers.pg_sessions import check_stragglers  # noqa: PLC0415  # psycopg
-
             check_stragglers(conn, user=pending.username, policy=policy, strategy=self.name)
-            created = database_ops().ensure_alternate_user(
+            created = ensure_alternate_user(
                 conn, user=pending.username, owner=owner, password=pending.password
             )
         if created:
@@ -246,8 +248,11 @@ class PostgresMultiUser:
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         floor = current.sslmode
         with self._pending_login(pending, current, request.deadline, floor=floor) as conn:
-            database_ops().run_probe(conn, self.connector.settings.test_query)
-            acting = database_ops().acting_role(conn)
+            # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+            from handlers.pg_roles import acting_role, run_probe  # noqa: PLC0415
+
+            run_probe(conn, self.connector.settings.test_query)
+            acting = acting_role(conn)
         owner = owner_role(pending.username)
         if acting != owner:
             raise DatabaseError(
@@ -301,8 +306,11 @@ class PostgresMultiUser:
         login = self.connector.try_login(current, deadline, who=AWSCURRENT, floor=floor)
         if isinstance(login, AuthenticationError):
             return False
+        # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+        from handlers.pg_roles import in_recovery  # noqa: PLC0415
+
         with login:
-            return bool(database_ops().in_recovery(login))
+            return in_recovery(login)
 
     # -- finishSecret -----------------------------------------------------------------
 

@@ -19,10 +19,10 @@ attempts or the step's time run out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from handlers.rds import parse_rds_endpoint
+from rotation.config import postgres_settings
 from rotation.errors import (
     AuthenticationError,
     AuthMethodError,
@@ -33,7 +33,7 @@ from rotation.errors import (
     UnreachableError,
 )
 from rotation.observability import logger
-from rotation.pg.login import LoginFailure, classify_login, login_failure_reason, login_problem
+from rotation.pg.login import LoginFailure, classify_login, login_problem
 from rotation.pg.secret import PostgresSecret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
@@ -47,9 +47,7 @@ __all__ = [
     "ConnectFn",
     "PostgresConnector",
     "classify_login_failure",
-    "database_ops",
     "session_options",
-    "statement_error",
 ]
 
 ConnectFn = Callable[..., "psycopg.Connection[Any]"]
@@ -60,25 +58,6 @@ _MIN_CONNECT_TIMEOUT_S = 2
 # itself would: the more precise error (55P03, "a lock blocked it") wins the race.
 _LOCK_SHARE = 0.1
 _LOCK_LEAD_MAX_MS = 1000
-# How to find the session that holds the lock, for the error message.
-_FIND_BLOCKER = (
-    "find it in pg_stat_activity (an old xact_start, state 'idle in transaction'; while it "
-    "blocks, pg_blocking_pids() of the waiting session and pg_locks name it), end its "
-    "transaction (COMMIT, ROLLBACK or pg_terminate_backend(pid)), then retry the rotation"
-)
-
-
-def database_ops() -> ModuleType:
-    """:mod:`handlers.pg_roles`, imported on first use.
-
-    Deferred, like psycopg in :class:`PostgresConnector`: psycopg costs ~100 ms of cold
-    start, and createSecret (usually a container's first invocation) and finishSecret never
-    touch the database.
-    """
-    from handlers import pg_roles  # noqa: PLC0415
-
-    return pg_roles
-
 
 # Which error each cause of a failed login raises; the retry and fall-back decisions follow
 # the class (UnreachableError and its subclass are retried; only AuthenticationError lets
@@ -106,30 +85,6 @@ def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseE
     :mod:`rotation.pg.login`), with a message that names the fix."""
     failure = classify_login(exc)
     return _LOGIN_ERRORS[failure](login_problem(failure, exc, who))
-
-
-def statement_error(exc: psycopg.Error, doing: str) -> DatabaseError:
-    """A failed statement on an open connection; these do carry a SQLSTATE."""
-    from psycopg import errors  # noqa: PLC0415  # psycopg is loaded: exc came from it
-
-    if isinstance(exc, errors.LockNotAvailable):
-        return DatabaseError(
-            f"{doing} failed: a lock held by another session blocked the statement until "
-            f"the time the step had left ran out (lock_timeout; LockNotAvailable, "
-            f"{exc.sqlstate}). Another transaction holds a lock on the same object, e.g. "
-            f"it altered the role and has not committed: {_FIND_BLOCKER}"
-        )
-    if isinstance(exc, errors.QueryCanceled):
-        return DatabaseError(
-            f"{doing} failed: the statement was cancelled when the time the step had left "
-            f"ran out (statement_timeout), or by an administrator (QueryCanceled, "
-            f"{exc.sqlstate}). A statement this slow is usually waiting for a lock held by "
-            f"another session: {_FIND_BLOCKER}"
-        )
-    sqlstate = exc.sqlstate or "no SQLSTATE"
-    return DatabaseError(
-        f"{doing} failed ({type(exc).__name__}, {sqlstate}): {login_failure_reason(exc)}"
-    )
 
 
 def session_options(host: str, deadline: Deadline, settings: PostgresSettings) -> dict[str, str]:
@@ -161,7 +116,8 @@ class PostgresConnector:
     Parameters
     ----------
     settings:
-        TLS roots and timeouts; from the environment by default.
+        TLS roots and timeouts; by default from the environment, through the Lambda side's
+        one place for it (:func:`rotation.config.postgres_settings`).
     connect:
         ``psycopg.connect`` (the default) or anything with its signature; inject one to count
         connections. psycopg itself is imported on the first connection, not with this
@@ -185,7 +141,7 @@ class PostgresConnector:
     def settings(self) -> PostgresSettings:
         # Resolved on first use, not at import: a bad setting fails a step with context.
         if self._settings is None:
-            self._settings = PostgresSettings.from_env()
+            self._settings = postgres_settings()
         return self._settings
 
     def parameters(self, secret: PostgresSecret, deadline: Deadline) -> dict[str, Any]:

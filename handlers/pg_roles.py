@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from handlers.pg_connect import statement_error
+from handlers.pg_errors import statement_error
 from handlers.pg_parity import ParityError, match_owner
 from handlers.pg_parity import quoted_name as _quoted
 from handlers.pg_sql import (

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from handlers.pg_connect import statement_error
+from handlers.pg_errors import statement_error
 from rotation.errors import DatabaseError
 from rotation.observability import logger, publish_count
 

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rotation.clients import call_api, error_code, rds_client
+from rotation.aws_errors import error_code, error_message
+from rotation.clients import call_api, rds_client
 from rotation.errors import RdsError, SecretFormatError
 from rotation.retry import Deadline, RetryPolicy
 
@@ -207,9 +208,8 @@ class RdsTopology:
 
 
 def _rds_error(what: str, exc: ClientError) -> RdsError:
-    error = exc.response.get("Error", {})
-    code = error.get("Code", "UnknownError")
-    problem = f"the RDS API call {what} failed: {code}: {error.get('Message', '')}".rstrip(": ")
+    code = error_code(exc, default="UnknownError")
+    problem = f"the RDS API call {what} failed: {code}: {error_message(exc)}".rstrip(": ")
     if "AccessDenied" in code or "Unauthorized" in code:
         problem += "; the function's role needs rds:DescribeDBInstances and rds:DescribeDBClusters"
     return RdsError(problem)

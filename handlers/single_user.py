@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.pg_connect import PostgresConnector, database_ops
+from handlers.pg_connect import PostgresConnector
 from rotation.errors import (
     AuthenticationError,
     DatabaseError,
@@ -51,13 +51,16 @@ def _set_password(
     conn: psycopg.Connection[Any], secret: PostgresSecret, role: str, password: str
 ) -> None:
     """``ALTER ROLE`` with the pending password; a read-only host gets its own error."""
+    # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+    from handlers.pg_roles import in_recovery, set_password  # noqa: PLC0415
+
     try:
-        database_ops().set_password(conn, role, password)
+        set_password(conn, role, password)
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) != _READ_ONLY:
             raise
         where = f"{secret.host}:{secret.port}"
-        if database_ops().in_recovery(conn):
+        if in_recovery(conn):
             what = f"the secret's host ({where}) is a read-only standby (a read replica)"
         else:
             what = (
@@ -213,7 +216,10 @@ class PostgresSingleUser:
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         floor = parse_postgres_secret(request.current.json(), "the AWSCURRENT version").sslmode
         with self.connector.connect(pending, request.deadline, who=AWSPENDING, floor=floor) as conn:
-            database_ops().run_probe(conn, self.settings.test_query)
+            # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+            from handlers.pg_roles import run_probe  # noqa: PLC0415
+
+            run_probe(conn, self.settings.test_query)
         return TestResult()
 
     # -- finishSecret -----------------------------------------------------------------

@@ -25,6 +25,7 @@ With a pool (``pip install psycopg-pool``)::
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -273,7 +274,7 @@ class RotatingCredentials:
     @property
     def settings(self) -> PostgresSettings:
         if self._settings is None:
-            self._settings = PostgresSettings.from_env()
+            self._settings = PostgresSettings.from_env(os.environ)
         return self._settings
 
     def _candidate(self, stage: str, *, force: bool) -> _Candidate | None:

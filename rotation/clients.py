@@ -23,6 +23,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from rotation.aws_errors import error_code
 from rotation.config import secrets_manager_endpoint
 from rotation.errors import RotationError
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
@@ -39,7 +40,6 @@ __all__ = [
     "attempt_timeouts",
     "bound_by_deadline",
     "call_api",
-    "error_code",
     "events_client",
     "rds_client",
     "secrets_manager_client",
@@ -264,11 +264,6 @@ class _TransientApiError(Exception):
         super().__init__(type(original).__name__)
         self.original = original
         self.applied = applied
-
-
-def error_code(exc: ClientError) -> str:
-    """The AWS error code of a ``ClientError`` ("" when it has none)."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def call_api(

@@ -1,7 +1,12 @@
-"""Configuration, resolved in one place: explicit argument, then environment, then default.
+"""The Lambda side's configuration, resolved in one place: explicit argument, then
+environment, then default.
 
-Every environment variable of the outside contract is named here once. Nothing else in
-``rotation`` reads ``os.environ``.
+Of the Lambda side (``rotation``'s framework modules and ``handlers``), only this module
+reads ``os.environ`` (a test guards it). Every environment variable of the outside contract
+is named once: the framework's here, the PostgreSQL ones (libpq's and
+``ROTATION_TEST_QUERY``) in :mod:`rotation.pg.settings`, which parses a mapping it is given
+and reads no environment itself: the application client shares it and resolves its own
+environment (:mod:`rotation.client`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rotation.errors import ConfigurationError
+from rotation.pg.settings import PostgresSettings
 
 __all__ = [
     "DEFAULT_EXTENSION_PORT",
@@ -30,6 +36,7 @@ __all__ = [
     "extension_endpoint",
     "parse_bool",
     "password_policy_from_env",
+    "postgres_settings",
     "secrets_manager_endpoint",
     "straggler_policy",
 ]
@@ -158,6 +165,18 @@ def extension_endpoint(
             f"{ENV_EXTENSION_PORT} must be a port number, got {raw!r}"
         ) from exc
     return f"http://localhost:{port}", env[ENV_SESSION_TOKEN], ("localhost", port)
+
+
+def postgres_settings(env: Mapping[str, str] | None = None) -> PostgresSettings:
+    """The PostgreSQL settings of the handlers (see :class:`rotation.pg.settings.PostgresSettings`),
+    from ``env`` or the process environment.
+
+    Raises
+    ------
+    ConfigurationError
+        A setting that is not valid (see :meth:`PostgresSettings.from_env`).
+    """
+    return PostgresSettings.from_env(os.environ if env is None else env)
 
 
 def secrets_manager_endpoint(env: Mapping[str, str] | None = None) -> str | None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from rotation.aws_errors import error_code
 from rotation.errors import StagingError
 from rotation.event import Step
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription
@@ -186,7 +187,7 @@ class LocalRotation:
                 RotationRules={"AutomaticallyAfterDays": 30},
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
+            code = error_code(exc)
             stages = self.describe(secret_id).versions.get(token, ())
             # moto cannot invoke a Lambda; it registers the token and then reports the
             # function missing. Anything else is a real failure.

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import tenacity
 from tenacity import (
@@ -31,7 +31,6 @@ __all__ = [
     "DEFAULT_SAFETY_MARGIN_S",
     "PROGRESS_LOGGER",
     "Deadline",
-    "LambdaContextLike",
     "RetryPolicy",
     "call_with_retries",
 ]
@@ -45,12 +44,6 @@ DEFAULT_SAFETY_MARGIN_S = 2.0
 MIN_ATTEMPT_S = 1.0
 # With no Lambda context (tests, the local CLI) a step gets this long.
 DEFAULT_BUDGET_S = 60.0
-
-
-class LambdaContextLike(Protocol):
-    """The one method of a Lambda context the deadline needs."""
-
-    def get_remaining_time_in_millis(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
+from rotation.aws_errors import error_code, error_message
 from rotation.clients import bound_by_deadline, call_api
-from rotation.clients import error_code as _error_code
 from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.observability import scrubber as default_scrubber
 from rotation.retry import Deadline, RetryPolicy
@@ -191,7 +191,7 @@ class StoreSession:
             return self.get_version(arn, token, AWSPENDING)
         except SecretsManagerError as exc:
             if isinstance(exc.__cause__, ClientError) and (
-                _error_code(exc.__cause__) == "ResourceNotFoundException"
+                error_code(exc.__cause__) == "ResourceNotFoundException"
             ):
                 return None
             raise
@@ -244,7 +244,7 @@ class StoreSession:
         try:
             self._call("PutSecretValue", lambda: self._client.put_secret_value(**kwargs))
         except ClientError as exc:
-            if stage == AWSPENDING and _error_code(exc) == "ResourceExistsException":
+            if stage == AWSPENDING and error_code(exc) == "ResourceExistsException":
                 # Secrets Manager keeps the first value stored for a token and refuses
                 # another: a concurrent createSecret won. Its value is the pending one now
                 # (read past the cache, which holds only what was stored successfully).
@@ -309,7 +309,6 @@ class StoreSession:
 
 
 def _api_error(doing: str, exc: ClientError) -> SecretsManagerError:
-    error = exc.response.get("Error", {})
-    code = error.get("Code", "UnknownError")
+    code = error_code(exc, default="UnknownError")
     # AWS error messages name resources and actions, never secret values.
-    return SecretsManagerError(f"{doing} failed: {code}: {error.get('Message', '')}".rstrip(": "))
+    return SecretsManagerError(f"{doing} failed: {code}: {error_message(exc)}".rstrip(": "))

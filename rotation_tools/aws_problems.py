@@ -23,6 +23,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from rotation.aws_errors import error_code, error_message, http_status
+
 __all__ = ["AwsProblem", "aws_cause", "explain"]
 
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
@@ -63,14 +65,6 @@ def aws_cause(exc: BaseException) -> ClientError | BotoCoreError | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
 @dataclass(frozen=True)
@@ -116,9 +110,9 @@ def explain(
 
 def _answered(cause: ClientError, secret_id: str, operation: str, where: _Where) -> AwsProblem:
     """Secrets Manager answered, with an error."""
-    code = _code(cause)
-    message = str(cause.response.get("Error", {}).get("Message", ""))
-    denied = code in _DENIED or _status(cause) == 403
+    code = error_code(cause)
+    message = error_message(cause)
+    denied = code in _DENIED or http_status(cause) == 403
     if code in _NOT_FOUND:
         return AwsProblem(
             "not-found",
@@ -130,7 +124,7 @@ def _answered(cause: ClientError, secret_id: str, operation: str, where: _Where)
         return AwsProblem(
             "kms",
             f"Secrets Manager could not use the KMS key of {secret_id} for {operation} "
-            f"({code or _status(cause)})",
+            f"({code or http_status(cause)})",
             "the caller needs kms:Decrypt on the secret's KMS key (granted in the key policy, "
             "not only in IAM), and the key must be enabled; `aws secretsmanager "
             "describe-secret` shows its KmsKeyId",

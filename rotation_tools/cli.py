@@ -1,4 +1,4 @@
-"""The ``rotation`` command line: demo, rotate, status, doctor, start, invoke,
+"""The ``rotation`` command line: demo, rotate, status, doctor, verify, start, invoke,
 check-task-def.
 
 Exit codes: 0 success, 1 a failed rotation or check, 2 bad usage, 130 interrupted. Expected
@@ -60,6 +60,10 @@ def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
 def _cmd_status(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.status import collect_status, render  # noqa: PLC0415
 
+    if args.all or args.filter or not args.secret:
+        from rotation_tools.cli_fleet import cmd_status_all  # noqa: PLC0415
+
+        return cmd_status_all(args, console)
     status = collect_status(secrets_manager(args), args.secret, options=connection_options(args))
     render(status, console)
     console.result(status.as_json())
@@ -77,6 +81,12 @@ def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
     console.line("All checks passed." if ok else "Some checks failed.")
     console.result({"ok": ok, "checks": [c.as_json() for c in checks]})
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _cmd_verify(args: argparse.Namespace, console: Any) -> int:
+    from rotation_tools.cli_fleet import cmd_verify  # noqa: PLC0415
+
+    return cmd_verify(args, console)
 
 
 def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
@@ -113,7 +123,7 @@ def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
 
 
 def _cmd_check_task_def(args: argparse.Namespace, console: Any) -> int:
-    from rotation.ecs import check_task_definition  # noqa: PLC0415
+    from rotation_tools.ecs_task_def import check_task_definition  # noqa: PLC0415
 
     try:
         document = json.loads(args.file.read_text())
@@ -145,6 +155,7 @@ _COMMANDS = {
     "doctor": _cmd_doctor,
     "plan": _cmd_plan,
     "invoke": _cmd_invoke,
+    "verify": _cmd_verify,
     "check-task-def": _cmd_check_task_def,
 }
 

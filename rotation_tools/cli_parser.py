@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser"]
 
@@ -24,6 +25,43 @@ _STRATEGY_HELP = (
     "single-user (change the user's password in place) or multi-user (alternate between the "
     "user and its clone, with the master secret); required: the secret does not say which"
 )
+
+
+def _fleet_arguments(status: argparse.ArgumentParser) -> None:
+    """``status --all``: every secret with rotation configured (rotation_tools.fleet)."""
+    status.add_argument(
+        "--all",
+        action="store_true",
+        help="every secret with rotation configured in the account and region, one row each, "
+        "with its state (exit 1 when any is stuck, overdue or not rotating)",
+    )
+    status.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="PREFIX|KEY=VALUE",
+        help="with --all: only secrets whose name starts with PREFIX, or with tag KEY=VALUE "
+        "(repeatable: all must match)",
+    )
+
+
+def _verify_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    verify = sub.add_parser(
+        "verify",
+        parents=parents,
+        help="prove the stored credentials still log in (drift between rotations)",
+        description="Log in as AWSCURRENT (multi-user: also as AWSPREVIOUS, which clients may "
+        "still hold) with the handlers' TLS floor and require_auth, run the probe query, and "
+        "report each secret as valid, drift, unreachable or misconfigured (exit 1 on anything "
+        "but valid).",
+    )
+    verify.add_argument("secrets", nargs="+", metavar="SECRET", help=_NAME_OR_ARN_HELP)
+    verify.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="on drift, with a masterarn in the secret: set the database password back to "
+        "AWSCURRENT's (single-user), or re-create the pair (multi-user)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,11 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser(
         "status",
         parents=[common, aws],
-        help="versions, labels, rotation state and diagnosis",
+        help="versions, labels, rotation state and diagnosis; --all: the whole fleet",
         description="Show the secret's versions, labels and rotation configuration, and "
-        "explain a stuck rotation with the commands that clear it (exit 1 when stuck).",
+        "explain a stuck rotation with the commands that clear it (exit 1 when stuck). With "
+        "--all, one row per secret with rotation configured.",
     )
-    status.add_argument("secret", help=_NAME_OR_ARN_HELP)
+    status.add_argument("secret", nargs="?", help=_NAME_OR_ARN_HELP)
+    _fleet_arguments(status)
     doctor = sub.add_parser(
         "doctor",
         parents=[common, verbose, aws, strategy],
@@ -145,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     invoke.add_argument("--secret-id", help="replace the event's SecretId")
     invoke.add_argument("--token", help="replace the event's ClientRequestToken")
+    _verify_parser(sub, parents=[common, verbose, aws, strategy])
     task = sub.add_parser(
         "check-task-def",
         parents=[common, aws],

@@ -18,7 +18,8 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.multi_user import alternate_username, owner_role
-from handlers.pg_connect import PostgresConnector, database_ops
+from handlers.pg_connect import PostgresConnector
+from handlers.pg_roles import in_recovery
 from handlers.rds import RdsTopology
 from rotation import (
     AuthenticationError,
@@ -31,6 +32,7 @@ from rotation import (
     TlsError,
     UnreachableError,
 )
+from rotation.config import postgres_settings
 from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
@@ -181,7 +183,7 @@ def _login(
 
 def _writable(conn: psycopg.Connection[Any]) -> Check:
     """Single-user changes the password where ``host`` points: a standby cannot."""
-    if not database_ops().in_recovery(conn):
+    if not in_recovery(conn):
         return Check("host is writable", True, "not a standby")
     return Check(
         "host is writable",
@@ -287,7 +289,7 @@ def run_doctor(
     rds: RdsTopology | None = None,
 ) -> list[Check]:
     """Run every check that can run; stop a branch at its first failure."""
-    settings = settings or PostgresSettings.from_env()
+    settings = settings or postgres_settings()
     connector = PostgresConnector(settings, retry_policy=RetryPolicy(attempts=1))
     checks: list[Check] = []
     check, version = _read(client, secret_id, "secret")

@@ -18,7 +18,10 @@ Least privilege, grant by grant:
   (``EVENT_BUS_NAME``; :mod:`rotation.events`);
 - Lambda's basic execution policy (its logs), and the VPC one only with a VPC.
 
-No ``secretsmanager:GetRandomPassword``: passwords are generated locally.
+No ``secretsmanager:GetRandomPassword``: passwords are generated locally. The verification
+event (``handlers/verify_lambda.py``) needs nothing more: it describes and reads the secrets
+the function rotates, which the first grant already allows (their ``AllowRotationLambdaArn``
+names the function); its metric goes out in the log (EMF).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import Any
 
 from rotation.config import ENV_ENDPOINT
 from rotation.driver import LocalContext
+from rotation.verify_event import VERIFY_ACTION, is_verify_event
 from rotation_tools.sam_template import TemplateError, load_template, resolve_function
 
 __all__ = ["invoke"]
@@ -46,6 +47,16 @@ def load_event(path: Path, *, secret_id: str | None, token: str | None) -> dict[
         raise TemplateError(f"cannot read event file {path}: {exc}") from exc
     if not isinstance(event, dict):
         raise TemplateError(f"event file {path} must hold a JSON object")
+    if is_verify_event(event):
+        # A verification event names its secrets in a list and has no token.
+        if token:
+            raise TemplateError(
+                f"event file {path} is a verification event ({VERIFY_ACTION}), which has no "
+                "token: drop --token, or use one of the rotation step events"
+            )
+        if secret_id:
+            event["SecretIds"] = [secret_id]
+        return event
     if secret_id:
         event["SecretId"] = secret_id
     if token:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from rotation.aws_errors import error_code
 from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def _pending_has_value(client: SecretsManagerClient, arn: str, version_id: str) 
     try:
         client.get_secret_value(SecretId=arn, VersionId=version_id, VersionStage=AWSPENDING)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+        if error_code(exc) == "ResourceNotFoundException":
             return False
         raise
     return True

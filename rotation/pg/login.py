@@ -79,19 +79,10 @@ class LoginFailure(enum.Enum):
     UNREACHABLE = "unreachable"
 
     @property
-    def transient(self) -> bool:
-        """Whether the same login may succeed a moment later: worth retrying."""
-        return self in _TRANSIENT
-
-    @property
     def refused_credential(self) -> bool:
         """Whether the server refused this credential, so that another one may log in."""
         return self in (LoginFailure.WRONG_PASSWORD, LoginFailure.REFUSED)
 
-
-_TRANSIENT = frozenset(
-    {LoginFailure.TOO_MANY_CONNECTIONS, LoginFailure.NOT_ACCEPTING, LoginFailure.UNREACHABLE}
-)
 
 # SQLSTATEs the server sends at login. 28000 (invalid_authorization_specification) covers
 # pg_hba.conf, NOLOGIN and a missing role alike: the text decides between them.

@@ -1,14 +1,18 @@
-"""The PostgreSQL side's settings, resolved in one place.
+"""The PostgreSQL side's settings, parsed in one place.
 
 libpq's own variables keep their meaning: because we always pass ``sslrootcert``,
-``connect_timeout`` and ``options`` explicitly (to ship the RDS bundle and to bound every
-step), their environment counterparts ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT`` and
-``PGOPTIONS`` are read here and folded in, instead of being silently overridden.
+``connect_timeout``, ``require_auth`` and ``options`` explicitly (to ship the RDS bundle and
+to bound every step), their environment counterparts ``PGSSLROOTCERT``,
+``PGCONNECT_TIMEOUT``, ``PGREQUIREAUTH`` and ``PGOPTIONS`` are parsed here and folded in,
+instead of being silently overridden.
+
+Parsed, not read: :meth:`PostgresSettings.from_env` takes the environment as an argument.
+The handlers and the application client share this module, and each side resolves its own
+environment in one place (:func:`rotation.config.postgres_settings` for the Lambda side).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +57,10 @@ class PostgresSettings:
     options: str = ""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> PostgresSettings:
-        """Read ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT``, ``PGREQUIREAUTH``, ``PGOPTIONS`` and
-        ``ROTATION_TEST_QUERY``.
+    def from_env(cls, env: Mapping[str, str]) -> PostgresSettings:
+        """Parse ``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT``, ``PGREQUIREAUTH``, ``PGOPTIONS``
+        and ``ROTATION_TEST_QUERY`` from ``env`` (the caller's environment, e.g.
+        ``os.environ``).
 
         Raises
         ------
@@ -63,7 +68,6 @@ class PostgresSettings:
             A timeout that is not a positive whole number, or a root certificate file
             that does not exist.
         """
-        env = os.environ if env is None else env
         root = env.get(ENV_SSLROOTCERT, "").strip()
         extra_root = Path(root) if root else None
         if extra_root is not None and not extra_root.is_file():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rotation.ecs import SecretReference, check_task_definition, parse_value_from
+from rotation_tools.ecs_task_def import SecretReference, check_task_definition, parse_value_from
 from tests.fix_rotation import Bed
 from tests.functional.test_cli import rotation
 

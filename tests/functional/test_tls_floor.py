@@ -8,6 +8,7 @@ rotation made (``application_name=secrets-rotation``) must say ``SSL enabled``.
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -138,7 +139,7 @@ def test_the_client_raises_previous_to_currents_mode(bed: Bed) -> None:
     credentials = RotatingCredentials(
         arn,
         source=SecretsManagerSource(new_client()),
-        settings=PostgresSettings.from_env(),
+        settings=PostgresSettings.from_env(os.environ),
     )
 
     with credentials.connect(autocommit=True) as conn:

@@ -87,7 +87,7 @@ def test_a_bundle_planted_at_the_old_path_is_ignored(
     assert bed.logs_in(bed.value(arn))
     assert not bed.logs_in({"username": user, "password": first})
     assert planted.read_bytes() == attacker.ca_cert.read_bytes()  # untouched, and unused
-    used = Path(tls_parameters("verify-full", PostgresSettings.from_env())["sslrootcert"])
+    used = Path(tls_parameters("verify-full", PostgresSettings.from_env(os.environ))["sslrootcert"])
     assert used != planted
     assert used.parent.parent == shared_tmp
     assert stat.S_IMODE(used.parent.stat().st_mode) == 0o700
@@ -150,7 +150,7 @@ def _impostor_login(sslrootcert: str | None, certificates: Certificates) -> _Imp
             "password": "would-be-stolen-123",
         }
     )
-    params = PostgresConnector(PostgresSettings.from_env()).parameters(
+    params = PostgresConnector(PostgresSettings.from_env(os.environ)).parameters(
         secret, Deadline.in_seconds(30)
     )
     if sslrootcert is not None:
@@ -191,11 +191,12 @@ _CLIENT_RUN = textwrap.dedent(
 
     with connect(sys.argv[1], autocommit=True) as conn:
         conn.execute("SELECT 1")
-    bundle = Path(tls_parameters("verify-full", PostgresSettings.from_env())["sslrootcert"])
+    settings = PostgresSettings.from_env(os.environ)
+    bundle = Path(tls_parameters("verify-full", settings)["sslrootcert"])
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # a pre-forking server's worker: its own directory, removed at its exit
-        child = tls_parameters("verify-full", PostgresSettings.from_env())["sslrootcert"]
+        child = tls_parameters("verify-full", settings)["sslrootcert"]
         os.write(write, child.encode())
         sys.exit(0)
     os.waitpid(pid, 0)

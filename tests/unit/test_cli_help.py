@@ -38,4 +38,4 @@ def test_verbose_only_where_handler_code_runs() -> None:
         for name, command in _subcommands().items()
         if any(action.dest == "verbose" for action in command._actions)
     }
-    assert with_verbose == {"demo", "rotate", "doctor", "invoke"}
+    assert with_verbose == {"demo", "rotate", "doctor", "invoke", "verify"}

@@ -98,12 +98,39 @@ def test_vpc_permissions_only_with_a_vpc(role: str) -> None:
 
 def test_invoke_permissions_are_scoped_to_the_account() -> None:
     permissions = [r for r in RESOURCES.values() if r["Type"] == "AWS::Lambda::Permission"]
-    assert len(permissions) == 2
+    by_principal: dict[str, list[Any]] = {}
     for permission in permissions:
         properties = permission["Properties"]
-        assert properties["Principal"] == "secretsmanager.amazonaws.com"
-        assert properties["SourceAccount"] == {"Ref": "AWS::AccountId"}
-        assert properties["Action"] == "lambda:InvokeFunction"
+        by_principal.setdefault(properties["Principal"], []).append(permission)
+    assert len(by_principal["secretsmanager.amazonaws.com"]) == 2
+    for permission in by_principal["secretsmanager.amazonaws.com"]:
+        assert permission["Properties"]["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    for permission in permissions:
+        assert permission["Properties"]["Action"] == "lambda:InvokeFunction"
+    # The verification schedule's: only that rule may invoke, only when it exists.
+    assert len(by_principal["events.amazonaws.com"]) == 2
+    for permission in by_principal["events.amazonaws.com"]:
+        assert permission["Condition"] in {"VerifySingleUser", "VerifyMultiUser"}
+        assert permission["Properties"]["SourceArn"] == {"Fn::GetAtt": ["VerificationRule", "Arn"]}
+
+
+def test_verification_schedule_sends_the_verification_event() -> None:
+    """The rule's input, rendered for two secrets, is what events/verify.json documents."""
+    rule = RESOURCES["VerificationRule"]
+    assert rule["Condition"] == "HasVerification"
+    assert RESOURCES["CredentialDriftAlarm"]["Condition"] == "HasVerification"
+    documented = json.loads((ROOT / "events" / "verify.json").read_text())
+    for target in rule["Properties"]["Targets"]:
+        condition, spec, _ = target["Fn::If"]
+        template, variables = spec["Input"]["Fn::Sub"]
+        separator, _ = variables["Ids"]["Fn::Join"]
+        rendered = json.loads(template.replace("${Ids}", separator.join(["a", "b/c"])))
+        assert set(rendered) == set(documented)
+        assert rendered == {"Action": documented["Action"], "SecretIds": ["a", "b/c"]}
+        assert condition in {"VerifySingleUser", "VerifyMultiUser"}
+    alarm = RESOURCES["CredentialDriftAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Namespace"]) == ("CredentialValid", "SecretsRotation")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
 
 
 def test_optional_parts_sit_behind_conditions() -> None:

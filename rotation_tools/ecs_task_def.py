@@ -1,4 +1,4 @@
-"""Checks of an ECS task definition's ``secrets`` entries.
+"""Checks of an ECS task definition's ``secrets`` entries (``rotation check-task-def``).
 
 ECS injects ``valueFrom`` references as environment variables when a task starts. Two
 mistakes fail silently there: a misplaced colon in the
@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from rotation.aws_errors import error_code
 
 __all__ = ["Finding", "SecretReference", "check_task_definition", "parse_value_from"]
 
@@ -88,7 +90,7 @@ def _check(client: Any, reference: SecretReference) -> tuple[bool, str]:
     try:
         value = client.get_secret_value(**kwargs)
     except (ClientError, BotoCoreError) as exc:
-        code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+        code = error_code(exc, default=type(exc).__name__)
         return False, f"cannot read it ({code}); the task would fail to start or get nothing"
     if reference.json_key is None:
         return True, "readable"

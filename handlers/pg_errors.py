@@ -1,0 +1,50 @@
+"""What a failed statement on an open connection means, in words that name the fix.
+
+Once a connection is up, psycopg raises one class per SQLSTATE, so the cause is read from
+the class (a login failure is different: see :mod:`rotation.pg.login`). Its own module so
+that the role operations (:mod:`handlers.pg_roles`) and the connector
+(:mod:`handlers.pg_connect`) need not import each other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rotation.errors import DatabaseError
+from rotation.pg.login import login_failure_reason
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["statement_error"]
+
+# How to find the session that holds the lock, for the error message.
+_FIND_BLOCKER = (
+    "find it in pg_stat_activity (an old xact_start, state 'idle in transaction'; while it "
+    "blocks, pg_blocking_pids() of the waiting session and pg_locks name it), end its "
+    "transaction (COMMIT, ROLLBACK or pg_terminate_backend(pid)), then retry the rotation"
+)
+
+
+def statement_error(exc: psycopg.Error, doing: str) -> DatabaseError:
+    """A failed statement on an open connection; these do carry a SQLSTATE."""
+    from psycopg import errors  # noqa: PLC0415  # psycopg is loaded: exc came from it
+
+    if isinstance(exc, errors.LockNotAvailable):
+        return DatabaseError(
+            f"{doing} failed: a lock held by another session blocked the statement until "
+            f"the time the step had left ran out (lock_timeout; LockNotAvailable, "
+            f"{exc.sqlstate}). Another transaction holds a lock on the same object, e.g. "
+            f"it altered the role and has not committed: {_FIND_BLOCKER}"
+        )
+    if isinstance(exc, errors.QueryCanceled):
+        return DatabaseError(
+            f"{doing} failed: the statement was cancelled when the time the step had left "
+            f"ran out (statement_timeout), or by an administrator (QueryCanceled, "
+            f"{exc.sqlstate}). A statement this slow is usually waiting for a lock held by "
+            f"another session: {_FIND_BLOCKER}"
+        )
+    sqlstate = exc.sqlstate or "no SQLSTATE"
+    return DatabaseError(
+        f"{doing} failed ({type(exc).__name__}, {sqlstate}): {login_failure_reason(exc)}"
+    )

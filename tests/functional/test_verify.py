@@ -1,0 +1,226 @@
+"""``rotation verify``: the stored credentials against a real PostgreSQL server, with the
+password changed behind rotation's back, a stopped server and broken configurations."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from handlers.pg_connect import PostgresConnector
+from rotation import LocalRotation, Step
+from rotation.retry import RetryPolicy
+from rotation_tools.testbed.pgcluster import running_cluster
+from rotation_tools.verify import verify_secrets
+from tests.fix_multi import MultiBed
+from tests.fix_postgres import ServerLog, admin_connect, set_role_password
+from tests.fix_rotation import Bed
+
+pytestmark = pytest.mark.functional
+
+FAST = RetryPolicy(attempts=2, initial_wait_s=0.01, max_wait_s=0.02, jitter_s=0.0)
+
+
+def _verify(bed: Any, *ids: str, strategy: str, reconcile: bool = False) -> list[Any]:
+    connector = PostgresConnector(connect=bed.connections, retry_policy=FAST)
+    return verify_secrets(
+        bed.handler_client, list(ids), strategy=strategy, reconcile=reconcile, connector=connector
+    )
+
+
+def _change_behind_rotation(bed: Any, role: str) -> None:
+    with admin_connect(bed.pg) as conn:  # the superuser, as an operator would
+        set_role_password(conn, role, secrets.token_urlsafe(18))
+
+
+def test_single_user_drift_is_found_and_reconciled(multi: MultiBed) -> None:
+    arn, user, password = multi.app()  # has a masterarn
+    (result,) = _verify(multi, arn, strategy="single-user")
+    assert result.state.value == "valid"
+    assert [(r.label, r.username) for r in result.logins] == [("AWSCURRENT", user)]
+
+    _change_behind_rotation(multi, user)
+    (result,) = _verify(multi, arn, strategy="single-user")
+    assert result.state.value == "drift"
+    assert result.problem.startswith(f"AWSCURRENT ({user}):")
+    assert "--reconcile" in result.fix
+    assert password not in json.dumps(result.as_json())
+
+    log = ServerLog(multi.pg)
+    (result,) = _verify(multi, arn, strategy="single-user", reconcile=True)
+    assert result.state.value == "valid"
+    assert result.actions == (f"set the password of {user!r} back to AWSCURRENT's, as the master",)
+    # The password reached the server only as a SCRAM verifier.
+    assert password not in log.since()
+    assert "PASSWORD 'SCRAM-SHA-256$" in log.since()
+    assert multi.logs_in(multi.value(arn))
+    (again,) = _verify(multi, arn, strategy="single-user")
+    assert again.state.value == "valid"
+    assert again.actions == ()
+
+
+def test_multi_user_checks_previous_and_recreates_the_pair(multi: MultiBed) -> None:
+    arn, user, _ = multi.app()
+    assert LocalRotation(multi.sm, multi.rotator().handle).rotate(arn).succeeded
+    clone = f"{user}_clone"
+    (result,) = _verify(multi, arn, strategy="multi-user")
+    assert result.state.value == "valid"
+    assert [(r.label, r.username) for r in result.logins] == [
+        ("AWSCURRENT", clone),
+        ("AWSPREVIOUS", user),
+    ]
+    # AWSPREVIOUS, which clients may still hold, changed behind rotation's back.
+    _change_behind_rotation(multi, user)
+    (result,) = _verify(multi, arn, strategy="multi-user")
+    assert result.state.value == "drift"
+    assert result.problem.startswith(f"AWSPREVIOUS ({user}):")
+    # And the current user is dropped altogether.
+    with admin_connect(multi.pg) as conn:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(clone)))
+    (result,) = _verify(multi, arn, strategy="multi-user")
+    assert result.state.value == "drift"
+    assert result.problem.startswith(f"AWSCURRENT ({clone}):")
+
+    (result,) = _verify(multi, arn, strategy="multi-user", reconcile=True)
+    assert result.state.value == "valid", result
+    assert result.actions == (
+        f"re-created {clone!r} with AWSCURRENT's password, as the master",
+        f"reset the password of {user!r} with AWSPREVIOUS's password, as the master",
+    )
+    assert multi.labelled_logins(arn) == ["AWSCURRENT", "AWSPREVIOUS"]
+    # The re-created clone is in the pair again: it acts as the owner.
+    with psycopg.connect(**multi.pg.conninfo(clone, multi.value(arn)["password"])) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (user,)
+
+
+def test_reconcile_without_a_master_says_so(bed: Bed) -> None:
+    arn, user, _ = bed.user_secret()
+    _change_behind_rotation(bed, user)
+    (result,) = _verify(bed, arn, strategy="single-user", reconcile=True)
+    assert result.state.value == "drift"
+    assert result.actions == (
+        "not reconciled: the secret has no masterarn (add one, or reset the password to "
+        "AWSCURRENT's by hand)",
+    )
+
+
+def test_stopped_server_is_unreachable(bed: Bed) -> None:
+    with running_cluster(tls=False) as cluster:
+        password = secrets.token_urlsafe(18)
+        with psycopg.connect(**cluster.conninfo(), autocommit=True) as conn:
+            conn.execute("CREATE ROLE app LOGIN")
+            set_role_password(conn, "app", password)
+        arn = bed.secret(cluster.secret_value("app", password))
+        (result,) = _verify(bed, arn, strategy="single-user")
+        assert result.state.value == "valid"
+        cluster.stop_server()
+        (result,) = _verify(bed, arn, strategy="single-user")
+        assert result.state.value == "unreachable"
+        assert "AWSCURRENT" in result.problem
+
+
+@pytest.mark.parametrize(
+    ("change", "role_option", "expected"),
+    [
+        ({"dbname": "no_such_db"}, None, "no_such_db"),
+        ({}, "NOLOGIN", "LOGIN"),
+    ],
+    ids=["missing-database", "nologin-role"],
+)
+def test_misconfigured_names_the_fix(
+    bed: Bed, change: dict[str, Any], role_option: str | None, expected: str
+) -> None:
+    user, password = bed.make_user()
+    if role_option:
+        with admin_connect(bed.pg) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} " + role_option).format(sql.Identifier(user)))
+    arn = bed.secret({**bed.pg.secret_value(user, password), **change})
+    (result,) = _verify(bed, arn, strategy="single-user")
+    assert result.state.value == "misconfigured", result
+    assert expected in result.problem
+
+
+def test_unreadable_secrets_are_misconfigured(bed: Bed) -> None:
+    not_json = bed.secret({"x": 1})
+    bed.sm.put_secret_value(SecretId=not_json, SecretString="not json")
+    results = _verify(bed, not_json, "no/such/secret", strategy="single-user")
+    assert [r.state.value for r in results] == ["misconfigured", "misconfigured"]
+    assert "not valid JSON" in results[0].problem
+    assert results[1].secret == "no/such/secret"
+
+
+def test_probe_failure_is_misconfigured(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROTATION_TEST_QUERY", "SELECT * FROM no_such_table")
+    arn, _, _ = bed.user_secret()
+    (result,) = _verify(bed, arn, strategy="single-user")
+    assert result.state.value == "misconfigured"
+    assert "the probe query as AWSCURRENT" in result.problem
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rotation_tools", "verify", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+        check=False,
+    )
+
+
+def test_cli_json_and_exit_codes(bed: Bed) -> None:
+    good, _, good_password = bed.user_secret()
+    bad, bad_user, bad_password = bed.user_secret()
+    _change_behind_rotation(bed, bad_user)
+    result = _cli(good, bad, "--strategy", "single-user", "--json")
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    assert [(d["secret"], d["state"]) for d in document] == [(good, "valid"), (bad, "drift")]
+    for password in (good_password, bad_password):
+        assert password not in result.stdout + result.stderr
+    result = _cli(good, "--strategy", "single-user")
+    assert result.returncode == 0, result.stderr
+    assert "1 of 1 secrets valid." in result.stdout
+
+
+def test_single_user_rotation_in_progress_is_named_and_not_reconciled(bed: Bed) -> None:
+    """Between setSecret and finishSecret the database has the pending password: AWSCURRENT
+    is refused, but that is the rotation's window, not a change behind its back."""
+    arn, _, _ = bed.user_secret(masterarn="arn:aws:secretsmanager:us-east-1:1:secret:m-AbCdEf")
+    rotator, token = bed.begin_and_create(arn)
+    bed.driver(rotator).run(arn, token, [Step.SET])
+    (result,) = _verify(bed, arn, strategy="single-user", reconcile=True)
+    assert result.state.value == "drift"
+    assert f"A rotation is in progress (version {token} is AWSPENDING)" in result.problem
+    assert result.rotating == token
+    assert result.actions[0].startswith("not reconciled: a rotation is in progress")
+    # Nothing was changed: the rotation finishes and the secret verifies.
+    bed.driver(rotator).run(arn, token, [Step.TEST, Step.FINISH])
+    bed.driver(rotator).complete(arn, token)
+    (result,) = _verify(bed, arn, strategy="single-user")
+    assert result.state.value == "valid"
+    assert result.rotating is None
+
+
+def test_calls_and_connections_per_secret(bed: Bed, multi: MultiBed) -> None:
+    arn, _, _ = bed.user_secret()
+    bed.calls.reset()
+    bed.connections.reset()
+    _verify(bed, arn, strategy="single-user")
+    assert sorted(bed.calls.names) == ["DescribeSecret", "GetSecretValue"]
+    assert bed.connections.total == 1
+
+    pair, _, _ = multi.app()
+    assert LocalRotation(multi.sm, multi.rotator().handle).rotate(pair).succeeded
+    multi.calls.reset()
+    multi.connections.reset()
+    _verify(multi, pair, strategy="multi-user")
+    assert sorted(multi.calls.names) == ["DescribeSecret", "GetSecretValue", "GetSecretValue"]
+    assert multi.connections.total == 2
