@@ -1,0 +1,171 @@
+"""Where an application's secret values come from: Secrets Manager through boto3, or the
+AWS Parameters and Secrets Lambda Extension inside a Lambda function; each value cached for
+``max_age_s`` seconds on an injectable clock."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from rotation.client._config import DEFAULT_MAX_AGE_S, extension_endpoint
+from rotation.errors import SecretFormatError, SecretsManagerError
+from rotation.secret import AWSCURRENT
+
+__all__ = [
+    "ExtensionSource",
+    "SecretSource",
+    "SecretsManagerSource",
+    "default_source",
+]
+
+
+class SecretSource(Protocol):
+    """Where secret values come from. ``None`` when no version carries ``stage``."""
+
+    def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None: ...
+
+
+class _ValueCache:
+    """Values per (secret, stage) for ``max_age_s`` seconds on an injectable clock."""
+
+    def __init__(self, max_age_s: float, clock: Callable[[], float]) -> None:
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._entries: dict[tuple[str, str], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, secret_id: str, stage: str) -> str | None:
+        with self._lock:
+            entry = self._entries.get((secret_id, stage))
+        if entry is None or self.clock() - entry[0] >= self.max_age_s:
+            return None
+        return entry[1]
+
+    def put(self, secret_id: str, stage: str, value: str) -> None:
+        with self._lock:
+            self._entries[(secret_id, stage)] = (self.clock(), value)
+
+
+class SecretsManagerSource:
+    """``GetSecretValue`` by stage, each value cached for ``max_age_s`` seconds.
+
+    ``clock`` (monotonic seconds) is injectable so that tests can age the cache without
+    sleeping. The client is made on first use (botocore's standard retries; see
+    :func:`rotation.clients.secrets_manager_client`) unless one is given.
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        max_age_s: int = DEFAULT_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.max_age_s = max_age_s
+        self._cache = _ValueCache(max_age_s, clock)
+        self._lock = threading.Lock()
+
+    def _secrets_manager(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from rotation.clients import secrets_manager_client  # noqa: PLC0415
+
+                self._client = secrets_manager_client(retries=True)
+            return self._client
+
+    def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        cached = None if force else self._cache.get(secret_id, stage)
+        if cached is not None:
+            return cached
+        try:
+            response = self._secrets_manager().get_secret_value(
+                SecretId=secret_id, VersionStage=stage
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException" and stage != AWSCURRENT:
+                return None  # no version carries that label now
+            # AWS error messages name resources and actions, never secret values.
+            message = exc.response.get("Error", {}).get("Message", "")
+            raise SecretsManagerError(
+                f"reading {stage} of {secret_id} failed: {code}: {message}".rstrip(": ")
+            ) from exc
+        except BotoCoreError as exc:
+            raise SecretsManagerError(f"reading {stage} of {secret_id} failed: {exc}") from exc
+        value = response.get("SecretString")
+        if not isinstance(value, str):
+            raise SecretFormatError(f"{stage} of {secret_id} holds no SecretString")
+        self._cache.put(secret_id, stage, value)
+        return value
+
+
+class ExtensionSource:
+    """The AWS Parameters and Secrets Lambda Extension's local HTTP endpoint.
+
+    The extension caches too; ``force`` asks it to refresh (``refreshNow=true``).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        session_token: str,
+        *,
+        max_age_s: int = DEFAULT_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._token = session_token
+        self.max_age_s = max_age_s
+        self._cache = _ValueCache(max_age_s, clock)
+
+    def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None:
+        cached = None if force else self._cache.get(secret_id, stage)
+        if cached is not None:
+            return cached
+        query = {"secretId": secret_id, "versionStage": stage}
+        if force:
+            query["refreshNow"] = "true"
+        request = urllib.request.Request(  # noqa: S310  # a loopback http URL we built
+            f"{self.endpoint}/secretsmanager/get?{urllib.parse.urlencode(query)}",
+            headers={"X-Aws-Parameters-Secrets-Token": self._token},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                document = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code in (400, 404) and stage != AWSCURRENT:
+                return None
+            raise SecretsManagerError(
+                f"the secrets extension answered {exc.code} for {stage} of {secret_id}"
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise SecretsManagerError(f"the secrets extension failed: {exc}") from exc
+        value = document.get("SecretString")
+        if not isinstance(value, str):
+            raise SecretFormatError(f"{stage} of {secret_id} holds no SecretString")
+        self._cache.put(secret_id, stage, value)
+        return value
+
+
+def default_source(max_age_s: int = DEFAULT_MAX_AGE_S) -> SecretSource:
+    """The extension when it listens (inside a Lambda that has it), else boto3."""
+    found = extension_endpoint()
+    if found is not None:
+        url, token, (host, port) = found
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+        except OSError:
+            pass
+        else:
+            return ExtensionSource(url, token, max_age_s=max_age_s)
+    return SecretsManagerSource(max_age_s=max_age_s)
