@@ -4,15 +4,23 @@ Rotation is only half the job: the application must keep connecting while its pa
 changes. :func:`connect` reads the secret once and caches it (``max_age``); on an
 authentication failure it re-reads past the cache and, for the single-user window in which
 the database already has the AWSPENDING password but AWSCURRENT has not moved yet, also
-tries AWSPENDING and then AWSPREVIOUS, retrying with backoff. Every other error is raised
-at once, unchanged.
+tries AWSPENDING and then AWSPREVIOUS, retrying with backoff; a server that takes no login
+for a moment is retried within the caller's time; a configuration problem (TLS, pg_hba.conf,
+an authentication method) is raised at once. Within a process, connections that fail at
+the same moment share one read of the secret (see :class:`RefreshPolicy`).
+
+Importing this package loads none of the rotation function's side (no dispatcher, no
+Powertools, no tenacity, not even boto3 until a secret is first read through it), and
+touches no logger.
 
 In a Lambda function with the AWS Parameters and Secrets Lambda Extension, secrets are read
 through it (``localhost:2773``); everywhere else through boto3.
 
 Modules: :mod:`~rotation.client.sources` (where values come from, and their cache),
-:mod:`~rotation.client.credentials` (which labelled version logs in), ``_connect``
-(connections and pools), ``_config`` (the environment, read in one place).
+:mod:`~rotation.client.credentials` (which labelled version logs in), ``_versions`` (one
+process's view of a secret's labels: single-flight, rate-limited refreshes), ``_retry``
+(the client's retry and refresh policies), ``_connect`` (connections and pools),
+``_config`` (the environment, read in one place).
 
 Example
 -------
@@ -30,7 +38,8 @@ from __future__ import annotations
 
 from rotation.client._config import DEFAULT_MAX_AGE_S
 from rotation.client._connect import connect, make_pool
-from rotation.client.credentials import RotatingCredentials, credentials
+from rotation.client._retry import ConnectRetry, RefreshPolicy
+from rotation.client.credentials import LoginAttempt, RotatingCredentials, credentials
 from rotation.client.sources import (
     ExtensionSource,
     SecretsManagerSource,
@@ -40,7 +49,10 @@ from rotation.client.sources import (
 
 __all__ = [
     "DEFAULT_MAX_AGE_S",
+    "ConnectRetry",
     "ExtensionSource",
+    "LoginAttempt",
+    "RefreshPolicy",
     "RotatingCredentials",
     "SecretSource",
     "SecretsManagerSource",

@@ -1,43 +1,96 @@
 """Credentials for one secret that survive rotation: which labelled version logs in.
 
-:class:`RotatingCredentials` reads the secret through a :class:`~rotation.client.sources.
-SecretSource` (cached for ``max_age``); on an authentication failure it re-reads past the
-cache and, for the single-user window in which the database already has the AWSPENDING
-password but AWSCURRENT has not moved yet, also tries AWSPENDING and then AWSPREVIOUS,
-retrying with backoff. Every other error is raised at once, unchanged.
+One round of a ``connect()`` tries, in this order, each credential at most once:
+
+1. the credential that logged in last, while AWSCURRENT is still what it was then (after a
+   single-user rotation's first refused login moved us to AWSPENDING, later connections go
+   there first instead of being refused with the stale AWSCURRENT again), else the cached
+   AWSCURRENT (the application follows AWSCURRENT as soon as its cache does);
+2. the other of those two;
+3. AWSCURRENT read past the cache (the secret may have rotated since we cached it);
+4. AWSPENDING (the single-user window: the database has the pending password, AWSCURRENT
+   has not moved yet), then AWSPREVIOUS.
+
+Steps 3 and 4 are *forced refreshes*, which :class:`~rotation.client._versions.
+LabelledVersions` makes single-flight and rate-limited per process (herd safety). How a
+failed login goes on depends on why it failed (:mod:`rotation.pg.login`):
+
+- the server refused the credential: the next credential, then another round;
+- the server took no login (starting up, too many connections) or did not answer: another
+  round after a backoff, within the caller's time (``ConnectRetry.timeout_s``); in the end
+  the driver's own ``OperationalError`` is raised, as a pool or framework expects;
+- anything about the configuration (TLS, pg_hba.conf, the database, an authentication
+  method ``require_auth`` refuses): raised at once, with the classified message and fix.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rotation.client._config import postgres_settings
-from rotation.client.sources import SecretSource, default_source
-from rotation.errors import AuthenticationError, AuthMethodError
-from rotation.pg.login import auth_method_problem, login_failure_reason, refused_credential
+from rotation.client._config import DEFAULT_MAX_AGE_S, postgres_settings
+from rotation.client._retry import ConnectRetry, RefreshPolicy
+from rotation.client._versions import LabelledVersions
+from rotation.client.sources import (
+    AWSCURRENT,
+    AWSPENDING,
+    AWSPREVIOUS,
+    SecretSource,
+    default_source,
+)
+from rotation.errors import (
+    AuthenticationError,
+    AuthMethodError,
+    DatabaseError,
+    LoginConfigurationError,
+    SecretFormatError,
+    TlsError,
+)
+from rotation.pg.login import (
+    LoginFailure,
+    auth_method_problem,
+    classify_login,
+    login_failure_reason,
+    login_problem,
+)
 from rotation.pg.secret import PostgresSecret, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import at_least, resolve_sslmode, tls_parameters
-from rotation.retry import Deadline, RetryPolicy, call_with_retries
-from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretVersion
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["DEFAULT_RETRY", "RotatingCredentials", "credentials"]
+__all__ = ["LoginAttempt", "RotatingCredentials", "credentials"]
 
-# How long an application waits, at most, for credentials that log in: long enough to span a
-# single-user rotation's set-to-finish window, short enough to surface a real problem.
-DEFAULT_RETRY = RetryPolicy(attempts=4, initial_wait_s=0.2, max_wait_s=2.0, jitter_s=0.1)
+# Configuration causes: the same for every credential of the secret, so raised at once.
+_CONFIGURATION_ERRORS: dict[LoginFailure, type[DatabaseError]] = {
+    LoginFailure.NO_SUCH_ROLE: LoginConfigurationError,
+    LoginFailure.LOGIN_NOT_ALLOWED: LoginConfigurationError,
+    LoginFailure.NO_SUCH_DATABASE: LoginConfigurationError,
+    LoginFailure.NO_CONNECT_PRIVILEGE: LoginConfigurationError,
+    LoginFailure.HBA_REJECTED: LoginConfigurationError,
+    LoginFailure.TLS_UNSUPPORTED: TlsError,
+    LoginFailure.TLS_UNTRUSTED: TlsError,
+    LoginFailure.TLS_HOST_NAME: TlsError,
+    LoginFailure.AUTH_METHOD: AuthMethodError,
+}
+
+# Connection keywords an application's ``connect(**kwargs)`` may not override: they carry
+# the contract's TLS floor and authentication rules.
+_PROTECTED = frozenset({"sslmode", "require_auth"})
+# libpq's smallest useful connect_timeout (it treats 1 as 2).
+_MIN_CONNECT_TIMEOUT_S = 2
 
 
 @dataclass(frozen=True)
 class _Candidate:
     stage: str
+    raw: str
     secret: PostgresSecret
 
     @property
@@ -45,14 +98,17 @@ class _Candidate:
         s = self.secret
         return (s.host, s.username, s.port, s.dbname, s.password)
 
-
-# Connection keywords an application's ``connect(**kwargs)`` may not override: they carry
-# the contract's TLS floor and authentication rules.
-_PROTECTED = frozenset({"sslmode", "require_auth"})
-
-
-class _AllRefusedError(Exception):
-    """Internal: every labelled credential was refused this round; worth another round."""
+    @classmethod
+    def parse(cls, stage: str, raw: str) -> _Candidate:
+        what = f"the {stage} version"
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            # Never quote the value: it is a password.
+            raise SecretFormatError(f"{what} is not JSON") from None
+        if not isinstance(value, dict):
+            raise SecretFormatError(f"{what} is not a JSON object")
+        return cls(stage, raw, parse_postgres_secret(value, what))
 
 
 class RotatingCredentials:
@@ -63,13 +119,22 @@ class RotatingCredentials:
     secret_id:
         Name or ARN.
     source:
-        Where values come from (:func:`default_source` unless given).
+        Where values come from (:func:`~rotation.client.default_source` unless given).
+    client:
+        A boto3 ``secretsmanager`` client to read through, when no ``source`` is given.
+    max_age_s:
+        How long a read value is cached, when no ``source`` is given.
     settings:
-        TLS trust roots and timeouts (``PGSSLROOTCERT``, ``PGCONNECT_TIMEOUT``).
+        TLS trust roots, timeouts and ``require_auth`` (``PGSSLROOTCERT``,
+        ``PGCONNECT_TIMEOUT``, ``PGREQUIREAUTH``), from the environment unless given.
     retry:
-        How long to keep trying when every labelled credential is refused.
+        How long one ``connect()`` keeps trying (:class:`~rotation.client.ConnectRetry`).
+    refresh:
+        How often this process reads a label past the cache
+        (:class:`~rotation.client.RefreshPolicy`).
     clock:
-        Monotonic seconds; bounds the retries (inject one in tests, with ``retry.sleep``).
+        Monotonic seconds; bounds the retries and paces the refreshes (inject one in tests,
+        with ``retry.sleep``).
     """
 
     def __init__(
@@ -77,16 +142,23 @@ class RotatingCredentials:
         secret_id: str,
         *,
         source: SecretSource | None = None,
+        client: Any = None,
+        max_age_s: int = DEFAULT_MAX_AGE_S,
         settings: PostgresSettings | None = None,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        retry: ConnectRetry | None = None,
+        refresh: RefreshPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.secret_id = secret_id
         self.clock = clock
-        self.source = source or default_source()
+        self.source = source or default_source(max_age_s, client=client)
         self._settings = settings
-        self.retry = retry
-        self._preferred: _Candidate | None = None
+        self.retry = retry or ConnectRetry()
+        self.versions = LabelledVersions(
+            secret_id, self.source, clock=clock, policy=refresh or RefreshPolicy()
+        )
+        # The credential that logged in last, and the AWSCURRENT value known at that time.
+        self._working: tuple[_Candidate, str] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -95,26 +167,24 @@ class RotatingCredentials:
             self._settings = postgres_settings()
         return self._settings
 
-    def _candidate(self, stage: str, *, force: bool) -> _Candidate | None:
-        raw = self.source.get(self.secret_id, stage, force=force)
-        if raw is None:
-            return None
-        value = SecretVersion("", "", raw, stage).json()
-        return _Candidate(stage, parse_postgres_secret(value, f"the {stage} version"))
-
-    def parameters(self, candidate: _Candidate, extra: Mapping[str, Any]) -> dict[str, Any]:
+    def parameters(
+        self, candidate: _Candidate, extra: Mapping[str, Any], *, time_left_s: float = math.inf
+    ) -> dict[str, Any]:
         """``psycopg.connect`` keyword arguments: the candidate's credential, then the
         caller's ``extra``, which may ask for stronger TLS but never for weaker, and may not
         change ``require_auth`` (``PGREQUIREAUTH`` is the documented override)."""
         secret = candidate.secret
         sslmode = at_least(resolve_sslmode(extra.get("sslmode", secret.sslmode)), secret.sslmode)
+        timeout = self.settings.connect_timeout_s
+        if time_left_s < timeout:
+            timeout = max(math.ceil(time_left_s), _MIN_CONNECT_TIMEOUT_S)
         params: dict[str, Any] = {
             "host": secret.host,
             "port": secret.port,
             "dbname": secret.dbname,
             "user": secret.username,
             "password": secret.password,
-            "connect_timeout": self.settings.connect_timeout_s,
+            "connect_timeout": timeout,
             # Never a cleartext password, and never a server that asks for none (see
             # rotation.pg.settings).
             "require_auth": self.settings.require_auth,
@@ -126,95 +196,222 @@ class RotatingCredentials:
     def current_parameters(self, **extra: Any) -> dict[str, Any]:
         """``psycopg.connect`` keyword arguments for AWSCURRENT from the cache (usable as a
         pool's callable ``kwargs``, without the fallbacks of :meth:`connect`)."""
-        candidate = self._candidate(AWSCURRENT, force=False)
-        assert candidate is not None  # noqa: S101  # AWSCURRENT always exists
-        return self.parameters(candidate, extra)
+        raw = self.versions.read(AWSCURRENT)
+        if raw is None:
+            raise SecretFormatError(f"{self.secret_id} has no AWSCURRENT version")
+        return self.parameters(_Candidate.parse(AWSCURRENT, raw), extra)
 
-    def _round(
-        self, connect: Callable[..., psycopg.Connection[Any]], extra: Mapping[str, Any]
-    ) -> psycopg.Connection[Any]:
-        refused: list[str] = []
-        tried: set[tuple[str, str, int, str, str]] = set()
-        # The TLS floor: no version is tried with weaker TLS than the newest AWSCURRENT read.
-        floor = {"mode": "disable"}
-
-        def current(*, force: bool) -> _Candidate | None:
-            found = self._candidate(AWSCURRENT, force=force)
-            if found is not None:
-                floor["mode"] = found.secret.sslmode
-            return found
-
-        def candidates() -> Any:
-            # The cached AWSCURRENT first: no API call within max_age, and the application
-            # follows AWSCURRENT as soon as its cache does.
-            yield current(force=False)
-            # Then what worked last (e.g. AWSPENDING a moment ago, in the single-user window).
-            yield self._preferred
-            # Refused: the secret may have rotated since we cached it.
-            yield current(force=True)
-            # The single-user window: the database has AWSPENDING, AWSCURRENT not moved yet.
-            yield self._candidate(AWSPENDING, force=True)
-            yield self._candidate(AWSPREVIOUS, force=True)
-
-        for found in candidates():
-            if found is None:
-                continue
-            candidate = _Candidate(found.stage, found.secret.with_tls_floor(floor["mode"]))
-            if candidate.key in tried:
-                continue
-            tried.add(candidate.key)
-            try:
-                conn = connect(**self.parameters(candidate, extra))
-            except Exception as exc:
-                problem = auth_method_problem(exc, f"{candidate.stage} of {self.secret_id}")
-                if problem is not None:
-                    # Not chained: the driver's error holds the password in its ``pgconn``.
-                    raise AuthMethodError(problem) from None
-                if not refused_credential(exc):
-                    raise  # unreachable, TLS, anything else: unchanged
-                refused.append(f"{candidate.stage}: {login_failure_reason(exc)}")
-                continue
-            with self._lock:
-                self._preferred = candidate
-            return conn
-        raise _AllRefusedError("; ".join(refused))
+    def attempt(self, extra: Mapping[str, Any], *, timeout_s: float | None = None) -> LoginAttempt:
+        """The state of one ``connect()``, for integrations that open connections their own
+        way (an async driver, a framework's backend); :meth:`connect` shows the loop."""
+        return LoginAttempt(self, extra, timeout_s=timeout_s)
 
     def connect(
-        self, connect: Callable[..., psycopg.Connection[Any]] | None = None, **extra: Any
+        self,
+        connect: Callable[..., psycopg.Connection[Any]] | None = None,
+        *,
+        timeout_s: float | None = None,
+        **extra: Any,
     ) -> psycopg.Connection[Any]:
         """A connection with whichever labelled credential the database accepts.
+
+        ``connect`` opens one connection from keyword arguments (``psycopg.connect`` unless
+        given); ``timeout_s`` replaces ``retry.timeout_s`` for this call; ``extra`` goes to
+        ``connect`` after the credential's own arguments.
 
         Raises
         ------
         AuthenticationError
             When no labelled version logs in after the retries (the message lists what
             each version got from the server; never a password).
+        TlsError, LoginConfigurationError, AuthMethodError
+            At once, for a cause that no other credential or retry can fix.
+        psycopg.OperationalError
+            The server took no login or did not answer until the time ran out.
         """
         if connect is None:
             import psycopg  # noqa: PLC0415
 
             connect = psycopg.connect
-        rounds = {"n": 0}
+        attempt = self.attempt(extra, timeout_s=timeout_s)
+        while True:
+            params = attempt.next_parameters()
+            if params is None:
+                self.retry.sleep(attempt.next_wait())  # raises when out of rounds or time
+                continue
+            try:
+                conn = connect(**params)
+            except Exception as exc:  # failed() raises what must not go on
+                attempt.failed(exc)
+                continue
+            attempt.succeeded()
+            return conn
 
-        def attempt() -> psycopg.Connection[Any]:
-            rounds["n"] += 1
-            return self._round(connect, extra)
+    # -- what the attempts share -----------------------------------------------------------
 
-        try:
-            return call_with_retries(
-                attempt,
-                retry_on=_AllRefusedError,
-                deadline=Deadline.in_seconds(60, clock=self.clock),
-                policy=self.retry,
-                what=f"connecting with {self.secret_id}",
-            )
-        except _AllRefusedError as exc:
+    def _first_choices(self, current: _Candidate | None) -> list[_Candidate]:
+        with self._lock:
+            working = self._working
+        if working is None:
+            return [current] if current is not None else []
+        candidate, current_then = working
+        if current is None:
+            return [candidate]
+        if current.raw in (current_then, candidate.raw):
+            return [candidate, current]  # AWSCURRENT has not moved since it logged in
+        return [current, candidate]
+
+    def _worked(self, candidate: _Candidate, current_raw: str | None) -> None:
+        with self._lock:
+            self._working = (candidate, current_raw or candidate.raw)
+
+    def _refused(self, candidate: _Candidate) -> None:
+        with self._lock:
+            if self._working is not None and self._working[0].raw == candidate.raw:
+                self._working = None
+
+
+class LoginAttempt:
+    """One ``connect()`` in progress: which credential next, and what a failure means.
+
+    Driven by a loop (see :meth:`RotatingCredentials.connect`): :meth:`next_parameters`
+    gives the next credential's connection arguments, or None when the round is over;
+    the caller reports :meth:`failed` or :meth:`succeeded`, and between rounds waits
+    :meth:`next_wait` seconds (which raises when it is time to give up). Reading the
+    secret may call Secrets Manager: an async caller runs :meth:`next_parameters` in a
+    thread.
+    """
+
+    def __init__(
+        self,
+        credentials: RotatingCredentials,
+        extra: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+    ) -> None:
+        self._creds = credentials
+        self._extra = extra
+        self._clock = credentials.clock
+        self._retry = credentials.retry
+        budget = self._retry.timeout_s if timeout_s is None else timeout_s
+        self._deadline = self._clock() + budget
+        self._refused_rounds = 0
+        self._rounds = 0
+        self._refused: list[str] = []
+        self._transient: Exception | None = None
+        self._candidates: Iterator[_Candidate] | None = None
+        self._trying: _Candidate | None = None
+        self._current_raw: str | None = None
+
+    def time_left(self) -> float:
+        return max(self._deadline - self._clock(), 0.0)
+
+    def next_parameters(self) -> dict[str, Any] | None:
+        """The next credential's ``connect`` arguments; None when this round is over."""
+        if self._candidates is None:
+            self._rounds += 1
+            self._refused, self._transient = [], None
+            self._candidates = self._round()
+        self._trying = next(self._candidates, None)
+        if self._trying is None:
+            return None
+        return self._creds.parameters(self._trying, self._extra, time_left_s=self.time_left())
+
+    def _round(self) -> Iterator[_Candidate]:
+        versions = self._creds.versions
+        tried_keys: set[tuple[str, str, int, str, str]] = set()
+        tried_raw: set[str] = set()
+        # The TLS floor: no version is tried with weaker TLS than the newest AWSCURRENT read.
+        floor = "disable"
+
+        def current(raw: str | None) -> _Candidate | None:
+            nonlocal floor
+            if raw is None:
+                return None
+            found = _Candidate.parse(AWSCURRENT, raw)
+            floor, self._current_raw = found.secret.sslmode, raw
+            return found
+
+        def labelled(stage: str) -> _Candidate | None:
+            if stage == AWSCURRENT:
+                return current(versions.refresh(stage, tried_raw))
+            raw = versions.refresh(stage, tried_raw)
+            return None if raw is None else _Candidate.parse(stage, raw)
+
+        first = self._creds._first_choices(current(versions.read(AWSCURRENT)))
+        sources: list[Callable[[], _Candidate | None]] = [
+            *((lambda c=c: c) for c in first),
+            *((lambda s=s: labelled(s)) for s in (AWSCURRENT, AWSPENDING, AWSPREVIOUS)),
+        ]
+        for source in sources:
+            found = source()
+            if found is None:
+                continue
+            tried_raw.add(found.raw)
+            candidate = _Candidate(found.stage, found.raw, found.secret.with_tls_floor(floor))
+            if candidate.key in tried_keys:
+                continue
+            tried_keys.add(candidate.key)
+            yield candidate
+
+    def failed(self, exc: Exception) -> None:
+        """The credential from :meth:`next_parameters` did not log in: go on, or raise."""
+        import psycopg  # noqa: PLC0415
+
+        candidate = self._trying
+        assert candidate is not None  # noqa: S101  # failed() follows next_parameters()
+        if not isinstance(exc, psycopg.OperationalError):
+            raise exc  # a bad keyword argument, a bug: not a login failure
+        who = f"{candidate.stage} of {self._creds.secret_id}"
+        problem = auth_method_problem(exc, who)
+        if problem is not None:
+            # Not chained: the driver's error holds the password in its ``pgconn``.
+            raise AuthMethodError(problem) from None
+        failure = classify_login(exc)
+        if failure.refused_credential:
+            self._creds._refused(candidate)
+            self._refused.append(f"{candidate.stage}: {login_failure_reason(exc)}")
+            return
+        if failure.transient:
+            # The server, not the credential: another credential cannot help now.
+            self._transient = exc
+            self._candidates = iter(())
+            return
+        raise _CONFIGURATION_ERRORS[failure](login_problem(failure, exc, who)) from None
+
+    def succeeded(self) -> None:
+        """The credential from :meth:`next_parameters` logged in: later connections start
+        with it while AWSCURRENT stays what it is now."""
+        assert self._trying is not None  # noqa: S101
+        self._creds._worked(self._trying, self._current_raw)
+
+    def next_wait(self) -> float:
+        """Seconds to wait before the next round.
+
+        Raises
+        ------
+        AuthenticationError
+            Every credential was refused, in ``retry.rounds`` rounds or until the time ran
+            out.
+        psycopg.OperationalError
+            The last round's failure, when the server took no login until the time ran out.
+        """
+        self._candidates = None
+        transient = self._transient
+        if transient is None:
+            self._refused_rounds += 1
+        wait = self._retry.wait_before(self._rounds + 1)
+        out_of_time = wait >= self.time_left()
+        if transient is not None and out_of_time:
+            raise transient
+        if transient is None and (out_of_time or self._refused_rounds >= self._retry.rounds):
             # Not chained: the message already says what each version got, and the driver's
             # errors hold the attempted passwords in their ``pgconn``.
             raise AuthenticationError(
-                f"no labelled version of {self.secret_id} logs in after {rounds['n']} "
-                f"rounds ({exc})"
+                f"no labelled version of {self._creds.secret_id} logs in after "
+                f"{self._rounds} rounds ({'; '.join(self._refused) or 'no version found'})"
             ) from None
+        return wait
 
 
 _registry: dict[str, RotatingCredentials] = {}
@@ -222,7 +419,8 @@ _registry_lock = threading.Lock()
 
 
 def credentials(secret_id: str, **options: Any) -> RotatingCredentials:
-    """The process-wide :class:`RotatingCredentials` for ``secret_id`` (made on first use)."""
+    """The process-wide :class:`RotatingCredentials` for ``secret_id`` (made on first use,
+    with ``options``; later calls get the same object, whatever their options)."""
     with _registry_lock:
         if secret_id not in _registry:
             _registry[secret_id] = RotatingCredentials(secret_id, **options)

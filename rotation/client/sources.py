@@ -14,16 +14,35 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from rotation.client._config import DEFAULT_MAX_AGE_S, extension_endpoint
+from rotation.aws_errors import error_code, error_message
+from rotation.client._config import (
+    DEFAULT_MAX_AGE_S,
+    extension_endpoint,
+    secrets_manager_endpoint,
+)
 from rotation.errors import SecretFormatError, SecretsManagerError
-from rotation.secret import AWSCURRENT
 
 __all__ = [
+    "AWSCURRENT",
+    "AWSPENDING",
+    "AWSPREVIOUS",
     "ExtensionSource",
     "SecretSource",
     "SecretsManagerSource",
     "default_source",
 ]
+
+
+# Secrets Manager's staging labels (the same strings as rotation.secret's, which belongs to
+# the Lambda side).
+AWSCURRENT = "AWSCURRENT"
+AWSPENDING = "AWSPENDING"
+AWSPREVIOUS = "AWSPREVIOUS"
+
+# Per attempt: Secrets Manager answers in tens of milliseconds, so 5 s to connect and 15 s
+# to answer already mean something is wrong (the handlers use the same bounds).
+_CONNECT_TIMEOUT_S = 5.0
+_READ_TIMEOUT_S = 15.0
 
 
 class SecretSource(Protocol):
@@ -57,8 +76,10 @@ class SecretsManagerSource:
     """``GetSecretValue`` by stage, each value cached for ``max_age_s`` seconds.
 
     ``clock`` (monotonic seconds) is injectable so that tests can age the cache without
-    sleeping. The client is made on first use (botocore's standard retries; see
-    :func:`rotation.clients.secrets_manager_client`) unless one is given.
+    sleeping. Unless one is given, the client is made on first use, as the handlers make
+    theirs: ``SECRETS_MANAGER_ENDPOINT``, else boto3's own resolution
+    (``AWS_ENDPOINT_URL_SECRETS_MANAGER``, ``AWS_ENDPOINT_URL``, the regional endpoint),
+    with botocore's standard retries (3 attempts) for throttling and transient faults.
     """
 
     def __init__(
@@ -76,9 +97,7 @@ class SecretsManagerSource:
     def _secrets_manager(self) -> Any:
         with self._lock:
             if self._client is None:
-                from rotation.clients import secrets_manager_client  # noqa: PLC0415
-
-                self._client = secrets_manager_client(retries=True)
+                self._client = _new_client()
             return self._client
 
     def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None:
@@ -92,11 +111,11 @@ class SecretsManagerSource:
                 SecretId=secret_id, VersionStage=stage
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code == "ResourceNotFoundException" and stage != AWSCURRENT:
                 return None  # no version carries that label now
             # AWS error messages name resources and actions, never secret values.
-            message = exc.response.get("Error", {}).get("Message", "")
+            message = error_message(exc)
             raise SecretsManagerError(
                 f"reading {stage} of {secret_id} failed: {code}: {message}".rstrip(": ")
             ) from exc
@@ -157,8 +176,29 @@ class ExtensionSource:
         return value
 
 
-def default_source(max_age_s: int = DEFAULT_MAX_AGE_S) -> SecretSource:
-    """The extension when it listens (inside a Lambda that has it), else boto3."""
+def _new_client() -> Any:
+    # boto3 only here, on first use: importing the client stays light, and inside Lambda
+    # the extension path never loads it. A session of its own: boto3's default session is
+    # not safe to build clients from in several threads at once.
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        # total_max_attempts, not max_attempts: the latter counts retries.
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=_CONNECT_TIMEOUT_S,
+        read_timeout=_READ_TIMEOUT_S,
+    )
+    return boto3.session.Session().client(
+        "secretsmanager", endpoint_url=secrets_manager_endpoint(), config=config
+    )
+
+
+def default_source(max_age_s: int = DEFAULT_MAX_AGE_S, *, client: Any = None) -> SecretSource:
+    """The extension when it listens (inside a Lambda that has it), else boto3; ``client``
+    (a boto3 ``secretsmanager`` client) always means boto3, through that client."""
+    if client is not None:
+        return SecretsManagerSource(client, max_age_s=max_age_s)
     found = extension_endpoint()
     if found is not None:
         url, token, (host, port) = found
