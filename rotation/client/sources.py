@@ -8,9 +8,6 @@ import json
 import socket
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -148,6 +145,12 @@ class ExtensionSource:
         self._cache = _ValueCache(max_age_s, clock)
 
     def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None:
+        # Here, not at the top: urllib.request costs ~20 ms of import (http.client, email),
+        # which an application outside Lambda never needs.
+        import urllib.error  # noqa: PLC0415
+        import urllib.parse  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
         cached = None if force else self._cache.get(secret_id, stage)
         if cached is not None:
             return cached
