@@ -75,7 +75,7 @@ def _counted(
     )
 
 
-def _all_at_once(work: Callable[[], None], threads: int = THREADS) -> list[BaseException]:
+def _all_at_once(work: Callable[[], object], threads: int = THREADS) -> list[BaseException]:
     """Run ``work`` in ``threads`` threads released together; the errors they raised."""
     barrier = threading.Barrier(threads)
     errors: list[BaseException] = []
