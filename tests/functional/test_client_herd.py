@@ -297,3 +297,53 @@ def test_a_full_server_raises_the_drivers_error_when_the_time_is_up(bed: Bed) ->
     # 3 s of waits; the next (2 s) would reach the 5 s.
     assert clock.sleeps == [0.2, 0.4, 0.8, 1.6]
     assert calls.names == ["GetSecretValue"]
+
+
+class _FinishesDuringTheRead:
+    """A source through which the rotation's last two steps run right after the client's
+    first forced read of AWSCURRENT: that read still got the old value, and by the time the
+    client asks for AWSPENDING the label has gone. The worst moment for pacing."""
+
+    def __init__(self, inner: SecretsManagerSource, finish: Callable[[], None]) -> None:
+        self.inner = inner
+        self.finish: Callable[[], None] | None = finish
+
+    def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None:
+        value = self.inner.get(secret_id, stage, force=force)
+        if force and stage == "AWSCURRENT" and self.finish is not None:
+            finish, self.finish = self.finish, None
+            finish()
+        return value
+
+
+def test_a_rotation_finishing_between_two_reads_is_caught_up_within_a_few_rounds(
+    bed: Bed,
+) -> None:
+    arn, user, _ = bed.user_secret()
+    clock = FakeClock()
+    client = new_client()
+    calls = ApiCalls(client)
+    driver = bed.driver(bed.rotator())
+    token = driver.begin(arn)
+
+    def finish() -> None:
+        driver.run(arn, token, [Step.TEST, Step.FINISH])
+        driver.complete(arn, token)
+
+    source = _FinishesDuringTheRead(SecretsManagerSource(client, clock=clock), finish)
+    retry = ConnectRetry(jitter=0.0, sleep=clock.sleep)
+    creds = RotatingCredentials(arn, source=source, retry=retry, clock=clock)
+    creds.versions.read("AWSCURRENT")  # the process has the old AWSCURRENT cached
+    driver.run(arn, token, [Step.CREATE, Step.SET])
+    calls.reset()
+    logins = Logins()
+
+    assert _query(creds, logins) == user
+
+    # Round 1: AWSCURRENT (old) refused, AWSPENDING gone, AWSPREVIOUS is the old one.
+    # Rounds 2 and 3 find nothing new to try (AWSCURRENT was read past the cache less than
+    # a second ago), and knock with nothing already refused; round 4, 1.4 s later, reads
+    # it again and logs in.
+    assert clock.sleeps == [0.2, 0.4, 0.8]
+    assert [ok for *_, ok in logins.attempts] == [False, True]
+    assert calls.names == ["GetSecretValue"] * 4  # AWSCURRENT, AWSPENDING, AWSPREVIOUS, AWSCURRENT
