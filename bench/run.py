@@ -266,6 +266,91 @@ def import_contributors(strategy: str, top: int = 8) -> list[tuple[str, float]]:
     return [(name, us / 1e6) for name, us in per_package.most_common(top)]
 
 
+# -- the application client's import ------------------------------------------------------
+
+# What `import rotation.client` loaded before issue 12 (rotation/client.py pulled in the
+# dispatcher, Powertools and tenacity), and on main when the work on it started (the lazy
+# `rotation` package); measured beside the working tree's.
+CLIENT_IMPORT_BASELINES = {
+    "before (889852a: rotation/client.py)": "889852a",
+    "lazy rotation package (30642b1)": "30642b1",
+}
+# The Lambda side, and what an application should not pay for.
+CLIENT_FORBIDDEN = (
+    "rotation.dispatcher",
+    "rotation.store",
+    "rotation.strategy",
+    "rotation.driver",
+    "rotation.observability",
+    "rotation.retry",
+    "rotation.clients",
+    "rotation.config",
+    "aws_lambda_powertools",
+    "tenacity",
+    "boto3",
+)
+CLIENT_IMPORT_CHILD = """
+import json, sys, time
+sys.path[:0] = json.loads(sys.argv[1])
+wall, cpu = time.perf_counter(), time.process_time()
+import rotation.client
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+forbidden = [m for m in json.loads(sys.argv[2]) if m in sys.modules]
+print(json.dumps({"wall": wall, "cpu": cpu, "modules": len(sys.modules), "forbidden": forbidden}))
+"""
+
+
+def client_import(root: Path, runs: int) -> dict[str, Any]:
+    """``import rotation.client`` in fresh interpreters that see ``root`` and the
+    environment's site-packages only (``-S``: no editable install's path hook)."""
+    import sysconfig  # noqa: PLC0415
+
+    path = [str(root), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    walls, cpus, report = [], [], {}
+    for _ in range(runs):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-S",
+                "-c",
+                CLIENT_IMPORT_CHILD,
+                json.dumps(path),
+                json.dumps(CLIENT_FORBIDDEN),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tempfile.gettempdir(),
+        )
+        report = json.loads(out.stdout)
+        walls.append(report["wall"])
+        cpus.append(report["cpu"])
+    return {
+        "wall": summary(walls),
+        "cpu": summary(cpus),
+        "modules": report["modules"],
+        "forbidden": report["forbidden"],
+    }
+
+
+def client_imports(runs: int) -> dict[str, dict[str, Any]]:
+    """The working tree's client import beside each baseline's (from ``git archive``)."""
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, commit in CLIENT_IMPORT_BASELINES.items():
+            tree = Path(tmp) / commit
+            tree.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", commit, "rotation"], cwd=ROOT, capture_output=True, check=False
+            )
+            if archive.returncode != 0:  # not a git checkout, or history cut: skip it
+                continue
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+            results[label] = client_import(tree, runs)
+        results["now"] = client_import(ROOT, runs)
+    return results
+
+
 # -- rotation latency ----------------------------------------------------------------------
 
 
@@ -506,6 +591,24 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         )
     lines += ["", "Top import-time contributors (cumulative, handler + client creation):", ""]
     lines += [f"- `{name}`: {seconds * 1000:.0f} ms" for name, seconds in results["imports"]]
+    if results.get("client_import"):
+        lines += [
+            "",
+            "## The application client's import (noisy)",
+            "",
+            "`import rotation.client` in a fresh interpreter that sees only the package and "
+            f"its dependencies ({results['client_import_runs']} runs each; wall time and the "
+            "process's CPU time, which other load on the machine disturbs less).",
+            "",
+            "| tree | wall median (min-max) | CPU median | modules loaded | Lambda side and Powertools loaded |",
+            "|---|---|---|---|---|",
+        ]
+        for label, data in results["client_import"].items():
+            loaded = ", ".join(f"`{m}`" for m in data["forbidden"]) or "none"
+            lines.append(
+                f"| {label} | {ms(data['wall'])} ms ({ms(data['wall'], 'min')}-{ms(data['wall'], 'max')}) "
+                f"| {ms(data['cpu'])} ms | {data['modules']} | {loaded} |"
+            )
     size = results["fleet"][0]["rotations"]
     lines += [
         "",
@@ -564,6 +667,9 @@ def main() -> int:
         action="store_true",
         help="only `status --all`, merged into the committed results.json and RESULTS.md",
     )
+    parser.add_argument(
+        "--client-import-only", action="store_true", help="only the client's import time"
+    )
     args = parser.parse_args()
     status_groups, status_runs = (10, 3) if args.quick else (100, 10)
     if args.status_only:
@@ -579,7 +685,11 @@ def main() -> int:
         print(json.dumps(measured, indent=1))
         return 0
     rotations, cold_runs, fleet_size = (5, 3, 40) if args.quick else (30, 10, 500)
-    results: dict[str, Any] = {"cold_start_runs": cold_runs}
+    import_runs = 5 if args.quick else 20
+    results: dict[str, Any] = {"cold_start_runs": cold_runs, "client_import_runs": import_runs}
+    if args.client_import_only:
+        print(json.dumps(client_imports(import_runs), indent=1))
+        return 0
     notes_file = ROOT / "bench" / "NOTES.md"
     os.environ.update(FAKE_CREDENTIALS)
     with (
@@ -607,6 +717,8 @@ def main() -> int:
             for s in ("single-user", "multi-user")
         }
         results["imports"] = import_contributors("single_user")
+        print("client import ...", flush=True)
+        results["client_import"] = client_imports(import_runs)
         print("fleet ...", flush=True)
         arns = [bed.app() for _ in range(fleet_size)]
         results["fleet"] = [fleet(bed, arns, c) for c in (1, 8, 32)]

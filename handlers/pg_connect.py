@@ -25,15 +25,11 @@ from handlers.rds import parse_rds_endpoint
 from rotation.config import postgres_settings
 from rotation.errors import (
     AuthenticationError,
-    AuthMethodError,
     DatabaseError,
-    LoginConfigurationError,
-    ServerUnavailableError,
-    TlsError,
     UnreachableError,
 )
 from rotation.observability import logger
-from rotation.pg.login import LoginFailure, classify_login, login_problem
+from rotation.pg.login import classify_login, login_error_class, login_problem
 from rotation.pg.secret import PostgresSecret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
@@ -59,32 +55,12 @@ _MIN_CONNECT_TIMEOUT_S = 2
 _LOCK_SHARE = 0.1
 _LOCK_LEAD_MAX_MS = 1000
 
-# Which error each cause of a failed login raises; the retry and fall-back decisions follow
-# the class (UnreachableError and its subclass are retried; only AuthenticationError lets
-# setSecret try another credential).
-_LOGIN_ERRORS: dict[LoginFailure, type[DatabaseError]] = {
-    LoginFailure.WRONG_PASSWORD: AuthenticationError,
-    LoginFailure.REFUSED: AuthenticationError,
-    LoginFailure.AUTH_METHOD: AuthMethodError,
-    LoginFailure.NO_SUCH_ROLE: LoginConfigurationError,
-    LoginFailure.LOGIN_NOT_ALLOWED: LoginConfigurationError,
-    LoginFailure.NO_SUCH_DATABASE: LoginConfigurationError,
-    LoginFailure.NO_CONNECT_PRIVILEGE: LoginConfigurationError,
-    LoginFailure.HBA_REJECTED: LoginConfigurationError,
-    LoginFailure.TOO_MANY_CONNECTIONS: ServerUnavailableError,
-    LoginFailure.NOT_ACCEPTING: ServerUnavailableError,
-    LoginFailure.TLS_UNSUPPORTED: TlsError,
-    LoginFailure.TLS_UNTRUSTED: TlsError,
-    LoginFailure.TLS_HOST_NAME: TlsError,
-    LoginFailure.UNREACHABLE: UnreachableError,
-}
-
 
 def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseError:
     """Turn a failed connection attempt into the error for its cause (see
     :mod:`rotation.pg.login`), with a message that names the fix."""
     failure = classify_login(exc)
-    return _LOGIN_ERRORS[failure](login_problem(failure, exc, who))
+    return login_error_class(failure)(login_problem(failure, exc, who))
 
 
 def session_options(host: str, deadline: Deadline, settings: PostgresSettings) -> dict[str, str]:

@@ -19,7 +19,6 @@ from rotation.errors import ConfigurationError
 from rotation.pg.settings import PostgresSettings
 
 __all__ = [
-    "DEFAULT_EXTENSION_PORT",
     "ENV_ENDPOINT",
     "ENV_EVENT_BUS_NAME",
     "ENV_EXCLUDE_CHARACTERS",
@@ -33,7 +32,6 @@ __all__ = [
     "STRAGGLER_POLICIES",
     "PasswordPolicy",
     "event_bus_name",
-    "extension_endpoint",
     "parse_bool",
     "password_policy_from_env",
     "postgres_settings",
@@ -141,30 +139,6 @@ def password_policy_from_env(env: Mapping[str, str] | None = None) -> PasswordPo
             ENV_REQUIRE_EACH_INCLUDED_TYPE, env.get(ENV_REQUIRE_EACH_INCLUDED_TYPE), True
         ),
     )
-
-
-ENV_LAMBDA_FUNCTION = "AWS_LAMBDA_FUNCTION_NAME"
-ENV_SESSION_TOKEN = "AWS_SESSION_TOKEN"  # noqa: S105  # a variable name
-ENV_EXTENSION_PORT = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"
-DEFAULT_EXTENSION_PORT = 2773
-
-
-def extension_endpoint(
-    env: Mapping[str, str] | None = None,
-) -> tuple[str, str, tuple[str, int]] | None:
-    """The AWS Parameters and Secrets Lambda Extension's URL, the session token it wants,
-    and its address, when running inside a Lambda function; else None."""
-    env = os.environ if env is None else env
-    if ENV_LAMBDA_FUNCTION not in env or ENV_SESSION_TOKEN not in env:
-        return None
-    raw = env.get(ENV_EXTENSION_PORT, str(DEFAULT_EXTENSION_PORT))
-    try:
-        port = int(raw)
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"{ENV_EXTENSION_PORT} must be a port number, got {raw!r}"
-        ) from exc
-    return f"http://localhost:{port}", env[ENV_SESSION_TOKEN], ("localhost", port)
 
 
 def postgres_settings(env: Mapping[str, str] | None = None) -> PostgresSettings:

@@ -35,11 +35,22 @@ from __future__ import annotations
 import enum
 import re
 
+from rotation.errors import (
+    AuthenticationError,
+    AuthMethodError,
+    DatabaseError,
+    LoginConfigurationError,
+    ServerUnavailableError,
+    TlsError,
+    UnreachableError,
+)
+
 __all__ = [
     "LoginFailure",
     "auth_method_problem",
     "auth_method_refusal",
     "classify_login",
+    "login_error_class",
     "login_failure_reason",
     "login_problem",
     "refused_credential",
@@ -82,6 +93,38 @@ class LoginFailure(enum.Enum):
     def refused_credential(self) -> bool:
         """Whether the server refused this credential, so that another one may log in."""
         return self in (LoginFailure.WRONG_PASSWORD, LoginFailure.REFUSED)
+
+    @property
+    def transient(self) -> bool:
+        """Whether the server, not the credential, is the cause, so that the same login may
+        succeed a moment later: the handlers and the client retry these."""
+        return issubclass(login_error_class(self), UnreachableError)
+
+
+# Which error each cause raises, for the handlers and the client alike; the retry and
+# fall-back decisions follow the class (UnreachableError and its subclass are retried; only
+# AuthenticationError lets another credential be tried).
+_ERROR_CLASS: dict[LoginFailure, type[DatabaseError]] = {
+    LoginFailure.WRONG_PASSWORD: AuthenticationError,
+    LoginFailure.REFUSED: AuthenticationError,
+    LoginFailure.AUTH_METHOD: AuthMethodError,
+    LoginFailure.NO_SUCH_ROLE: LoginConfigurationError,
+    LoginFailure.LOGIN_NOT_ALLOWED: LoginConfigurationError,
+    LoginFailure.NO_SUCH_DATABASE: LoginConfigurationError,
+    LoginFailure.NO_CONNECT_PRIVILEGE: LoginConfigurationError,
+    LoginFailure.HBA_REJECTED: LoginConfigurationError,
+    LoginFailure.TOO_MANY_CONNECTIONS: ServerUnavailableError,
+    LoginFailure.NOT_ACCEPTING: ServerUnavailableError,
+    LoginFailure.TLS_UNSUPPORTED: TlsError,
+    LoginFailure.TLS_UNTRUSTED: TlsError,
+    LoginFailure.TLS_HOST_NAME: TlsError,
+    LoginFailure.UNREACHABLE: UnreachableError,
+}
+
+
+def login_error_class(failure: LoginFailure) -> type[DatabaseError]:
+    """The error a login that failed for ``failure`` raises."""
+    return _ERROR_CLASS[failure]
 
 
 # SQLSTATEs the server sends at login. 28000 (invalid_authorization_specification) covers

@@ -269,7 +269,7 @@ class PostgresCluster:
             # Whatever still runs on this data directory: a server whose start was
             # interrupted, initdb's bootstrap backend, or one a failed pg_ctl left behind.
             _end_processes_using(str(self.datadir))
-            shutil.rmtree(self.root, ignore_errors=True)
+            _remove_tree(self.root)
 
     # -- faults and replicas (for the reliability tests) --------------------------------
     # Separate methods, each deterministic: it returns once the server is in the state it
@@ -395,7 +395,13 @@ def _processes_using(datadir: str) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
             except OSError:  # it exited meanwhile
                 continue
-            if datadir in cmdline:
+            try:
+                # A backend's command line is its title ("postgres: checkpointer"): its
+                # working directory, the data directory, names it instead.
+                cwd = os.readlink(entry / "cwd")
+            except OSError:  # exited meanwhile, or not ours to look at
+                cwd = ""
+            if datadir in cmdline or cwd == datadir or cwd.startswith(datadir + os.sep):
                 found.append(int(entry.name))
         return found
     listing = subprocess.run(
@@ -423,6 +429,18 @@ def _end_processes_using(datadir: str, *, grace_s: float = 30.0) -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
+        time.sleep(0.05)
+
+
+def _remove_tree(root: Path, *, attempts: int = 100) -> None:
+    """Delete ``root``. A process that was ending when rmtree listed a directory can still
+    have added a file to it (rmtree then cannot remove the directory): end what is left
+    and try again, a bounded number of times."""
+    for _ in range(attempts):
+        shutil.rmtree(root, ignore_errors=True)
+        if not root.exists():
+            return
+        _end_processes_using(str(root))
         time.sleep(0.05)
 
 

@@ -12,8 +12,9 @@ from urllib.parse import parse_qs, urlparse
 import psycopg
 import pytest
 
-from rotation import AWSCURRENT, AuthenticationError, RetryPolicy, Step
+from rotation import AWSCURRENT, AuthenticationError, Step
 from rotation.client import (
+    ConnectRetry,
     ExtensionSource,
     RotatingCredentials,
     SecretsManagerSource,
@@ -22,13 +23,14 @@ from rotation.client import (
 )
 from rotation_tools.testbed.pgcluster import free_port
 from tests.fix_aws import ApiCalls, new_client
+from tests.fix_clock import FakeClock
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import admin_connect
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional
 
-FAST = RetryPolicy(attempts=3, initial_wait_s=0.05, max_wait_s=0.2, jitter_s=0.0)
+FAST = ConnectRetry(rounds=3, initial_wait_s=0.05, max_wait_s=0.2, jitter=0.0)
 
 
 def _counted_source(max_age_s: int = 300) -> tuple[SecretsManagerSource, ApiCalls]:
@@ -85,7 +87,7 @@ def test_a_password_no_version_fixes_fails_clearly_after_bounded_retries(bed: Be
     user, _ = bed.make_user()
     arn = bed.secret(bed.pg.secret_value(user, "never-was-right-1"))
     waits: list[float] = []
-    retry = RetryPolicy(attempts=3, initial_wait_s=0.1, jitter_s=0.0, sleep=waits.append)
+    retry = ConnectRetry(rounds=3, initial_wait_s=0.1, jitter=0.0, sleep=waits.append)
     creds = RotatingCredentials(arn, source=_counted_source()[0], retry=retry)
     with pytest.raises(AuthenticationError, match="no labelled version") as caught:
         creds.connect()
@@ -94,12 +96,31 @@ def test_a_password_no_version_fixes_fails_clearly_after_bounded_retries(bed: Be
     assert waits == [0.1, 0.2]
 
 
-def test_other_errors_are_raised_unchanged(bed: Bed) -> None:
+def test_an_unreachable_server_is_retried_within_the_timeout_then_raised_unchanged(
+    bed: Bed,
+) -> None:
+    """Transient: retried with backoff until the caller's time is up (on a fake clock),
+    then the driver's own error, as a pool or a framework expects it."""
     user, password = bed.make_user()
     arn = bed.secret(bed.pg.secret_value(user, password, port=free_port()))
-    creds = RotatingCredentials(arn, source=_counted_source()[0], retry=FAST)
+    clock = FakeClock()
+    attempts: list[dict[str, Any]] = []
+
+    def counting_connect(**params: Any) -> psycopg.Connection[Any]:
+        attempts.append(params)
+        return psycopg.connect(**params)
+
+    retry = ConnectRetry(
+        timeout_s=10, initial_wait_s=0.5, max_wait_s=2, jitter=0, sleep=clock.sleep
+    )
+    creds = RotatingCredentials(arn, source=_counted_source()[0], retry=retry, clock=clock)
     with pytest.raises(psycopg.OperationalError, match="Connection refused"):
-        creds.connect()
+        creds.connect(counting_connect)
+    # 0.5 + 1 + 2 + 2 + 2 + 2 = 9.5 s of waits; another 2 s would end past the 10 s.
+    assert clock.sleeps == [0.5, 1.0, 2.0, 2.0, 2.0, 2.0]
+    assert len(attempts) == 7
+    # The same credential each time: the server, not the password, is the problem.
+    assert {p["password"] for p in attempts} == {password}
 
 
 class _FakeExtension(BaseHTTPRequestHandler):
@@ -305,7 +326,11 @@ def test_a_pool_follows_rotations(bed: Bed) -> None:
     arn, user, _ = bed.user_secret()
     # The cache outlives the test: the pool's new connections find each new password by
     # being refused the cached one, not because a cache expired (no timing involved).
-    creds = RotatingCredentials(arn, source=_counted_source()[0], retry=FAST)
+    # Rotations come hours apart, not within the second that a forced refresh of the
+    # secret waits before the next (RefreshPolicy): the credentials' clock (not the
+    # cache's) says so.
+    clock = FakeClock()
+    creds = RotatingCredentials(arn, source=_counted_source()[0], retry=FAST, clock=clock)
     pool = make_pool(arn, credentials_=creds, min_size=2, max_size=4, max_lifetime=3600)
     passwords = [bed.value(arn)["password"]]
     with pool:
@@ -314,6 +339,7 @@ def test_a_pool_follows_rotations(bed: Bed) -> None:
         assert failures == 0
         for round_ in range(3):
             assert bed.driver(bed.rotator()).rotate(arn).succeeded, f"round {round_}"
+            clock.advance(3600)
             passwords.append(bed.value(arn)["password"])
             # PostgreSQL checks a password only at login, so the pool's connections keep
             # working after a rotation and would be reused for hours. End them, as a failover

@@ -1,0 +1,44 @@
+"""Connections and pools for an application: the public entry points over
+:class:`~rotation.client.credentials.RotatingCredentials`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rotation.client.credentials import RotatingCredentials, credentials
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
+
+__all__ = ["connect", "make_pool"]
+
+
+def connect(secret_id: str, **connect_kwargs: Any) -> psycopg.Connection[Any]:
+    """A psycopg connection for the secret; extra keyword arguments go to ``psycopg.connect``."""
+    return credentials(secret_id).connect(**connect_kwargs)
+
+
+def make_pool(
+    secret_id: str, *, credentials_: RotatingCredentials | None = None, **pool_kwargs: Any
+) -> psycopg_pool.ConnectionPool[Any]:
+    """A ``psycopg_pool.ConnectionPool`` whose new connections pick credentials like
+    :func:`connect`, so the pool follows rotations without restarting the application."""
+    import psycopg  # noqa: PLC0415
+    import psycopg_pool  # noqa: PLC0415
+
+    source = credentials_ or credentials(secret_id)
+
+    class RotatingConnection(psycopg.Connection[Any]):
+        rotating: ClassVar[RotatingCredentials] = source
+
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> RotatingConnection:
+            base = super().connect
+
+            def open_with(**params: Any) -> psycopg.Connection[Any]:
+                return base(conninfo, **params)
+
+            return cls.rotating.connect(open_with, **kwargs)  # type: ignore[return-value]
+
+    return psycopg_pool.ConnectionPool(connection_class=RotatingConnection, **pool_kwargs)

@@ -1,0 +1,423 @@
+"""Credentials for one secret that survive rotation: which labelled version logs in.
+
+One round of a ``connect()`` tries, in this order, each credential at most once:
+
+1. the credential that logged in last, while AWSCURRENT is still what it was then (after a
+   single-user rotation's first refused login moved us to AWSPENDING, later connections go
+   there first instead of being refused with the stale AWSCURRENT again), else the cached
+   AWSCURRENT (the application follows AWSCURRENT as soon as its cache does);
+2. the other of those two;
+3. AWSCURRENT read past the cache (the secret may have rotated since we cached it);
+4. AWSPENDING (the single-user window: the database has the pending password, AWSCURRENT
+   has not moved yet), then AWSPREVIOUS.
+
+Steps 3 and 4 are *forced refreshes*, which :class:`~rotation.client._versions.
+LabelledVersions` makes single-flight and rate-limited per process (herd safety). How a
+failed login goes on depends on why it failed (:mod:`rotation.pg.login`):
+
+- the server refused the credential: the next credential, then another round (with what
+  may have changed: a refused credential is not tried again within one ``connect()``);
+- the server took no login (starting up, too many connections) or did not answer: another
+  round after a backoff, within the caller's time (``ConnectRetry.timeout_s``); in the end
+  the driver's own ``OperationalError`` is raised, as a pool or framework expects;
+- anything about the configuration (TLS, pg_hba.conf, the database, an authentication
+  method ``require_auth`` refuses): raised at once, with the classified message and fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rotation.client._config import DEFAULT_MAX_AGE_S, postgres_settings
+from rotation.client._retry import ConnectRetry, RefreshPolicy
+from rotation.client._versions import LabelledVersions
+from rotation.client.sources import (
+    AWSCURRENT,
+    AWSPENDING,
+    AWSPREVIOUS,
+    SecretSource,
+    default_source,
+)
+from rotation.errors import (
+    AuthenticationError,
+    AuthMethodError,
+    SecretFormatError,
+)
+from rotation.pg.login import (
+    auth_method_problem,
+    classify_login,
+    login_error_class,
+    login_failure_reason,
+    login_problem,
+)
+from rotation.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation.pg.settings import PostgresSettings
+from rotation.pg.tls import at_least, resolve_sslmode, tls_parameters
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["LoginAttempt", "RotatingCredentials", "credentials"]
+
+# Connection keywords an application's ``connect(**kwargs)`` may not override: they carry
+# the contract's TLS floor and authentication rules.
+_PROTECTED = frozenset({"sslmode", "require_auth"})
+# libpq's smallest useful connect_timeout (it treats 1 as 2).
+_MIN_CONNECT_TIMEOUT_S = 2
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    stage: str
+    raw: str
+    secret: PostgresSecret
+
+    @property
+    def key(self) -> tuple[str, str, int, str, str]:
+        s = self.secret
+        return (s.host, s.username, s.port, s.dbname, s.password)
+
+    @classmethod
+    def parse(cls, stage: str, raw: str) -> _Candidate:
+        what = f"the {stage} version"
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            # Never quote the value: it is a password.
+            raise SecretFormatError(f"{what} is not JSON") from None
+        if not isinstance(value, dict):
+            raise SecretFormatError(f"{what} is not a JSON object")
+        return cls(stage, raw, parse_postgres_secret(value, what))
+
+
+class RotatingCredentials:
+    """Connections for one secret, with the credential-picking logic described above.
+
+    Parameters
+    ----------
+    secret_id:
+        Name or ARN.
+    source:
+        Where values come from (:func:`~rotation.client.default_source` unless given).
+    client:
+        A boto3 ``secretsmanager`` client to read through, when no ``source`` is given.
+    max_age_s:
+        How long a read value is cached, when no ``source`` is given.
+    settings:
+        TLS trust roots, timeouts and ``require_auth`` (``PGSSLROOTCERT``,
+        ``PGCONNECT_TIMEOUT``, ``PGREQUIREAUTH``), from the environment unless given.
+    retry:
+        How long one ``connect()`` keeps trying (:class:`~rotation.client.ConnectRetry`).
+    refresh:
+        How often this process reads a label past the cache
+        (:class:`~rotation.client.RefreshPolicy`).
+    clock:
+        Monotonic seconds; bounds the retries and paces the refreshes (inject one in tests,
+        with ``retry.sleep``).
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        source: SecretSource | None = None,
+        client: Any = None,
+        max_age_s: int = DEFAULT_MAX_AGE_S,
+        settings: PostgresSettings | None = None,
+        retry: ConnectRetry | None = None,
+        refresh: RefreshPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.secret_id = secret_id
+        self.clock = clock
+        self.source = source or default_source(max_age_s, client=client)
+        self._settings = settings
+        self.retry = retry or ConnectRetry()
+        self.versions = LabelledVersions(
+            secret_id, self.source, clock=clock, policy=refresh or RefreshPolicy()
+        )
+        # The credential that logged in last, and the AWSCURRENT value known at that time.
+        self._working: tuple[_Candidate, str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> PostgresSettings:
+        if self._settings is None:
+            self._settings = postgres_settings()
+        return self._settings
+
+    def parameters(
+        self, candidate: _Candidate, extra: Mapping[str, Any], *, time_left_s: float = math.inf
+    ) -> dict[str, Any]:
+        """``psycopg.connect`` keyword arguments: the candidate's credential, then the
+        caller's ``extra``, which may ask for stronger TLS but never for weaker, and may not
+        change ``require_auth`` (``PGREQUIREAUTH`` is the documented override)."""
+        secret = candidate.secret
+        sslmode = at_least(resolve_sslmode(extra.get("sslmode", secret.sslmode)), secret.sslmode)
+        timeout = self.settings.connect_timeout_s
+        if time_left_s < timeout:
+            timeout = max(math.ceil(time_left_s), _MIN_CONNECT_TIMEOUT_S)
+        params: dict[str, Any] = {
+            "host": secret.host,
+            "port": secret.port,
+            "dbname": secret.dbname,
+            "user": secret.username,
+            "password": secret.password,
+            "connect_timeout": timeout,
+            # Never a cleartext password, and never a server that asks for none (see
+            # rotation.pg.settings).
+            "require_auth": self.settings.require_auth,
+            **tls_parameters(sslmode, self.settings),
+        }
+        params.update((k, v) for k, v in extra.items() if k not in _PROTECTED)
+        return params
+
+    def current_parameters(self, **extra: Any) -> dict[str, Any]:
+        """``psycopg.connect`` keyword arguments for AWSCURRENT from the cache (usable as a
+        pool's callable ``kwargs``, without the fallbacks of :meth:`connect`)."""
+        raw = self.versions.read(AWSCURRENT)
+        if raw is None:
+            raise SecretFormatError(f"{self.secret_id} has no AWSCURRENT version")
+        return self.parameters(_Candidate.parse(AWSCURRENT, raw), extra)
+
+    def attempt(self, extra: Mapping[str, Any], *, timeout_s: float | None = None) -> LoginAttempt:
+        """The state of one ``connect()``, for integrations that open connections their own
+        way (an async driver, a framework's backend); :meth:`connect` shows the loop."""
+        return LoginAttempt(self, extra, timeout_s=timeout_s)
+
+    def connect(
+        self,
+        connect: Callable[..., psycopg.Connection[Any]] | None = None,
+        *,
+        timeout_s: float | None = None,
+        **extra: Any,
+    ) -> psycopg.Connection[Any]:
+        """A connection with whichever labelled credential the database accepts.
+
+        ``connect`` opens one connection from keyword arguments (``psycopg.connect`` unless
+        given); ``timeout_s`` replaces ``retry.timeout_s`` for this call; ``extra`` goes to
+        ``connect`` after the credential's own arguments.
+
+        Raises
+        ------
+        AuthenticationError
+            When no labelled version logs in after the retries (the message lists what
+            each version got from the server; never a password).
+        TlsError, LoginConfigurationError, AuthMethodError
+            At once, for a cause that no other credential or retry can fix.
+        psycopg.OperationalError
+            The server took no login or did not answer until the time ran out.
+        """
+        if connect is None:
+            import psycopg  # noqa: PLC0415
+
+            connect = psycopg.connect
+        attempt = self.attempt(extra, timeout_s=timeout_s)
+        while True:
+            params = attempt.next_parameters()
+            if params is None:
+                self.retry.sleep(attempt.next_wait())  # raises when out of rounds or time
+                continue
+            try:
+                conn = connect(**params)
+            except Exception as exc:  # failed() raises what must not go on
+                attempt.failed(exc)
+                continue
+            attempt.succeeded()
+            return conn
+
+    # -- what the attempts share -----------------------------------------------------------
+
+    def _first_choices(self, current: _Candidate | None) -> list[_Candidate]:
+        with self._lock:
+            working = self._working
+        if working is None:
+            return [current] if current is not None else []
+        candidate, current_then = working
+        if current is None:
+            return [candidate]
+        if current.raw in (current_then, candidate.raw):
+            return [candidate, current]  # AWSCURRENT has not moved since it logged in
+        return [current, candidate]
+
+    def _worked(self, candidate: _Candidate, current_raw: str | None) -> None:
+        with self._lock:
+            self._working = (candidate, current_raw or candidate.raw)
+
+    def _refused(self, candidate: _Candidate) -> None:
+        with self._lock:
+            if self._working is not None and self._working[0].raw == candidate.raw:
+                self._working = None
+
+
+class LoginAttempt:
+    """One ``connect()`` in progress: which credential next, and what a failure means.
+
+    Driven by a loop (see :meth:`RotatingCredentials.connect`): :meth:`next_parameters`
+    gives the next credential's connection arguments, or None when the round is over;
+    the caller reports :meth:`failed` or :meth:`succeeded`, and between rounds waits
+    :meth:`next_wait` seconds (which raises when it is time to give up). Reading the
+    secret may call Secrets Manager: an async caller runs :meth:`next_parameters` in a
+    thread.
+    """
+
+    def __init__(
+        self,
+        credentials: RotatingCredentials,
+        extra: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+    ) -> None:
+        self._creds = credentials
+        self._extra = extra
+        self._clock = credentials.clock
+        self._retry = credentials.retry
+        budget = self._retry.timeout_s if timeout_s is None else timeout_s
+        self._deadline = self._clock() + budget
+        self._refused_rounds = 0
+        self._rounds = 0
+        # What the server refused in this connect(), kept across rounds: a refused password
+        # stays refused (nobody sets a password back), so a later round does not knock with
+        # it again; what each label got, for the final error.
+        self._refused_keys: set[tuple[str, str, int, str, str]] = set()
+        self._refused: dict[str, str] = {}
+        self._transient: Exception | None = None
+        self._candidates: Iterator[_Candidate] | None = None
+        self._trying: _Candidate | None = None
+        self._current_raw: str | None = None
+
+    def time_left(self) -> float:
+        return max(self._deadline - self._clock(), 0.0)
+
+    def next_parameters(self) -> dict[str, Any] | None:
+        """The next credential's ``connect`` arguments; None when this round is over."""
+        if self._candidates is None:
+            self._rounds += 1
+            self._transient = None
+            self._candidates = self._round()
+        self._trying = next(self._candidates, None)
+        if self._trying is None:
+            return None
+        return self._creds.parameters(self._trying, self._extra, time_left_s=self.time_left())
+
+    def _round(self) -> Iterator[_Candidate]:
+        versions = self._creds.versions
+        tried_keys = set(self._refused_keys)
+        tried_raw: set[str] = set()
+        # The TLS floor: no version is tried with weaker TLS than the newest AWSCURRENT read.
+        floor = "disable"
+
+        def current(raw: str | None) -> _Candidate | None:
+            nonlocal floor
+            if raw is None:
+                return None
+            found = _Candidate.parse(AWSCURRENT, raw)
+            floor, self._current_raw = found.secret.sslmode, raw
+            return found
+
+        def labelled(stage: str) -> _Candidate | None:
+            if stage == AWSCURRENT:
+                return current(versions.refresh(stage, tried_raw))
+            raw = versions.refresh(stage, tried_raw)
+            return None if raw is None else _Candidate.parse(stage, raw)
+
+        first = self._creds._first_choices(current(versions.read(AWSCURRENT)))
+        sources: list[Callable[[], _Candidate | None]] = [
+            *((lambda c=c: c) for c in first),
+            *((lambda s=s: labelled(s)) for s in (AWSCURRENT, AWSPENDING, AWSPREVIOUS)),
+        ]
+        for source in sources:
+            found = source()
+            if found is None:
+                continue
+            tried_raw.add(found.raw)
+            candidate = _Candidate(found.stage, found.raw, found.secret.with_tls_floor(floor))
+            if candidate.key in tried_keys:
+                continue
+            tried_keys.add(candidate.key)
+            yield candidate
+
+    def failed(self, exc: Exception) -> None:
+        """The credential from :meth:`next_parameters` did not log in: go on, or raise."""
+        import psycopg  # noqa: PLC0415
+
+        candidate = self._trying
+        assert candidate is not None  # noqa: S101  # failed() follows next_parameters()
+        if not isinstance(exc, psycopg.OperationalError):
+            raise exc  # a bad keyword argument, a bug: not a login failure
+        who = f"{candidate.stage} of {self._creds.secret_id}"
+        problem = auth_method_problem(exc, who)
+        if problem is not None:
+            # Not chained: the driver's error holds the password in its ``pgconn``.
+            raise AuthMethodError(problem) from None
+        failure = classify_login(exc)
+        if failure.refused_credential:
+            self._creds._refused(candidate)
+            self._refused_keys.add(candidate.key)
+            self._refused[candidate.stage] = login_failure_reason(exc)
+            return
+        if failure.transient:
+            # The server, not the credential: another credential cannot help now.
+            self._transient = exc
+            self._candidates = iter(())
+            return
+        # A configuration cause: the same for every credential of the secret, so raised at
+        # once.
+        raise login_error_class(failure)(login_problem(failure, exc, who)) from None
+
+    def succeeded(self) -> None:
+        """The credential from :meth:`next_parameters` logged in: later connections start
+        with it while AWSCURRENT stays what it is now."""
+        assert self._trying is not None  # noqa: S101
+        self._creds._worked(self._trying, self._current_raw)
+
+    def next_wait(self) -> float:
+        """Seconds to wait before the next round.
+
+        Raises
+        ------
+        AuthenticationError
+            Every credential was refused, in ``retry.rounds`` rounds or until the time ran
+            out.
+        psycopg.OperationalError
+            The last round's failure, when the server took no login until the time ran out.
+        """
+        self._candidates = None
+        transient = self._transient
+        if transient is None:
+            self._refused_rounds += 1
+        wait = self._retry.wait_before(self._rounds + 1)
+        out_of_time = wait >= self.time_left()
+        if transient is not None and out_of_time:
+            raise transient
+        if transient is None and (out_of_time or self._refused_rounds >= self._retry.rounds):
+            # Not chained: the message already says what each version got, and the driver's
+            # errors hold the attempted passwords in their ``pgconn``.
+            raise AuthenticationError(
+                f"no labelled version of {self._creds.secret_id} logs in after "
+                f"{self._rounds} rounds ({self._refusals()})"
+            ) from None
+        return wait
+
+    def _refusals(self) -> str:
+        said = "; ".join(f"{stage}: {reason}" for stage, reason in self._refused.items())
+        return said or "no version found"
+
+
+_registry: dict[str, RotatingCredentials] = {}
+_registry_lock = threading.Lock()
+
+
+def credentials(secret_id: str, **options: Any) -> RotatingCredentials:
+    """The process-wide :class:`RotatingCredentials` for ``secret_id`` (made on first use,
+    with ``options``; later calls get the same object, whatever their options)."""
+    with _registry_lock:
+        if secret_id not in _registry:
+            _registry[secret_id] = RotatingCredentials(secret_id, **options)
+        return _registry[secret_id]
