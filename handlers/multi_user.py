@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
+from rotation.config import straggler_policy
 from rotation.errors import (
     AuthenticationError,
     DatabaseError,
@@ -102,6 +103,10 @@ class PostgresMultiUser:
     replica_wait:
         How testSecret waits for the new password to reach a standby ``host``
         (:data:`REPLICA_WAIT`); inject one with a recording ``sleep`` in tests.
+    stragglers:
+        ``warn`` or ``refuse``: what setSecret does when the user it is about to change
+        still has sessions (:mod:`handlers.pg_sessions`); ``STRAGGLER_POLICY`` by default,
+        read at each setSecret.
     """
 
     name = "postgres-multi-user"
@@ -112,10 +117,12 @@ class PostgresMultiUser:
         rds: RdsTopology | None = None,
         *,
         replica_wait: RetryPolicy | None = None,
+        stragglers: str | None = None,
     ) -> None:
         self.connector = connector or PostgresConnector()
         self.rds = rds or RdsTopology()
         self.replica_wait = replica_wait or REPLICA_WAIT
+        self.stragglers = stragglers
 
     # -- createSecret -----------------------------------------------------------------
 
@@ -155,6 +162,8 @@ class PostgresMultiUser:
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         self._check_pending(current, pending)
+        # Resolved before any login: a bad value fails the step before anything happens.
+        policy = self.stragglers or straggler_policy()
         # Checked before any login: a master secret for another server is refused without
         # touching the database, re-attempts included.
         master = self._master(request, current)
@@ -177,9 +186,13 @@ class PostgresMultiUser:
         with self.connector.connect(
             master, request.deadline, who="the master secret", floor=floor
         ) as conn:
-            # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+            # Imported by the steps that log in only: they load psycopg (~100 ms of cold start).
             from handlers.pg_roles import ensure_alternate_user  # noqa: PLC0415
+            from handlers.pg_sessions import check_stragglers  # noqa: PLC0415
 
+            # Before the change, on the master's session: no extra connection. Refusing
+            # here changes nothing, and the re-attempt runs this again.
+            check_stragglers(conn, user=pending.username, policy=policy, strategy=self.name)
             created = ensure_alternate_user(
                 conn, user=pending.username, owner=owner, password=pending.password
             )

@@ -1,6 +1,7 @@
 """The AWS API clients the framework uses, and every call bounded by the step's deadline.
 
-One place builds each client (:func:`secrets_manager_client`, :func:`rds_client`), and one
+One place builds each client (:func:`secrets_manager_client`, :func:`rds_client`,
+:func:`events_client`), and one
 function makes every call (:func:`call_api`): each attempt's connect and read timeouts are
 cut to the time the step has left, transient failures are retried within that time, and a
 failure says which API did not answer and within how long.
@@ -29,6 +30,7 @@ from rotation.retry import Deadline, RetryPolicy, call_with_retries
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -38,6 +40,7 @@ __all__ = [
     "attempt_timeouts",
     "bound_by_deadline",
     "call_api",
+    "events_client",
     "rds_client",
     "secrets_manager_client",
 ]
@@ -98,6 +101,14 @@ def rds_client(endpoint_url: str | None = None) -> RDSClient:
     the same per-attempt bound. ``endpoint_url`` unset means botocore's own resolution
     (``AWS_ENDPOINT_URL_RDS``, ``AWS_ENDPOINT_URL``, the regional endpoint)."""
     return cast("RDSClient", _create_client("rds", endpoint_url, retries=False))
+
+
+def events_client(endpoint_url: str | None = None) -> EventBridgeClient:
+    """An EventBridge client for rotation events (:mod:`rotation.events`), built like the
+    others: botocore's retries off, the same timeouts, each attempt cut to the deadline.
+    ``endpoint_url`` unset means botocore's own resolution (``AWS_ENDPOINT_URL_EVENTBRIDGE``,
+    ``AWS_ENDPOINT_URL``, the regional endpoint)."""
+    return cast("EventBridgeClient", _create_client("events", endpoint_url, retries=False))
 
 
 def _create_client(service: str, endpoint_url: str | None, *, retries: bool) -> Any:

@@ -20,6 +20,7 @@ from rotation.pg.settings import PostgresSettings
 
 __all__ = [
     "ENV_ENDPOINT",
+    "ENV_EVENT_BUS_NAME",
     "ENV_EXCLUDE_CHARACTERS",
     "ENV_EXCLUDE_LOWERCASE",
     "ENV_EXCLUDE_NUMBERS",
@@ -27,11 +28,15 @@ __all__ = [
     "ENV_EXCLUDE_UPPERCASE",
     "ENV_PASSWORD_LENGTH",
     "ENV_REQUIRE_EACH_INCLUDED_TYPE",
+    "ENV_STRAGGLER_POLICY",
+    "STRAGGLER_POLICIES",
     "PasswordPolicy",
+    "event_bus_name",
     "parse_bool",
     "password_policy_from_env",
     "postgres_settings",
     "secrets_manager_endpoint",
+    "straggler_policy",
 ]
 
 ENV_ENDPOINT = "SECRETS_MANAGER_ENDPOINT"
@@ -42,6 +47,12 @@ ENV_EXCLUDE_PUNCTUATION = "EXCLUDE_PUNCTUATION"
 ENV_EXCLUDE_UPPERCASE = "EXCLUDE_UPPERCASE"
 ENV_EXCLUDE_LOWERCASE = "EXCLUDE_LOWERCASE"
 ENV_REQUIRE_EACH_INCLUDED_TYPE = "REQUIRE_EACH_INCLUDED_TYPE"
+# Ours, not the contract's: what multi-user setSecret does when clients are still logged in
+# as the user whose password it is about to change, and where rotation events go.
+ENV_STRAGGLER_POLICY = "STRAGGLER_POLICY"
+ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
+# warn: log and count them, and go on (the default); refuse: fail setSecret, change nothing.
+STRAGGLER_POLICIES = ("warn", "refuse")
 
 # The AWS reference functions' defaults, kept so that a function configuration moves over
 # unchanged.
@@ -150,4 +161,31 @@ def secrets_manager_endpoint(env: Mapping[str, str] | None = None) -> str | None
     """
     env = os.environ if env is None else env
     value = env.get(ENV_ENDPOINT, "").strip()
+    return value or None
+
+
+def straggler_policy(env: Mapping[str, str] | None = None) -> str:
+    """``STRAGGLER_POLICY``: ``warn`` (the default) or ``refuse``, any case.
+
+    Raises
+    ------
+    ConfigurationError
+        Any other value: a typo must not silently mean "warn" (or "refuse").
+    """
+    env = os.environ if env is None else env
+    raw = env.get(ENV_STRAGGLER_POLICY, "")
+    value = raw.strip().lower() or STRAGGLER_POLICIES[0]
+    if value not in STRAGGLER_POLICIES:
+        raise ConfigurationError(
+            f"environment variable {ENV_STRAGGLER_POLICY} must be one of "
+            f"{', '.join(STRAGGLER_POLICIES)}, got {raw!r}"
+        )
+    return value
+
+
+def event_bus_name(env: Mapping[str, str] | None = None) -> str | None:
+    """``EVENT_BUS_NAME``: the EventBridge bus rotation events go to (a name or an ARN), or
+    None when unset or empty: no events."""
+    env = os.environ if env is None else env
+    value = env.get(ENV_EVENT_BUS_NAME, "").strip()
     return value or None

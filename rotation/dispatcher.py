@@ -8,10 +8,12 @@ strategies contain only engine code.
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from rotation.config import password_policy_from_env
 from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.event import RotationEvent, Step, parse_event
+from rotation.events import RotationEvents
 from rotation.observability import logger, metrics
 from rotation.password import generate_password
 from rotation.retry import DEFAULT_SAFETY_MARGIN_S, Deadline
@@ -58,6 +61,15 @@ class Outcome:
     KEPT = "kept-existing"
 
 
+@dataclass
+class _Facts:
+    """What one invocation learned that its rotation events report (never a value)."""
+
+    arn: str | None = None
+    # Set when finishSecret moved AWSCURRENT: (previous version id, seconds since created).
+    promoted: tuple[str | None, float | None] | None = None
+
+
 class _Reader:
     """The extra reads a strategy may make, bound to this invocation's session."""
 
@@ -95,6 +107,9 @@ class Rotator:
         For rotating from a workstation without a rotation function (``rotation rotate``):
         rotation need not be enabled on the secret, and createSecret may register a new
         token itself (PutSecretValue creates the AWSPENDING version). Never in a Lambda.
+    events:
+        Where ``RotationSucceeded`` / ``RotationStepFailed`` go (:mod:`rotation.events`);
+        by default ``EVENT_BUS_NAME``, unset meaning none.
 
     Example
     -------
@@ -111,12 +126,14 @@ class Rotator:
         margin_s: float = DEFAULT_SAFETY_MARGIN_S,
         clock: Callable[[], float] = time.monotonic,
         direct: bool = False,
+        events: RotationEvents | None = None,
     ) -> None:
         self.strategy = strategy
         self.store = store
         self.margin_s = margin_s
         self.clock = clock
         self.direct = direct
+        self.events = events if events is not None else RotationEvents.from_env()
 
     # -- the invocation ---------------------------------------------------------------
 
@@ -132,26 +149,47 @@ class Rotator:
         started = self.clock()
         deadline = Deadline.from_context(context, margin_s=self.margin_s, clock=self.clock)
         parsed: RotationEvent | None = None
+        facts = _Facts()
         with self._log_keys(event, context):
             try:
                 parsed = parse_event(event)
-                outcome = self._dispatch(parsed, deadline)
+                outcome = self._dispatch(parsed, deadline, facts)
             except Exception as exc:
                 error = self._contextualise(exc, parsed, event)
                 self._record(parsed, started, succeeded=False)
                 logger.error(
                     "rotation step failed: %s", error, extra={"error_type": type(error).__name__}
                 )
+                # After the error is complete and scrubbed; never raises, never masks it.
+                self.events.step_failed(
+                    context,
+                    secret_arn=facts.arn or error.secret_id,
+                    step=error.step,
+                    token=error.token,
+                    strategy=self.strategy.name,
+                    error=error,
+                )
                 if error is exc:
                     raise
                 raise error from exc
             self._record(parsed, started, succeeded=True)
             logger.info("rotation step finished", extra={"outcome": outcome})
+            if facts.promoted is not None and facts.arn is not None:
+                previous, duration_s = facts.promoted
+                self.events.succeeded(
+                    context,
+                    secret_arn=facts.arn,
+                    version_id=parsed.client_request_token,
+                    previous_version_id=previous,
+                    strategy=self.strategy.name,
+                    duration_s=duration_s,
+                )
             return outcome
 
-    def _dispatch(self, event: RotationEvent, deadline: Deadline) -> str:
+    def _dispatch(self, event: RotationEvent, deadline: Deadline, facts: _Facts) -> str:
         session = self.store.session(deadline)
         description = session.describe(event.secret_id)
+        facts.arn = description.arn
         logger.thread_safe_append_keys(secret_arn=description.arn)
         stages = self._check_labels(event, description, direct=self.direct)
         if AWSCURRENT in stages:
@@ -172,7 +210,7 @@ class Rotator:
             return self._set(session, context)
         if event.step is Step.TEST:
             return self._test(session, context)
-        return self._finish(session, context)
+        return self._finish(session, context, facts)
 
     @staticmethod
     def _check_labels(
@@ -362,7 +400,7 @@ class Rotator:
         logger.info("pending credential works")
         return Outcome.DONE
 
-    def _finish(self, session: StoreSession, context: SecretContext) -> str:
+    def _finish(self, session: StoreSession, context: SecretContext, facts: _Facts) -> str:
         # Check what is promoted: a manual or out-of-order invoke must not make a version
         # with no value, or with a value for another target, the one applications read.
         pending = session.get_pending(context.arn, context.token)
@@ -389,6 +427,11 @@ class Rotator:
         logger.info(
             "moved AWSCURRENT to the pending version", extra={"previous": current.version_id}
         )
+        created = session.created_at(context.arn, context.token)
+        duration_s = (
+            (datetime.datetime.now(datetime.UTC) - created).total_seconds() if created else None
+        )
+        facts.promoted = (current.version_id, duration_s)
         return Outcome.DONE
 
     # -- cross-cutting ----------------------------------------------------------------

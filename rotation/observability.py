@@ -13,10 +13,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
 
 from rotation.scrub import Scrubber, ScrubbingFilter
 
-__all__ = ["METRICS_NAMESPACE", "SERVICE", "logger", "metrics", "scrubber"]
+__all__ = ["METRICS_NAMESPACE", "SERVICE", "logger", "metrics", "publish_count", "scrubber"]
 
 SERVICE = "rotation"
 METRICS_NAMESPACE = "SecretsRotation"
@@ -46,6 +50,22 @@ logger = Logger(service=SERVICE, logger_formatter=_ScrubbingFormatter(scrubber))
 # and rewrites the record itself: every handler and formatter after it sees blanked text.
 logger.addFilter(ScrubbingFilter(scrubber))
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+
+
+def publish_count(name: str, value: float, dimensions: dict[str, str]) -> None:
+    """Emit one metric now, as its own EMF document with its own dimensions.
+
+    Not through :data:`metrics`: that set is process-wide and flushed by the dispatcher
+    once per step with the step's dimensions; a strategy adding to it from another thread
+    (the CLI, benchmarks) could mix invocations. Honours ``POWERTOOLS_METRICS_DISABLED``.
+    Used for ``StragglerSessions`` (multi-user setSecret) and ``EventsNotPublished``.
+    """
+    emf = AmazonCloudWatchEMFProvider(namespace=METRICS_NAMESPACE, service=SERVICE)
+    for key, dimension in dimensions.items():
+        emf.add_dimension(name=key, value=dimension)
+    emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    emf.flush_metrics()
+
 
 # botocore and urllib3 log whole request and response bodies at DEBUG: a GetSecretValue
 # answer, a PutSecretValue request. Lambda's advanced logging controls can set the root

@@ -9,6 +9,7 @@ every invocation reads them fresh with one DescribeSecret.
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,23 +34,35 @@ T = TypeVar("T")
 
 
 class VersionCache:
-    """A small, thread-safe LRU of secret strings keyed by (ARN, version id)."""
+    """A small, thread-safe LRU of secret strings keyed by (ARN, version id), with when
+    each version was created (for the rotation's duration in its completion event)."""
 
     def __init__(self, max_entries: int = 256) -> None:
-        self._entries: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[str, datetime.datetime | None]] = (
+            OrderedDict()
+        )
         self._max = max_entries
         self._lock = threading.Lock()
 
     def get(self, arn: str, version_id: str) -> str | None:
         with self._lock:
-            value = self._entries.get((arn, version_id))
-            if value is not None:
-                self._entries.move_to_end((arn, version_id))
-            return value
+            entry = self._entries.get((arn, version_id))
+            if entry is None:
+                return None
+            self._entries.move_to_end((arn, version_id))
+            return entry[0]
 
-    def put(self, arn: str, version_id: str, value: str) -> None:
+    def created(self, arn: str, version_id: str) -> datetime.datetime | None:
+        """When the version was created, if this container read or wrote it."""
         with self._lock:
-            self._entries[(arn, version_id)] = value
+            entry = self._entries.get((arn, version_id))
+            return entry[1] if entry else None
+
+    def put(
+        self, arn: str, version_id: str, value: str, created: datetime.datetime | None = None
+    ) -> None:
+        with self._lock:
+            self._entries[(arn, version_id)] = (value, created)
             self._entries.move_to_end((arn, version_id))
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
@@ -117,8 +130,10 @@ class StoreSession:
             error=SecretsManagerError,
         )
 
-    def _remember(self, version: SecretVersion) -> SecretVersion:
-        self._store.cache.put(version.arn, version.version_id, version.secret_string)
+    def _remember(
+        self, version: SecretVersion, created: datetime.datetime | None = None
+    ) -> SecretVersion:
+        self._store.cache.put(version.arn, version.version_id, version.secret_string, created)
         try:
             parsed: dict[str, Any] | None = version.json()
         except RotationError:
@@ -162,7 +177,8 @@ class StoreSession:
                 f"the {label or version_id} version holds binary data, not a SecretString"
             )
         return self._remember(
-            SecretVersion(arn, response["VersionId"], response["SecretString"], label)
+            SecretVersion(arn, response["VersionId"], response["SecretString"], label),
+            response.get("CreatedDate"),
         )
 
     def get_pending(self, arn: str, token: str) -> SecretVersion | None:
@@ -236,7 +252,14 @@ class StoreSession:
                 if stored is not None:
                     return stored
             raise _api_error("storing the pending version", exc) from exc
-        return self._remember(SecretVersion(arn, token, secret_string, stage))
+        # PutSecretValue does not say when; now is within a round trip of it.
+        created = datetime.datetime.now(datetime.UTC)
+        return self._remember(SecretVersion(arn, token, secret_string, stage), created)
+
+    def created_at(self, arn: str, version_id: str) -> datetime.datetime | None:
+        """When ``version_id`` was created, if this container has read or written it (no
+        API call)."""
+        return self._store.cache.created(arn, version_id)
 
     def move_current(self, arn: str, token: str, current_version: str | None) -> None:
         """Move AWSCURRENT to ``token``; Secrets Manager moves AWSPREVIOUS along by itself."""

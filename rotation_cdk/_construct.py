@@ -19,6 +19,7 @@ from aws_cdk import (
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -28,6 +29,7 @@ from constructs import Construct
 
 from rotation.config import (
     ENV_ENDPOINT,
+    ENV_EVENT_BUS_NAME,
     ENV_EXCLUDE_CHARACTERS,
     ENV_EXCLUDE_LOWERCASE,
     ENV_EXCLUDE_NUMBERS,
@@ -178,6 +180,10 @@ class PostgresRotation(Construct):
     failure_alarm
         True: an alarm on the function's errors and throttles, notifying a new SNS topic;
         a topic: notify that one instead; False: no alarm.
+    event_bus
+        An EventBridge bus the function publishes ``RotationSucceeded`` and
+        ``RotationStepFailed`` to (``EVENT_BUS_NAME``, with ``events:PutEvents`` on that bus
+        only); None: no events, no permission.
     """
 
     def __init__(
@@ -197,6 +203,7 @@ class PostgresRotation(Construct):
         kms_key: kms.IKey | None = None,
         permissions_boundary: iam.IManagedPolicy | str | None = None,
         failure_alarm: bool | sns.ITopic = False,
+        event_bus: events.IEventBus | None = None,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
         runtime: lambda_.Runtime = RUNTIME,
         timeout: Duration | None = None,
@@ -250,6 +257,7 @@ class PostgresRotation(Construct):
                             master_secret=master_secret,
                             kms_key=kms_key,
                             function_arn=function_arn,
+                            event_bus=event_bus,
                         )
                     ]
                 )
@@ -274,6 +282,8 @@ class PostgresRotation(Construct):
                 # As template.yaml: the regional endpoint, and the password policy spelled out.
                 ENV_ENDPOINT: f"https://secretsmanager.{Aws.REGION}.{Aws.URL_SUFFIX}",
                 **password_environment(password_policy or PasswordPolicy()),
+                # As template.yaml: empty means no events.
+                ENV_EVENT_BUS_NAME: event_bus.event_bus_name if event_bus is not None else "",
                 **(environment or {}),
             },
             vpc=vpc,
@@ -356,6 +366,7 @@ class PostgresRotation(Construct):
         master_secret: secretsmanager.ISecret | None,
         kms_key: kms.IKey | None,
         function_arn: str,
+        event_bus: events.IEventBus | None = None,
     ) -> list[dict[str, Any]]:
         resources: dict[Target, Any] = {
             Target.ROTATED_SECRETS: [_arn_pattern(secret)],
@@ -378,6 +389,8 @@ class PostgresRotation(Construct):
                 keys.append(key)
         if keys:
             resources[Target.KMS_KEYS] = [key.key_arn for key in keys]
+        if event_bus is not None:
+            resources[Target.EVENT_BUS] = [event_bus.event_bus_arn]
         guards = {
             Guard.THIS_FUNCTION_ROTATES: function_arn,
             Guard.VIA_SECRETS_MANAGER: f"secretsmanager.{Aws.REGION}.{Aws.URL_SUFFIX}",

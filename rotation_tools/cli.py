@@ -141,12 +141,19 @@ def _cmd_check_task_def(args: argparse.Namespace, console: Any) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def _cmd_plan(args: argparse.Namespace, console: Any) -> int:
+    from rotation_tools.plan import cmd_plan  # noqa: PLC0415
+
+    return cmd_plan(args, console)
+
+
 _COMMANDS = {
     "demo": _cmd_demo,
     "rotate": cmd_rotate,
     "status": _cmd_status,
     "start": cmd_start,
     "doctor": _cmd_doctor,
+    "plan": _cmd_plan,
     "invoke": _cmd_invoke,
     "verify": _cmd_verify,
     "check-task-def": _cmd_check_task_def,

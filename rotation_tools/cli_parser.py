@@ -133,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
         "per check, with a fix for each failure.",
     )
     doctor.add_argument("secret", help=_NAME_OR_ARN_HELP)
+    plan = sub.add_parser(
+        "plan",
+        parents=[common, aws, strategy],
+        help="what a rotation would do: steps, API calls, logins, SQL; changes nothing",
+        description="Print each step's Secrets Manager calls, which credential logs in where "
+        "(TLS mode, authentication), the SQL statements (passwords and verifiers shown as "
+        "<redacted>), and the checks `rotation doctor` would fail. Reads only (exit 1 when a "
+        "check fails).",
+    )
+    plan.add_argument("secret", help=_NAME_OR_ARN_HELP)
     start = sub.add_parser(
         "start",
         parents=[common, aws],

@@ -14,6 +14,8 @@ Least privilege, grant by grant:
   replicas (``handlers/rds.py``);
 - ``kms:Decrypt`` / ``GenerateDataKey`` on customer managed keys, only through Secrets
   Manager (``kms:ViaService``);
+- ``events:PutEvents`` on the one event bus rotation events go to, only when there is one
+  (``EVENT_BUS_NAME``; :mod:`rotation.events`);
 - Lambda's basic execution policy (its logs), and the VPC one only with a VPC.
 
 No ``secretsmanager:GetRandomPassword``: passwords are generated locally. The verification
@@ -56,6 +58,7 @@ class Target(enum.Enum):
     MASTER_SECRET = "master secret"  # noqa: S105  # a label, not a password
     RDS_INSTANCES_AND_CLUSTERS = "RDS instances and clusters"
     KMS_KEYS = "KMS keys"
+    EVENT_BUS = "event bus"
 
 
 class Guard(enum.Enum):
@@ -107,6 +110,12 @@ GRANTS: tuple[Grant, ...] = (
         Guard.VIA_SECRETS_MANAGER,
         optional=True,
     ),
+    Grant(
+        "PublishRotationEvents",
+        ("events:PutEvents",),
+        Target.EVENT_BUS,
+        optional=True,
+    ),
 )
 
 
@@ -153,7 +162,11 @@ def managed_policies(*, vpc: bool) -> list[str]:
 
 # template.yaml's rendering: its parameters, conditions and intrinsic functions.
 _TEMPLATE_FUNCTION_SUFFIX = {"single-user": "single-user", "multi-user": "multi-user"}
-_TEMPLATE_CONDITIONS = {Target.MASTER_SECRET: "HasMasterSecret", Target.KMS_KEYS: "HasKmsKey"}
+_TEMPLATE_CONDITIONS = {
+    Target.MASTER_SECRET: "HasMasterSecret",
+    Target.KMS_KEYS: "HasKmsKey",
+    Target.EVENT_BUS: "HasEventBus",
+}
 _NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
@@ -173,6 +186,10 @@ def template_statements(strategy: str) -> list[Any]:
             {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:cluster:*"},
         ],
         Target.KMS_KEYS: {"Ref": "KmsKeyArn"},
+        Target.EVENT_BUS: {
+            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
+            "event-bus/${EventBusName}"
+        },
     }
     guards = {
         Guard.THIS_FUNCTION_ROTATES: {"Fn::Sub": function_arn},

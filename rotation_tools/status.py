@@ -40,6 +40,8 @@ class SecretStatus:
     diagnosis: list[str] = field(default_factory=list)
     remedies: list[str] = field(default_factory=list)
     stuck: bool = False
+    # Who is logged in as each user of a multi-user pair (rotation_tools.pair_sessions).
+    sessions: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,12 +71,14 @@ def _pending_has_value(client: SecretsManagerClient, arn: str, version_id: str) 
 
 
 def collect_status(
-    client: SecretsManagerClient, secret_id: str, *, options: str = ""
+    client: SecretsManagerClient, secret_id: str, *, options: str = "", sessions: bool = True
 ) -> SecretStatus:
     """Read the secret's description and versions, and diagnose what they show.
 
     ``options`` (`` --endpoint-url URL --region R``) is appended to every command the
-    diagnosis prints, so that a copied command acts where this one looked.
+    diagnosis prints, so that a copied command acts where this one looked. ``sessions``:
+    also log in as the master (multi-user secrets) and list who is logged in as each user
+    of the pair (:mod:`rotation_tools.pair_sessions`).
     """
     described = client.describe_secret(SecretId=secret_id)
     arn = described["ARN"]
@@ -105,6 +109,10 @@ def collect_status(
         versions=rows,
     )
     _diagnose(status, options)
+    if sessions:
+        from rotation_tools.pair_sessions import collect_pair_sessions  # noqa: PLC0415
+
+        status.sessions = collect_pair_sessions(client, arn)
     return status
 
 
@@ -198,3 +206,7 @@ def render(status: SecretStatus, console: Any) -> None:
         console.heading("To clear it")
         for remedy in status.remedies:
             console.line(f"  $ {remedy}")
+    if status.sessions is not None:
+        from rotation_tools.pair_sessions import render_pair_sessions  # noqa: PLC0415
+
+        render_pair_sessions(status.sessions, console)

@@ -1,4 +1,5 @@
-"""moto's Secrets Manager (and RDS) server on a free loopback port, for tests and the demo."""
+"""moto's server on a free loopback port, for tests and the demo: Secrets Manager, RDS, and
+EventBridge (rotation events; the tests capture them with a rule targeting an SQS queue)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, App, Stack, Validations, assertions
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -74,6 +75,7 @@ def build(
     with_key: bool = False,
     vpc: str | None = None,
     boundary_policy: str | None = None,
+    with_bus: bool = False,
     **options: Any,
 ) -> Built:
     """A stack with a secret and PostgresRotation; ``vpc`` is None, "isolated" (with a Secrets
@@ -101,6 +103,8 @@ def build(
     elif vpc == "egress":
         network = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
         acknowledge(network, "AwsSolutions-VPC7", "a test VPC: flow logs are the application's")
+    if with_bus:
+        options["event_bus"] = events.EventBus(stack, "Bus")
     if boundary_policy is not None:
         options["permissions_boundary"] = iam.ManagedPolicy.from_managed_policy_arn(
             stack, "Boundary", boundary_policy

@@ -35,16 +35,20 @@ def _shape(statements: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         (
             s["Sid"],
             s["Effect"],
-            s["Action"],
+            # CDK writes a single action as a string.
+            [s["Action"]] if isinstance(s["Action"], str) else s["Action"],
             {op: sorted(keys) for op, keys in s.get("Condition", {}).items()},
         )
         for s in statements
     ]
 
 
-def _template_statements(strategy: str, *, master: bool, key: bool) -> list[dict[str, Any]]:
-    """template.yaml's statements for a stack deployed with/without MasterSecretArn, KmsKeyArn."""
-    conditions = {"HasMasterSecret": master, "HasKmsKey": key}
+def _template_statements(
+    strategy: str, *, master: bool, key: bool, bus: bool = False
+) -> list[dict[str, Any]]:
+    """template.yaml's statements for a stack deployed with/without MasterSecretArn, KmsKeyArn,
+    EventBusName."""
+    conditions = {"HasMasterSecret": master, "HasKmsKey": key, "HasEventBus": bus}
     role = TEMPLATE["Resources"][TEMPLATE_ROLE[strategy]]
     picked = []
     for item in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
@@ -70,6 +74,22 @@ def test_the_role_grants_what_template_yaml_grants(strategy: str, master: bool, 
     built = build(strategy=strategy, with_master=master, with_key=key)
     statements = role_statements(built.json())
     assert _shape(statements) == _shape(_template_statements(strategy, master=master, key=key))
+
+
+@pytest.mark.parametrize("strategy", ["single-user", "multi-user"])
+def test_an_event_bus_gets_put_events_on_it_and_its_name(strategy: str) -> None:
+    built = build(strategy=strategy, with_bus=True)
+    document = built.json()
+    statements = role_statements(document)
+    assert _shape(statements) == _shape(
+        _template_statements(strategy, master=strategy == "multi-user", key=False, bus=True)
+    )
+    (publish,) = [s for s in statements if s["Sid"] == "PublishRotationEvents"]
+    assert publish["Action"] == "events:PutEvents"
+    (bus_id,) = of_type(document, "AWS::Events::EventBus")
+    assert publish["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    environment = _function(document)["Properties"]["Environment"]["Variables"]
+    assert environment["EVENT_BUS_NAME"] == {"Ref": bus_id}
 
 
 def test_single_user_resources() -> None:
@@ -231,7 +251,7 @@ def test_a_password_policy_is_spelled_as_the_contract_reads_it() -> None:
     assert password_environment(PasswordPolicy()) == {
         k: v
         for k, v in resolve_function(TEMPLATE, "SingleUserFunction").environment.items()
-        if k != "SECRETS_MANAGER_ENDPOINT"
+        if k not in ("SECRETS_MANAGER_ENDPOINT", "EVENT_BUS_NAME")
     }
 
 

@@ -1,0 +1,152 @@
+"""``rotation status``'s sessions section: who is logged in as each user of a multi-user pair.
+
+The same reading multi-user setSecret makes before it changes the AWSPREVIOUS user's
+password (:mod:`handlers.pg_sessions`), as the master, so that an operator sees the
+stragglers a rotation would cut off (or refuse for) before it runs. Read-only: one login as
+the master, two catalog queries. Anything that keeps it from reading (no ``masterarn``, a
+master that does not log in) is a line in the report, never a failure of ``status``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from handlers.multi_user import alternate_username, owner_role
+from handlers.pg_connect import PostgresConnector
+from handlers.pg_sessions import READ_ALL_STATS, find_sessions
+from handlers.rds import RdsTopology
+from rotation import Deadline, RetryPolicy, RotationError
+from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
+from rotation.secret import AWSCURRENT, AWSPREVIOUS, SecretVersion
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+__all__ = ["collect_pair_sessions", "master_credential", "render_pair_sessions"]
+
+# `status` is a quick look: one login attempt, bounded.
+_BUDGET_S = 15.0
+
+
+def _current(client: SecretsManagerClient, secret_id: str) -> SecretVersion:
+    response = client.get_secret_value(SecretId=secret_id, VersionStage=AWSCURRENT)
+    return SecretVersion(
+        response["ARN"], response["VersionId"], response.get("SecretString", ""), AWSCURRENT
+    )
+
+
+def master_credential(
+    client: SecretsManagerClient,
+    current: PostgresSecret,
+    deadline: Deadline,
+    rds: RdsTopology | None = None,
+) -> PostgresSecret:
+    """How the master logs in for ``current`` (the handlers' rule: its host, or the RDS
+    primary its tags name; at least AWSCURRENT's TLS), read with the command's client."""
+    assert current.masterarn is not None  # noqa: S101  # callers check
+    value = _current(client, current.masterarn).json()
+    master = parse_postgres_secret(value, "the master secret", require_engine=False)
+    host, port = master.host, master.port
+    if not host:  # an RDS-managed master secret: the database is in its tags
+        tags = {
+            tag["Key"]: tag["Value"]
+            for tag in client.describe_secret(SecretId=current.masterarn).get("Tags", [])
+        }
+        host, port = (rds or RdsTopology()).primary_endpoint(tags, deadline)
+    return master_login(current, master, host=host, port=port, dbname=value.get("dbname"))
+
+
+def collect_pair_sessions(
+    client: SecretsManagerClient,
+    secret_id: str,
+    *,
+    connector: PostgresConnector | None = None,
+    rds: RdsTopology | None = None,
+) -> dict[str, Any]:
+    """The live sessions of the secret's user pair, as a JSON-ready report.
+
+    ``{"checked": bool, "reason": str | None, "details_visible": bool, "users": [{"user",
+    "label", "sessions": [...]}]}``: ``label`` is AWSCURRENT for the current user and
+    AWSPREVIOUS for the other one (the one the next rotation changes).
+    """
+    try:
+        return _collect(client, secret_id, connector, rds)
+    except RotationError as exc:
+        return _unchecked(exc.problem)
+    except (ClientError, BotoCoreError) as exc:
+        return _unchecked(f"{type(exc).__name__}: {exc}")
+
+
+def _unchecked(reason: str) -> dict[str, Any]:
+    return {"checked": False, "reason": reason, "details_visible": False, "users": []}
+
+
+def _collect(
+    client: SecretsManagerClient,
+    secret_id: str,
+    connector: PostgresConnector | None,
+    rds: RdsTopology | None,
+) -> dict[str, Any]:
+    current = parse_postgres_secret(_current(client, secret_id).json(), "the AWSCURRENT version")
+    if not current.masterarn:
+        return _unchecked(
+            "no masterarn: sessions are read as the master (multi-user secrets), and a "
+            "single-user rotation changes the current user's own password"
+        )
+    deadline = Deadline.in_seconds(_BUDGET_S)
+    as_master = master_credential(client, current, deadline, rds)
+    connector = connector or PostgresConnector(retry_policy=RetryPolicy(attempts=1))
+    owner = owner_role(current.username)
+    pair = [owner, alternate_username(owner)]
+    with connector.connect(
+        as_master, deadline, who="the master secret", floor=current.sslmode
+    ) as conn:
+        found = find_sessions(conn, pair)
+    return {
+        "checked": True,
+        "reason": None,
+        "details_visible": found.visible,
+        "users": [
+            {
+                "user": user,
+                "label": AWSCURRENT if user == current.username else AWSPREVIOUS,
+                "sessions": [session.as_json() for session in found.of(user)],
+            }
+            for user in pair
+        ],
+    }
+
+
+def render_pair_sessions(report: dict[str, Any], console: Any) -> None:
+    """The report as ``status`` prints it."""
+    console.heading("Sessions")
+    if not report["checked"]:
+        console.line(f"  not checked: {report['reason']}")
+        return
+    for entry in report["users"]:
+        sessions = entry["sessions"]
+        count = f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}"
+        console.line(f"  {entry['user']} ({entry['label']}): {count}")
+        for session in sessions:
+            address = session["address"] or "address hidden"
+            application = session["application"] or "-"
+            since = session["since"] or "since ?"
+            console.line(f"    {address}  {application}  {since}")
+    stragglers = [e for e in report["users"] if e["label"] == AWSPREVIOUS and e["sessions"]]
+    for entry in stragglers:
+        console.line(
+            "  "
+            + console.paint(
+                f"The next rotation changes {entry['user']}'s password: these clients fail at "
+                "their next login unless they move to AWSCURRENT first (STRAGGLER_POLICY="
+                "refuse makes setSecret wait for them).",
+                "warn",
+            )
+        )
+    if not report["details_visible"]:
+        console.line(
+            f"  The master cannot see other roles' session details: GRANT {READ_ALL_STATS} "
+            "TO <master> to see addresses and start times."
+        )
