@@ -15,7 +15,8 @@ Steps 3 and 4 are *forced refreshes*, which :class:`~rotation.client._versions.
 LabelledVersions` makes single-flight and rate-limited per process (herd safety). How a
 failed login goes on depends on why it failed (:mod:`rotation.pg.login`):
 
-- the server refused the credential: the next credential, then another round;
+- the server refused the credential: the next credential, then another round (with what
+  may have changed: a refused credential is not tried again within one ``connect()``);
 - the server took no login (starting up, too many connections) or did not answer: another
   round after a backoff, within the caller's time (``ConnectRetry.timeout_s``); in the end
   the driver's own ``OperationalError`` is raised, as a pool or framework expects;
@@ -297,7 +298,11 @@ class LoginAttempt:
         self._deadline = self._clock() + budget
         self._refused_rounds = 0
         self._rounds = 0
-        self._refused: list[str] = []
+        # What the server refused in this connect(), kept across rounds: a refused password
+        # stays refused (nobody sets a password back), so a later round does not knock with
+        # it again; what each label got, for the final error.
+        self._refused_keys: set[tuple[str, str, int, str, str]] = set()
+        self._refused: dict[str, str] = {}
         self._transient: Exception | None = None
         self._candidates: Iterator[_Candidate] | None = None
         self._trying: _Candidate | None = None
@@ -310,7 +315,7 @@ class LoginAttempt:
         """The next credential's ``connect`` arguments; None when this round is over."""
         if self._candidates is None:
             self._rounds += 1
-            self._refused, self._transient = [], None
+            self._transient = None
             self._candidates = self._round()
         self._trying = next(self._candidates, None)
         if self._trying is None:
@@ -319,7 +324,7 @@ class LoginAttempt:
 
     def _round(self) -> Iterator[_Candidate]:
         versions = self._creds.versions
-        tried_keys: set[tuple[str, str, int, str, str]] = set()
+        tried_keys = set(self._refused_keys)
         tried_raw: set[str] = set()
         # The TLS floor: no version is tried with weaker TLS than the newest AWSCURRENT read.
         floor = "disable"
@@ -370,7 +375,8 @@ class LoginAttempt:
         failure = classify_login(exc)
         if failure.refused_credential:
             self._creds._refused(candidate)
-            self._refused.append(f"{candidate.stage}: {login_failure_reason(exc)}")
+            self._refused_keys.add(candidate.key)
+            self._refused[candidate.stage] = login_failure_reason(exc)
             return
         if failure.transient:
             # The server, not the credential: another credential cannot help now.
@@ -409,9 +415,13 @@ class LoginAttempt:
             # errors hold the attempted passwords in their ``pgconn``.
             raise AuthenticationError(
                 f"no labelled version of {self._creds.secret_id} logs in after "
-                f"{self._rounds} rounds ({'; '.join(self._refused) or 'no version found'})"
+                f"{self._rounds} rounds ({self._refusals()})"
             ) from None
         return wait
+
+    def _refusals(self) -> str:
+        said = "; ".join(f"{stage}: {reason}" for stage, reason in self._refused.items())
+        return said or "no version found"
 
 
 _registry: dict[str, RotatingCredentials] = {}
