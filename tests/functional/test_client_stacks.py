@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +34,16 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
 
 import rotation.client.sqlalchemy as rotating_sqlalchemy
-from rotation import AWSCURRENT, Step
-from rotation.client import connect, connect_async, make_async_pool, make_pool
+from rotation import AWSCURRENT, AuthenticationError, Step
+from rotation.client import (
+    ConnectRetry,
+    RotatingCredentials,
+    SecretsManagerSource,
+    connect,
+    connect_async,
+    make_async_pool,
+    make_pool,
+)
 from rotation_tools.testbed.pgcluster import PostgresCluster
 from tests.fix_aws import new_client
 from tests.fix_multi import MultiBed
@@ -606,3 +615,88 @@ def test_three_multi_user_rotations(
     _assert_new_logins_after_each_step(library, generation)
     # The second rotation changes the first user's password: the baseline logs in no more.
     assert baseline.failed > 0, counts
+
+
+# -- what each integration refuses or keeps, without a rotation ---------------------------
+
+
+def test_connect_async_gives_up_as_connect_does(bed: Bed) -> None:
+    """The async loop is connect()'s: the same rounds and waits (on the injected sleep),
+    the same error, no password in it."""
+    user, _ = bed.make_user()
+    arn = bed.secret(bed.pg.secret_value(user, "never-was-right-1"))
+    waits: list[float] = []
+    retry = ConnectRetry(rounds=3, initial_wait_s=0.1, jitter=0.0, sleep=waits.append)
+    creds = RotatingCredentials(arn, source=SecretsManagerSource(new_client()), retry=retry)
+    with pytest.raises(AuthenticationError, match="no labelled version") as caught:
+        asyncio.run(connect_async(arn, credentials_=creds))
+    assert "never-was-right-1" not in str(caught.value)
+    assert waits == [0.1, 0.2]
+
+
+def test_connect_async_keeps_the_tls_floor(bed: Bed) -> None:
+    """A caller's weaker sslmode does not lower the secret's (verify-full here)."""
+    arn, _, _ = bed.user_secret()
+    creds = RotatingCredentials(arn, source=SecretsManagerSource(new_client()))
+
+    async def ssl_in_use() -> bool:
+        async with await connect_async(arn, credentials_=creds, sslmode="disable") as conn:
+            cur = await conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            row = await cur.fetchone()
+            assert row is not None
+            return bool(row[0])
+
+    assert asyncio.run(ssl_in_use())
+
+
+def test_the_knobs_go_one_way(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    creds = RotatingCredentials(arn, source=SecretsManagerSource(new_client()))
+    with pytest.raises(TypeError, match="credentials_ or max_age"):
+        make_async_pool(arn, credentials_=creds, max_age=10)
+    with pytest.raises(TypeError, match="creator: not taken here"):
+        rotating_sqlalchemy.create_engine(arn, creator=lambda: None)
+
+
+def _django_database(options: dict[str, Any], **settings_: Any) -> Any:
+    from django.conf import settings  # noqa: PLC0415
+    from django.db import connections  # noqa: PLC0415
+
+    alias = f"db_{len(settings.DATABASES)}_{id(options)}"
+    settings.DATABASES[alias] = {"ENGINE": "rotation.client.django", "OPTIONS": options}
+    settings.DATABASES[alias].update(settings_)
+    connections.configure_settings(settings.DATABASES)
+    return connections[alias]
+
+
+@pytest.mark.parametrize(
+    ("options", "settings_", "says"),
+    [
+        ({}, {}, 'needs "OPTIONS": {"secret_id"'),
+        ({"secret_id": "s"}, {"USER": "app"}, "remove USER; the secret s supplies it"),
+        ({"secret_id": "s"}, {"PASSWORD": "pw"}, "remove PASSWORD"),
+        ({"secret_id": "s", "pool": True}, {}, 'OPTIONS "pool" is not supported'),
+        ({"secret_id": "s", "credentials": object(), "max_age": 5}, {}, "not both"),
+    ],
+    ids=["no-secret", "user", "password", "pool", "two-knobs"],
+)
+def test_the_django_backend_refuses_what_would_defeat_rotation(
+    django_project: None, options: dict[str, Any], settings_: dict[str, Any], says: str
+) -> None:
+    from django.core.exceptions import ImproperlyConfigured  # noqa: PLC0415
+
+    wrapper = _django_database(options, **settings_)
+    with pytest.raises(ImproperlyConfigured, match=re.escape(says)):
+        wrapper.get_connection_params()
+
+
+def test_the_django_backend_passes_on_django_options_not_ours(
+    django_project: None, moto_endpoint: Any
+) -> None:
+    options = {"secret_id": "myapp/db", "max_age": 60, "application_name": "web"}
+    unnamed = _django_database(options).get_connection_params()
+    assert "dbname" not in unnamed  # the secret's applies
+    assert unnamed["application_name"] == "web"
+    assert not set(unnamed) & {"secret_id", "max_age", "source", "client", "credentials"}
+    named = _django_database(dict(options), NAME="test_app").get_connection_params()
+    assert named["dbname"] == "test_app"  # as Django's test runner sets it
