@@ -45,7 +45,8 @@ from rotation.client import (
     make_pool,
 )
 from rotation_tools.testbed.pgcluster import PostgresCluster
-from tests.fix_aws import new_client
+from tests.fix_aws import ApiCalls, new_client
+from tests.fix_clock import FakeClock
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import admin_connect
 from tests.fix_rotation import Bed
@@ -700,3 +701,47 @@ def test_the_django_backend_passes_on_django_options_not_ours(
     assert not set(unnamed) & {"secret_id", "max_age", "source", "client", "credentials"}
     named = _django_database(dict(options), NAME="test_app").get_connection_params()
     assert named["dbname"] == "test_app"  # as Django's test runner sets it
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected_calls"),
+    [
+        ((Step.CREATE, Step.SET), ["GetSecretValue", "GetSecretValue"]),
+        (tuple(Step), ["GetSecretValue"]),
+    ],
+    ids=["in-the-single-user-window", "after-the-rotation"],
+)
+def test_fifty_coroutines_failing_at_once_share_one_read(
+    bed: Bed, steps: tuple[Step, ...], expected_calls: list[str]
+) -> None:
+    """Herd safety holds for asyncio too: its reads go through the same single flight as
+    the threads' (tests/functional/test_client_herd.py counts the same for 50 threads)."""
+    arn, user, _ = bed.user_secret()
+    clock = FakeClock()
+    client = new_client()
+    creds = RotatingCredentials(
+        arn,
+        source=SecretsManagerSource(client, clock=clock),
+        retry=ConnectRetry(jitter=0.0, sleep=clock.sleep),
+        clock=clock,
+    )
+    calls = ApiCalls(client)
+
+    async def session_user() -> str:
+        async with await connect_async(arn, credentials_=creds, autocommit=True) as conn:
+            row = await (await conn.execute("SELECT session_user")).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    async def fifty() -> list[str]:
+        return await asyncio.gather(*(session_user() for _ in range(50)))
+
+    assert asyncio.run(session_user()) == user  # the process has AWSCURRENT cached
+    driver = bed.driver(bed.rotator())
+    token = driver.begin(arn)
+    driver.run(arn, token, list(steps))  # the cached password is now refused
+    calls.reset()
+
+    assert asyncio.run(fifty()) == [user] * 50
+    assert calls.names == expected_calls  # at most 3, whatever the number of coroutines
+    assert clock.sleeps == []  # nobody waited for another round
