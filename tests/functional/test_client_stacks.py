@@ -10,9 +10,11 @@ are counted beside them, and must be more than zero: else the rotation tested no
 Pools only open connections when they need new ones, and PostgreSQL checks a password only
 at login: a pool that kept its connections would pass without proving anything. So after
 every rotation step each pool drops every connection it opened before (psycopg_pool's
-``check`` callback, SQLAlchemy's ``checkout`` event raising ``DisconnectionError``, Django
-closing its connection at the end of each request), and the test asserts that the queries
-after each step ran on connections opened after it. Synchronised with counters and
+``drain()``, and its ``check`` callback for a connection that was still logging in during
+the drain; SQLAlchemy's ``checkout`` event raising ``DisconnectionError``; Django closing
+its connection at the end of each request), and the test asserts that the queries after
+each step ran on connections opened after it (by backend pid and start time, from
+``pg_stat_activity``). Synchronised with counters and
 conditions (each worker finishes a query started after the step), never with sleeps.
 """
 
@@ -257,6 +259,7 @@ class Pool(Stack):
             self.pool = psycopg_pool.ConnectionPool(**options)
 
     def check(self, conn: psycopg.Connection[Any]) -> None:
+        # drain() spares a connection that was logging in while it ran: this catches it.
         if self.generation.stale(conn):
             conn.close()
             raise psycopg.OperationalError("opened before this rotation step: recycled")
