@@ -21,16 +21,17 @@ Example
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engine
 
 from rotation.client._async import open_async
 from rotation.client._knobs import rotating_credentials
 from rotation.client.credentials import RotatingCredentials
 from rotation.client.sources import SecretSource
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["URL", "create_async_engine", "create_engine"]
 
@@ -92,6 +93,10 @@ def create_async_engine(
     the secret, its connections made as :func:`~rotation.client.connect_async` makes them.
     Arguments as for :func:`create_engine`.
     """
+    # Here, not at import: SQLAlchemy's asyncio module needs greenlet, which a sync
+    # application may not have installed.
+    from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine  # noqa: PLC0415
+
     connect_args = _check(engine_kwargs)
     creds = rotating_credentials(
         secret_id, credentials_=credentials_, max_age=max_age, source=source, client=client
@@ -100,4 +105,4 @@ def create_async_engine(
     async def async_creator() -> Any:
         return await open_async(creds, **connect_args)
 
-    return _sa_create_async_engine(URL, async_creator=async_creator, **engine_kwargs)
+    return sa_create_async_engine(URL, async_creator=async_creator, **engine_kwargs)

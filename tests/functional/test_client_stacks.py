@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -748,3 +750,23 @@ def test_fifty_coroutines_failing_at_once_share_one_read(
     assert asyncio.run(fifty()) == [user] * 50
     assert calls.names == expected_calls  # at most 3, whatever the number of coroutines
     assert clock.sleeps == []  # nobody waited for another round
+
+
+def test_the_sync_engine_needs_no_greenlet() -> None:
+    """SQLAlchemy's asyncio module refuses to import without greenlet: a sync application
+    that has none still makes its engine (a fresh interpreter, greenlet made unimportable)."""
+    program = (
+        "import sys\n"
+        "class NoGreenlet:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'greenlet':\n"
+        "            raise ImportError('no greenlet here')\n"
+        "sys.meta_path.insert(0, NoGreenlet())\n"
+        "from rotation.client.sqlalchemy import create_engine\n"
+        "print(create_engine('myapp/db').dialect.driver)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "psycopg"
