@@ -601,7 +601,8 @@ def test_single_user_rotation(kind: str, bed: Bed, request: pytest.FixtureReques
     arn, _, _ = bed.user_secret()
     library, baseline, generation = _drive(kind, bed, arn, 1, request)
     counts = _report(kind, "single-user", library, baseline)
-    print(counts)
+    # Kept with the test's report (pytest's user_properties; a --junitxml run writes them).
+    request.node.user_properties.append(("failed queries", counts))
     assert library.failed == 0, counts
     assert library.ok > 0, counts
     _assert_new_logins_after_each_step(library, generation)
@@ -616,7 +617,8 @@ def test_three_multi_user_rotations(
     arn, _, _ = multi_tls.app()
     library, baseline, generation = _drive(kind, multi_tls, arn, 3, request)
     counts = _report(kind, "three multi-user rotations", library, baseline)
-    print(counts)
+    # Kept with the test's report (pytest's user_properties; a --junitxml run writes them).
+    request.node.user_properties.append(("failed queries", counts))
     assert library.failed == 0, counts
     _assert_new_logins_after_each_step(library, generation)
     # The second rotation changes the first user's password: the baseline logs in no more.
