@@ -36,6 +36,7 @@ With a pool (``pip install psycopg-pool``)::
 
 from __future__ import annotations
 
+from rotation.client._async import connect_async, make_async_pool
 from rotation.client._config import DEFAULT_MAX_AGE_S
 from rotation.client._connect import connect, make_pool
 from rotation.client._retry import ConnectRetry, RefreshPolicy
@@ -57,7 +58,9 @@ __all__ = [
     "SecretSource",
     "SecretsManagerSource",
     "connect",
+    "connect_async",
     "credentials",
     "default_source",
+    "make_async_pool",
     "make_pool",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rotation.client.credentials import RotatingCredentials, credentials
+from rotation.client._knobs import rotating_credentials
+from rotation.client.credentials import RotatingCredentials
+from rotation.client.sources import SecretSource
 
 if TYPE_CHECKING:
     import psycopg
@@ -14,23 +16,47 @@ if TYPE_CHECKING:
 __all__ = ["connect", "make_pool"]
 
 
-def connect(secret_id: str, **connect_kwargs: Any) -> psycopg.Connection[Any]:
-    """A psycopg connection for the secret; extra keyword arguments go to ``psycopg.connect``."""
-    return credentials(secret_id).connect(**connect_kwargs)
+def connect(
+    secret_id: str,
+    *,
+    credentials_: RotatingCredentials | None = None,
+    max_age: int | None = None,
+    source: SecretSource | None = None,
+    client: Any = None,
+    **connect_kwargs: Any,
+) -> psycopg.Connection[Any]:
+    """A psycopg connection for the secret; extra keyword arguments go to ``psycopg.connect``.
+
+    ``max_age``, ``source`` and ``client`` configure the process-wide credentials of the
+    secret on first use (:func:`~rotation.client.credentials`); ``credentials_`` gives
+    them outright (every integration takes these knobs).
+    """
+    creds = rotating_credentials(
+        secret_id, credentials_=credentials_, max_age=max_age, source=source, client=client
+    )
+    return creds.connect(**connect_kwargs)
 
 
 def make_pool(
-    secret_id: str, *, credentials_: RotatingCredentials | None = None, **pool_kwargs: Any
+    secret_id: str,
+    *,
+    credentials_: RotatingCredentials | None = None,
+    max_age: int | None = None,
+    source: SecretSource | None = None,
+    client: Any = None,
+    **pool_kwargs: Any,
 ) -> psycopg_pool.ConnectionPool[Any]:
     """A ``psycopg_pool.ConnectionPool`` whose new connections pick credentials like
     :func:`connect`, so the pool follows rotations without restarting the application."""
     import psycopg  # noqa: PLC0415
     import psycopg_pool  # noqa: PLC0415
 
-    source = credentials_ or credentials(secret_id)
+    creds = rotating_credentials(
+        secret_id, credentials_=credentials_, max_age=max_age, source=source, client=client
+    )
 
     class RotatingConnection(psycopg.Connection[Any]):
-        rotating: ClassVar[RotatingCredentials] = source
+        rotating: ClassVar[RotatingCredentials] = creds
 
         @classmethod
         def connect(cls, conninfo: str = "", **kwargs: Any) -> RotatingConnection:
