@@ -16,7 +16,17 @@ probe query (``ROTATION_TEST_QUERY``), and names what it found:
 ``misconfigured``  no password could help: the secret's format, TLS, pg_hba.conf, the
                    database, the authentication method, the probe query; the message
                    names the fix (classified in :mod:`rotation.pg.login`)
+``rotating``       AWSCURRENT was refused while a rotation is in progress (AWSPENDING on a
+                   non-current version): past setSecret the database already has the
+                   pending password until finishSecret. Not drift, not valid either
+``not-checked``    the secret was not checked at all (the Lambda invocation ran out of time
+                   before its turn)
 =================  =======================================================================
+
+``rotating`` and ``not-checked`` say nothing about the stored password, so the Lambda
+verification publishes no ``CredentialValid`` for them (``CredentialNotChecked`` instead,
+:mod:`handlers.verify_lambda`) and the drift alarm does not fire; they are still not valid
+(``rotation verify`` exits 1).
 
 Calls: one DescribeSecret and one GetSecretValue per credential checked; one connection per
 credential. Nothing here changes anything; repairing drift is ``rotation verify --reconcile``.
@@ -47,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STRATEGIES",
+    "UNDECIDED",
     "CredentialState",
     "LoginResult",
     "Verification",
@@ -62,7 +73,12 @@ class CredentialState(enum.StrEnum):
     DRIFT = "drift"
     UNREACHABLE = "unreachable"
     MISCONFIGURED = "misconfigured"
+    ROTATING = "rotating"
+    NOT_CHECKED = "not-checked"
 
+
+# Verdicts that say nothing about the stored password: no CredentialValid for them.
+UNDECIDED = frozenset({CredentialState.ROTATING, CredentialState.NOT_CHECKED})
 
 _FIX = {
     CredentialState.DRIFT: (
@@ -76,6 +92,13 @@ _FIX = {
         "for a connection"
     ),
     CredentialState.MISCONFIGURED: "not a password problem: fix what the message names",
+    CredentialState.ROTATING: (
+        "let the rotation finish (Secrets Manager re-attempts it; `rotation rotate SECRET` "
+        "resumes it), then verify again; `rotation status SECRET` shows how far it got"
+    ),
+    CredentialState.NOT_CHECKED: (
+        "raise the function's timeout or split the list over several schedules"
+    ),
 }
 
 
@@ -255,7 +278,9 @@ def verdict(
     failed = next((login for login in logins if login.state is not CredentialState.VALID), None)
     problem = f"{failed.label} ({failed.username}): {failed.problem}" if failed else ""
     pending = rotation_in_progress(description)
+    state = failed.state if failed else CredentialState.VALID
     if failed is not None and failed.state is CredentialState.DRIFT and pending is not None:
+        state = CredentialState.ROTATING
         # Single-user: between setSecret and finishSecret the database already has the
         # pending password. Not drift to repair: the rotation will finish (or must be).
         problem += (
@@ -267,7 +292,7 @@ def verdict(
         description.arn,
         description.name,
         strategy,
-        failed.state if failed else CredentialState.VALID,
+        state,
         tuple(logins),
         problem=problem,
         rotating=pending,

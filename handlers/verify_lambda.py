@@ -7,9 +7,12 @@ connector, and for each one:
 
 - a log line with the secret, its state and the problem (never a value: the logger scrubs
   every value this container has read);
-- the metric ``CredentialValid`` (1 valid, 0 anything else) in the ``SecretsRotation``
-  namespace, once with the dimension ``Secret`` (the secret's name) and once with only
-  ``service``, so that one alarm covers every secret while a dashboard still tells them apart.
+- the metric ``CredentialValid`` (1 valid, 0 drift, unreachable or misconfigured) in the
+  ``SecretsRotation`` namespace, once with the dimension ``Secret`` (the secret's name) and
+  once with only ``service``, so that one alarm covers every secret while a dashboard still
+  tells them apart. A secret whose verdict says nothing about its password (``rotating``: a
+  rotation in progress; ``not-checked``: no time left for it) publishes ``CredentialNotChecked``
+  (1) instead, with the same dimensions: no false drift alarm, and still visible.
 
 The invocation returns a summary and does not fail for what it finds: an asynchronous
 invocation that fails is retried by Lambda, which would only check the same secrets again.
@@ -24,16 +27,17 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from handlers.pg_connect import PostgresConnector
-from handlers.verify import CredentialState, Verification, Verifier, summary
+from handlers.verify import UNDECIDED, CredentialState, Verification, Verifier, summary
 from rotation.entrypoint import LambdaEntrypoint
 from rotation.errors import EventError
 from rotation.observability import logger, metrics
 from rotation.retry import DEFAULT_SAFETY_MARGIN_S, Deadline
 from rotation.verify_event import VERIFY_ACTION, parse_verify_event
 
-__all__ = ["METRIC", "PER_SECRET_S", "handle_verification"]
+__all__ = ["METRIC", "NOT_CHECKED_METRIC", "PER_SECRET_S", "handle_verification"]
 
 METRIC = "CredentialValid"
+NOT_CHECKED_METRIC = "CredentialNotChecked"
 # Each secret gets at most this long (less when the invocation has less left), so that one
 # unreachable database does not use up the time of every secret after it.
 PER_SECRET_S = 15.0
@@ -41,12 +45,15 @@ _lock = threading.Lock()
 
 
 def _publish(result: Verification) -> None:
-    value = 1.0 if result.valid else 0.0
+    if result.state in UNDECIDED:
+        name, value = NOT_CHECKED_METRIC, 1.0
+    else:
+        name, value = METRIC, 1.0 if result.valid else 0.0
     with _lock:
         for dimension in (result.name or result.secret, None):
             if dimension is not None:
                 metrics.add_dimension(name="Secret", value=dimension)
-            metrics.add_metric(name=METRIC, unit=MetricUnit.Count, value=value)
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
             metrics.flush_metrics()
             # flush_metrics keeps the set when POWERTOOLS_METRICS_DISABLED is on.
             metrics.clear_metrics()
@@ -57,9 +64,8 @@ def _not_checked(secret_id: str, strategy: str) -> Verification:
         secret_id,
         None,
         strategy,
-        CredentialState.UNREACHABLE,
-        problem="not checked: the invocation's time ran out before this secret's turn; "
-        "raise the function's timeout or split the list over several schedules",
+        CredentialState.NOT_CHECKED,
+        problem="not checked: the invocation's time ran out before this secret's turn",
     )
 
 

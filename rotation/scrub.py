@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rotation.errors import RotationError
+
 __all__ = ["REDACTED", "Scrubber", "ScrubbingFilter", "is_secret_key"]
 
 REDACTED = "********"
@@ -28,6 +30,8 @@ _MIN_SECRET_LENGTH = 4
 _SECRET_KEY_MARKERS = ("password", "secret", "token", "key", "credential")
 # A warm container rotates many secrets over its life; remember the most recent values.
 _MAX_VALUES = 1024
+# What RotationError.__str__ renders, besides args: each is read directly by some callers.
+_RENDERED_FIELDS = ("problem", "secret_id", "step", "token")
 
 
 def is_secret_key(key: str) -> bool:
@@ -90,15 +94,24 @@ class Scrubber:
         return _scrub_value(value, self.blanker(), 0)
 
     def scrub_exception_chain(self, exc: BaseException) -> None:
-        """Blank secrets out of the messages of ``exc`` and every exception it chains to."""
+        """Blank secrets out of the messages of ``exc`` and every exception it chains to:
+        their ``args``, and the attributes a :class:`~rotation.errors.RotationError` renders
+        from (``problem``, which ``--json`` output and the verification summary read
+        directly, and its context fields)."""
+        blank = self.blanker()
         seen: set[int] = set()
         current: BaseException | None = exc
         while current is not None and id(current) not in seen:
             seen.add(id(current))
-            if any(isinstance(arg, str) and self.scrub(arg) != arg for arg in current.args):
+            if any(isinstance(arg, str) and blank(arg) != arg for arg in current.args):
                 current.args = tuple(
-                    self.scrub(arg) if isinstance(arg, str) else arg for arg in current.args
+                    blank(arg) if isinstance(arg, str) else arg for arg in current.args
                 )
+            if isinstance(current, RotationError):
+                for name in _RENDERED_FIELDS:
+                    value = getattr(current, name, None)
+                    if isinstance(value, str) and blank(value) != value:
+                        setattr(current, name, blank(value))
             current = current.__cause__ or current.__context__
 
 

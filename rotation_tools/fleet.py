@@ -21,7 +21,10 @@ The states, first match wins:
 ``ok``             none of the above
 =================  ===========================================================================
 
-``stuck``, ``not-rotating`` and ``overdue`` need attention (the command exits 1).
+``stuck``, ``not-rotating`` and ``overdue`` need attention (the command exits 1), and so does
+a rotation in progress whose age could not be read (``ListSecretVersionIds`` answered an
+error for that secret: deleted meanwhile, denied, throttled): its row keeps the error code
+and the fix in ``detail``, and the other secrets are still reported.
 The clock is injected (``now``), so ages and "overdue" are decided against one instant.
 """
 
@@ -35,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rotation.aws_errors import error_code
 from rotation.secret import AWSCURRENT, AWSPENDING
 
 if TYPE_CHECKING:
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTENTION",
     "DEFAULT_STUCK_AFTER",
+    "AgeError",
     "FleetFilter",
     "FleetRow",
     "FleetState",
@@ -92,10 +97,13 @@ class FleetRow:
     pending_version: str | None
     owning_service: str | None
     detail: str
+    # The AWS error code when the age of its rotation could not be read (the row is kept,
+    # with the fix in ``detail``): one unreadable secret must not hide the fleet.
+    error: str | None = None
 
     @property
     def needs_attention(self) -> bool:
-        return self.state in ATTENTION
+        return self.state in ATTENTION or self.error is not None
 
     def as_json(self) -> dict[str, Any]:
         def iso(value: datetime.datetime | None) -> str | None:
@@ -114,6 +122,7 @@ class FleetRow:
             "owning_service": self.owning_service,
             "needs_attention": self.needs_attention,
             "detail": self.detail,
+            "error": self.error,
         }
 
 
@@ -214,9 +223,11 @@ def classify(
     *,
     now: datetime.datetime,
     pending_since: datetime.datetime | None = None,
+    age_error: AgeError | None = None,
 ) -> FleetRow:
     """The row for one ``ListSecrets`` entry; ``pending_since`` is the creation date of its
-    AWSPENDING version when it has one (see :func:`pending_version`)."""
+    AWSPENDING version when it has one (see :func:`pending_version`), ``age_error`` why that
+    date could not be read."""
     function = entry.get("RotationLambdaARN") or None
     owner = entry.get("OwningService") or None
     pending = pending_version(entry)
@@ -227,7 +238,13 @@ def classify(
         detail = f"rotated by {owner}; this project's functions must not rotate it"
     elif pending is not None:
         limit = stuck_after(rules)
-        if pending_since is None:
+        if age_error is not None:
+            state = FleetState.ROTATING
+            detail = (
+                f"version {pending} is AWSPENDING; its age could not be read "
+                f"(ListSecretVersionIds: {age_error.code}): {age_error.fix}"
+            )
+        elif pending_since is None:
             state = FleetState.ROTATING
             detail = f"version {pending} is AWSPENDING (its creation date is unknown)"
         else:
@@ -263,6 +280,7 @@ def classify(
         pending_version=pending,
         owning_service=owner,
         detail=detail,
+        error=age_error.code if age_error is not None else None,
     )
 
 
@@ -296,6 +314,39 @@ def _list_configured(
         if not token:
             return
         kwargs["NextToken"] = token
+
+
+@dataclass(frozen=True)
+class AgeError:
+    """Why ListSecretVersionIds failed for one secret: the AWS error code, and the fix."""
+
+    code: str
+    fix: str
+
+
+_NOT_FOUND = frozenset({"ResourceNotFoundException"})
+_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
+_THROTTLED = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
+
+
+def age_error(exc: BaseException) -> AgeError | None:
+    """The :class:`AgeError` for an AWS error answered to ListSecretVersionIds, or None when
+    ``exc`` is not one (a bug, or no answer at all: those still end the command)."""
+    code = error_code(exc)
+    if not code:
+        return None
+    if code in _NOT_FOUND:
+        fix = "the secret was deleted while the fleet was read; run the command again"
+    elif code in _DENIED:
+        fix = (
+            "the caller needs secretsmanager:ListSecretVersionIds on this secret (an IAM "
+            "policy, and the secret's resource policy if it has one)"
+        )
+    elif code in _THROTTLED:
+        fix = "Secrets Manager throttled the call past botocore's retries; run the command again"
+    else:
+        fix = "`rotation status SECRET` reads this secret alone"
+    return AgeError(code, fix)
 
 
 def _created(client: SecretsManagerClient, arn: str, version_id: str) -> datetime.datetime | None:
@@ -338,6 +389,7 @@ def collect_fleet(
         if version is not None and not entry.get("OwningService")
     ]
     since: dict[str, datetime.datetime | None] = {}
+    errors: dict[str, AgeError] = {}
     if ages_needed:
         total = len(ages_needed)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -345,11 +397,24 @@ def collect_fleet(
                 arn: pool.submit(_created, client, arn, version) for arn, version in ages_needed
             }
             for done, (arn, future) in enumerate(futures.items(), start=1):
-                since[arn] = future.result()
+                try:
+                    since[arn] = future.result()
+                except Exception as exc:
+                    # One secret deleted meanwhile, denied or throttled keeps its row.
+                    error = age_error(exc)
+                    if error is None:
+                        raise
+                    errors[arn] = error
                 if progress is not None:
                     progress(done, total, "reading the age of rotations in progress")
     rows = [
-        classify(entry, now=now, pending_since=since.get(str(entry["ARN"]))) for entry in entries
+        classify(
+            entry,
+            now=now,
+            pending_since=since.get(str(entry["ARN"])),
+            age_error=errors.get(str(entry["ARN"])),
+        )
+        for entry in entries
     ]
     return sorted(rows, key=lambda row: row.name)
 

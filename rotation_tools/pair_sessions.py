@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_connect import PostgresConnector
+from handlers.pg_errors import statement_error
 from handlers.pg_sessions import READ_ALL_STATS, find_sessions
+from handlers.pg_sql import role_exists
 from handlers.rds import RdsTopology
 from rotation import Deadline, RetryPolicy, RotationError
+from rotation.errors import SecretFormatError
 from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
+from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPREVIOUS, SecretVersion
 
 if TYPE_CHECKING:
@@ -44,8 +49,16 @@ def master_credential(
     rds: RdsTopology | None = None,
 ) -> PostgresSecret:
     """How the master logs in for ``current`` (the handlers' rule: its host, or the RDS
-    primary its tags name; at least AWSCURRENT's TLS), read with the command's client."""
+    primary its tags name; at least AWSCURRENT's TLS), read with the command's client.
+
+    Raises
+    ------
+    SecretFormatError
+        The master secret is for another host than the user's (nor the primary the user's
+        host reads from): it is not used, as ``rotation verify --reconcile`` does not.
+    """
     assert current.masterarn is not None  # noqa: S101  # callers check
+    rds = rds or RdsTopology()
     value = _current(client, current.masterarn).json()
     master = parse_postgres_secret(value, "the master secret", require_engine=False)
     host, port = master.host, master.port
@@ -54,8 +67,27 @@ def master_credential(
             tag["Key"]: tag["Value"]
             for tag in client.describe_secret(SecretId=current.masterarn).get("Tags", [])
         }
-        host, port = (rds or RdsTopology()).primary_endpoint(tags, deadline)
+        host, port = rds.primary_endpoint(tags, deadline)
+    if host.lower() != current.host.lower() and not rds.is_reader_of(current.host, host, deadline):
+        raise SecretFormatError(
+            f"the master secret ({current.masterarn}) is for host {host!r}, which is neither "
+            f"the user's host ({current.host!r}) nor the primary it reads from; it is not "
+            "used: point masterarn at the master secret of the user's database"
+        )
     return master_login(current, master, host=host, port=port, dbname=value.get("dbname"))
+
+
+def _previous_username(client: SecretsManagerClient, secret_id: str) -> str | None:
+    """AWSPREVIOUS's user, or None when the secret has no AWSPREVIOUS (or it is unreadable:
+    then only an existing role is shown as the other user of the pair)."""
+    try:
+        response = client.get_secret_value(SecretId=secret_id, VersionStage=AWSPREVIOUS)
+        version = SecretVersion(
+            response["ARN"], response["VersionId"], response.get("SecretString", ""), AWSPREVIOUS
+        )
+        return parse_postgres_secret(version.json(), "the AWSPREVIOUS version").username
+    except (RotationError, ClientError):
+        return None
 
 
 def collect_pair_sessions(
@@ -68,15 +100,19 @@ def collect_pair_sessions(
     """The live sessions of the secret's user pair, as a JSON-ready report.
 
     ``{"checked": bool, "reason": str | None, "details_visible": bool, "users": [{"user",
-    "label", "sessions": [...]}]}``: ``label`` is AWSCURRENT for the current user and
-    AWSPREVIOUS for the other one (the one the next rotation changes).
+    "label", "exists", "sessions": [...]}]}``: ``label`` is AWSCURRENT for the current user
+    and AWSPREVIOUS for the other one (the one the next rotation changes). The other one is
+    listed only when its role exists or AWSPREVIOUS names it (a pair whose member is gone):
+    a single-user secret has no pair. A master secret for another host is not used.
     """
+    scrubber = Scrubber()
     try:
-        return _collect(client, secret_id, connector, rds)
+        return _collect(client, secret_id, connector, rds, scrubber)
     except RotationError as exc:
+        scrubber.scrub_exception_chain(exc)
         return _unchecked(exc.problem)
     except (ClientError, BotoCoreError) as exc:
-        return _unchecked(f"{type(exc).__name__}: {exc}")
+        return _unchecked(scrubber.scrub(f"{type(exc).__name__}: {exc}"))
 
 
 def _unchecked(reason: str) -> dict[str, Any]:
@@ -88,8 +124,10 @@ def _collect(
     secret_id: str,
     connector: PostgresConnector | None,
     rds: RdsTopology | None,
+    scrubber: Scrubber,
 ) -> dict[str, Any]:
     current = parse_postgres_secret(_current(client, secret_id).json(), "the AWSCURRENT version")
+    scrubber.add(current.password)
     if not current.masterarn:
         return _unchecked(
             "no masterarn: sessions are read as the master (multi-user secrets), and a "
@@ -97,13 +135,23 @@ def _collect(
         )
     deadline = Deadline.in_seconds(_BUDGET_S)
     as_master = master_credential(client, current, deadline, rds)
+    scrubber.add(as_master.password)
     connector = connector or PostgresConnector(retry_policy=RetryPolicy(attempts=1))
     owner = owner_role(current.username)
-    pair = [owner, alternate_username(owner)]
+    other = next(user for user in (owner, alternate_username(owner)) if user != current.username)
     with connector.connect(
         as_master, deadline, who="the master secret", floor=current.sslmode
     ) as conn:
-        found = find_sessions(conn, pair)
+        try:
+            other_exists = conn.execute(role_exists(), (other,)).fetchone() is not None
+            conn.rollback()
+        except psycopg.Error as exc:
+            raise statement_error(exc, "looking up the pair as the master") from exc
+        # A single-user secret (AWSPREVIOUS is the same user, or none) has no pair: its
+        # "<user>_clone" does not exist and is nobody's AWSPREVIOUS.
+        paired = other_exists or _previous_username(client, secret_id) == other
+        users = [current.username, other] if paired else [current.username]
+        found = find_sessions(conn, users)
     return {
         "checked": True,
         "reason": None,
@@ -112,9 +160,10 @@ def _collect(
             {
                 "user": user,
                 "label": AWSCURRENT if user == current.username else AWSPREVIOUS,
+                "exists": True if user == current.username else other_exists,
                 "sessions": [session.as_json() for session in found.of(user)],
             }
-            for user in pair
+            for user in users
         ],
     }
 
@@ -125,7 +174,15 @@ def render_pair_sessions(report: dict[str, Any], console: Any) -> None:
     if not report["checked"]:
         console.line(f"  not checked: {report['reason']}")
         return
+    if len(report["users"]) == 1:
+        console.line(
+            "  no user pair: AWSPREVIOUS is not another user (a single-user secret, or one "
+            "not rotated multi-user yet)"
+        )
     for entry in report["users"]:
+        if not entry.get("exists", True):
+            console.line(f"  {entry['user']} ({entry['label']}): the role does not exist")
+            continue
         sessions = entry["sessions"]
         count = f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}"
         console.line(f"  {entry['user']} ({entry['label']}): {count}")

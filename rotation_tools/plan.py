@@ -20,10 +20,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_connect import APPLICATION_NAME, PostgresConnector
+from handlers.pg_errors import statement_error
 from handlers.pg_parity import RoleState, _plan, read_states
 from handlers.pg_sessions import find_sessions, sees_all_sessions, sessions_of
 from handlers.pg_sql import (
@@ -42,6 +44,7 @@ from handlers.pg_sql import (
 from rotation import Deadline, RetryPolicy, RotationError
 from rotation.config import event_bus_name
 from rotation.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription
 from rotation_tools.doctor import Check, run_doctor
 from rotation_tools.pair_sessions import master_credential
@@ -320,7 +323,9 @@ def _multi_user(
     try:
         master = master_credential(client, current, Deadline.in_seconds(_BUDGET_S))
     except (RotationError, ClientError, BotoCoreError) as exc:
-        set_step.notes.append(f"the master secret cannot be read: {exc}")
+        set_step.notes.append(
+            f"the master secret cannot be used: {_scrubber(current).scrub(str(exc))}"
+        )
         return steps
     session = f"the master ({master.username})"
     set_step.logins.append(_login("the master secret", master, floor, auth, "changes the pair"))
@@ -329,6 +334,14 @@ def _multi_user(
     )
     set_step.notes.extend(found)
     return steps
+
+
+def _scrubber(*secrets: PostgresSecret) -> Scrubber:
+    """Blanks these secrets' passwords out of an error before it is printed."""
+    scrubber = Scrubber()
+    for secret in secrets:
+        scrubber.add(secret.password)
+    return scrubber
 
 
 def _fresh_clone(owner: str) -> RoleState:
@@ -354,14 +367,22 @@ def _master_statements(
             master, Deadline.in_seconds(_BUDGET_S), who="the master secret", floor=floor
         )
     except RotationError as exc:
+        _scrubber(master).scrub_exception_chain(exc)
         notes.append(f"the master does not log in now ({exc.problem}): statements not known")
         return [], notes
-    with conn:
-        exists = conn.execute(role_exists(), (user,)).fetchone() is not None
-        sessions = find_sessions(conn, [user])
-        version = conn.info.server_version
-        states = read_states(conn, (owner, clone))
-        conn.rollback()
+    try:
+        with conn:
+            exists = conn.execute(role_exists(), (user,)).fetchone() is not None
+            sessions = find_sessions(conn, [user])
+            version = conn.info.server_version
+            states = read_states(conn, (owner, clone))
+            conn.rollback()
+    except psycopg.Error as exc:
+        # A master without the catalog privileges, a server that went away: the CLI's
+        # one-line error with the cause and its fix, not a traceback.
+        error = statement_error(exc, f"reading the catalog as the master ({master.username})")
+        _scrubber(master).scrub_exception_chain(error)
+        raise error from exc
     statements = _transaction(
         [_render(sees_all_sessions(), (), session), _render(sessions_of(), ([user],), session)],
         session,

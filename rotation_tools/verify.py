@@ -148,7 +148,9 @@ def verify_secrets(
     results = []
     for secret_id in secret_ids:
         result = verifier.verify(secret_id, Deadline.in_seconds(_PER_SECRET_S))
-        if reconcile and result.state is CredentialState.DRIFT:
+        # A rotation in progress is told apart from drift; _reconcile says why it does not
+        # touch it.
+        if reconcile and result.state in (CredentialState.DRIFT, CredentialState.ROTATING):
             try:
                 result = _reconcile(verifier, result, secret_id, rds)
             except RotationError as exc:

@@ -176,3 +176,24 @@ def test_the_plan_names_the_checks_doctor_fails(bed: Bed) -> None:
     document = json.loads(result.stdout)
     assert document["ok"] is False
     assert [c["name"] for c in document["failed_checks"]] == ["login as AWSCURRENT"]
+
+
+def test_a_master_without_catalog_access_is_one_line_error(multi: MultiBed) -> None:
+    """A hardened cluster that revoked the catalog from PUBLIC: the plan's catalog read as the
+    master fails with the CLI's one-line error naming the cause, not a traceback."""
+    arn, _, password = multi.app()
+    with admin_connect(multi.pg) as conn:
+        conn.execute("REVOKE SELECT ON pg_catalog.pg_db_role_setting FROM PUBLIC")
+    try:
+        result = rotation("plan", arn, "--strategy", "multi-user", "--json")
+    finally:
+        with admin_connect(multi.pg) as conn:
+            conn.execute("GRANT SELECT ON pg_catalog.pg_db_role_setting TO PUBLIC")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert "reading the catalog as the master (rotation_master) failed" in document["error"]
+    assert "InsufficientPrivilege, 42501" in document["error"]
+    for secret in (password, multi.master_password):
+        assert secret not in result.stdout + result.stderr

@@ -295,3 +295,52 @@ def test_status_without_a_master_says_why_not(multi: MultiBed) -> None:
     result = rotation("status", arn)
     assert result.returncode == 0, result.stderr
     assert "not checked: no masterarn" in result.stdout
+
+
+def test_status_of_a_single_user_secret_shows_no_pair(multi: MultiBed) -> None:
+    """A secret with a masterarn that is rotated single-user: no "<user>_clone" exists and
+    nothing names it AWSPREVIOUS, so status does not invent one."""
+    from rotation_tools.pair_sessions import collect_pair_sessions  # noqa: PLC0415
+    from tests.functional.test_cli import rotation  # noqa: PLC0415
+
+    arn, user, password = multi.app()
+    report = collect_pair_sessions(multi.sm, arn)
+    assert report["checked"] is True
+    assert [(e["user"], e["label"]) for e in report["users"]] == [(user, "AWSCURRENT")]
+    text = rotation("status", arn)
+    assert text.returncode == 0, text.stderr
+    assert f"{user}_clone" not in text.stdout
+    assert "no user pair" in text.stdout
+    assert password not in text.stdout + text.stderr
+
+
+def test_status_shows_a_missing_member_of_a_pair(multi: MultiBed) -> None:
+    """AWSPREVIOUS names the other user of the pair but its role was dropped: listed, and
+    said to be missing."""
+    from rotation_tools.pair_sessions import collect_pair_sessions  # noqa: PLC0415
+
+    arn, user, _ = multi.app()
+    assert multi.driver(_rotator(multi)).rotate(arn).succeeded  # user -> clone
+    clone = multi.value(arn)["username"]
+    _wait_until_gone(multi, clone)
+    _wait_until_gone(multi, user)
+    with admin_connect(multi.pg) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(user)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(user)))
+    report = collect_pair_sessions(multi.sm, arn)
+    assert [(e["user"], e["label"], e["exists"]) for e in report["users"]] == [
+        (clone, "AWSCURRENT", True),
+        (user, "AWSPREVIOUS", False),
+    ]
+
+
+def test_status_does_not_use_a_master_for_another_host(multi: MultiBed) -> None:
+    from rotation_tools.pair_sessions import collect_pair_sessions  # noqa: PLC0415
+
+    elsewhere = multi.master_secret(host="other-db.invalid")
+    arn, _, _ = multi.app(master_arn=elsewhere)
+    report = collect_pair_sessions(multi.sm, arn)
+    assert report["checked"] is False
+    assert "is for host 'other-db.invalid'" in report["reason"]
+    assert "it is not used" in report["reason"]
+    assert multi.master_password not in json.dumps(report)

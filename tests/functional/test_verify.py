@@ -197,7 +197,10 @@ def test_single_user_rotation_in_progress_is_named_and_not_reconciled(bed: Bed) 
     rotator, token = bed.begin_and_create(arn)
     bed.driver(rotator).run(arn, token, [Step.SET])
     (result,) = _verify(bed, arn, strategy="single-user", reconcile=True)
-    assert result.state.value == "drift"
+    # Its own state, not drift: no drift alarm for a rotation's window; still not valid.
+    assert result.state.value == "rotating"
+    assert not result.valid
+    assert "let the rotation finish" in result.fix
     assert f"A rotation is in progress (version {token} is AWSPENDING)" in result.problem
     assert result.rotating == token
     assert result.actions[0].startswith("not reconciled: a rotation is in progress")

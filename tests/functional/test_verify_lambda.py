@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from rotation import EventError, LocalContext, LocalRotation
+from rotation import EventError, LocalContext, LocalRotation, Step
 from rotation.observability import METRICS_NAMESPACE, logger
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import admin_connect, set_role_password
@@ -64,7 +64,14 @@ def test_single_user_function_verifies_and_publishes_credential_valid(
     event = {"Action": "VerifyCredentials", "SecretIds": [good, bad]}
     summary = module.lambda_handler(event, LocalContext())
     assert summary["valid"] is False
-    assert summary["counts"] == {"valid": 1, "drift": 1, "unreachable": 0, "misconfigured": 0}
+    assert summary["counts"] == {
+        "valid": 1,
+        "drift": 1,
+        "unreachable": 0,
+        "misconfigured": 0,
+        "rotating": 0,
+        "not-checked": 0,
+    }
     assert [(r["secret"], r["state"]) for r in summary["results"]] == [
         (good, "valid"),
         (bad, "drift"),
@@ -130,8 +137,18 @@ def test_malformed_events_are_refused(
     module.entrypoint.reset()
 
 
+def _published(emf: list[dict[str, Any]]) -> list[str]:
+    return sorted(
+        name
+        for document in emf
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+        for name in [metric["Name"]]
+    )
+
+
 def test_time_running_out_reports_the_rest_unchecked(
-    bed: Bed, monkeypatch: pytest.MonkeyPatch
+    bed: Bed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     module = _entry("single_user", monkeypatch, bed.sm.meta.endpoint_url)
     arn, _, _ = bed.user_secret()
@@ -139,6 +156,31 @@ def test_time_running_out_reports_the_rest_unchecked(
     summary = module.lambda_handler(
         {"Action": "VerifyCredentials", "SecretIds": [arn]}, LocalContext(timeout_s=2.5)
     )
-    assert summary["results"][0]["state"] == "unreachable"
+    assert summary["results"][0]["state"] == "not-checked"
     assert summary["results"][0]["problem"].startswith("not checked")
+    assert summary["valid"] is False
+    # Not a drift: no CredentialValid (whose 0 fires the drift alarm), a count instead.
+    emf = _emf(capsys.readouterr().out)
+    assert _published(emf) == ["CredentialNotChecked", "CredentialNotChecked"]
+    module.entrypoint.reset()
+
+
+def test_a_rotation_in_progress_is_not_reported_as_drift(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Past setSecret the database has the pending password and refuses AWSCURRENT's: the
+    rotation's window, not a change behind its back."""
+    module = _entry("single_user", monkeypatch, bed.sm.meta.endpoint_url)
+    arn, _, _ = bed.user_secret()
+    rotator, token = bed.begin_and_create(arn)
+    bed.driver(rotator).run(arn, token, [Step.SET])
+    capsys.readouterr()
+    summary = module.lambda_handler(
+        {"Action": "VerifyCredentials", "SecretIds": [arn]}, LocalContext()
+    )
+    assert summary["results"][0]["state"] == "rotating"
+    assert summary["valid"] is False
+    assert summary["counts"]["drift"] == 0
+    emf = _emf(capsys.readouterr().out)
+    assert _published(emf) == ["CredentialNotChecked", "CredentialNotChecked"]
     module.entrypoint.reset()

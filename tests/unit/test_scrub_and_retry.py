@@ -139,3 +139,19 @@ def test_deadline_from_a_lambda_context_keeps_a_margin() -> None:
     assert deadline.remaining() == pytest.approx(8.0)
     now[0] += 9
     assert deadline.remaining() == 0.0
+
+
+def test_scrubbing_a_chain_blanks_what_a_rotation_error_renders_from() -> None:
+    """``--json`` and the verification summary read ``.problem`` directly, not ``args``."""
+    scrubber = Scrubber()
+    scrubber.add("s3cret-value")
+    inner = UnreachableError("inner s3cret-value", secret_id="id-s3cret-value")
+    outer = RotationError("outer s3cret-value: refused", step="setSecret")
+    outer.__cause__ = inner
+    scrubber.scrub_exception_chain(outer)
+    assert outer.problem == f"outer {REDACTED}: refused"
+    assert str(outer) == f"step setSecret: outer {REDACTED}: refused"
+    assert inner.problem == f"inner {REDACTED}"
+    assert inner.secret_id == f"id-{REDACTED}"
+    assert "s3cret-value" not in str(inner)
+    assert outer.args == (f"outer {REDACTED}: refused",)
