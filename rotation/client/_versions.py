@@ -31,7 +31,7 @@ class _Label:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     known: bool = False
-    value: str | None = None
+    value: str | None = field(default=None, repr=False)  # a secret value: never in a repr
     # The last forced read: when it started, and how long until the next may start.
     refreshed_at: float = -math.inf
     interval_s: float = 0.0
