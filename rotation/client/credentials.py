@@ -418,12 +418,14 @@ class LoginAttempt:
             return found
 
         def labelled(stage: str) -> _Candidate | None:
+            # Another thread's read of the label is waited for within the caller's time.
+            raw = versions.refresh(stage, tried_raw, timeout_s=self.time_left())
             if stage == AWSCURRENT:
-                return current(versions.refresh(stage, tried_raw))
-            raw = versions.refresh(stage, tried_raw)
+                return current(raw)
             return None if raw is None else _Candidate.parse(stage, raw)
 
-        first = self._creds._first_choices(current(versions.read(AWSCURRENT)))
+        cached = versions.read(AWSCURRENT, timeout_s=self.time_left())
+        first = self._creds._first_choices(current(cached))
         sources: list[Callable[[], _Candidate | None]] = [
             *((lambda c=c: c) for c in first),
             *((lambda s=s: labelled(s)) for s in (AWSCURRENT, AWSPENDING, AWSPREVIOUS)),
@@ -518,14 +520,52 @@ def _unchained(error: Exception) -> Exception:
     return error
 
 
-_registry: dict[str, RotatingCredentials] = {}
+# The process-wide credentials: one per secret and secret store. The key holds the ids of
+# the caller's source and client (None when not given); the value keeps the options it was
+# made with, which hold those objects, so that their ids stay theirs.
+_registry: dict[tuple[str, int | None, int | None], tuple[RotatingCredentials, dict[str, Any]]] = {}
 _registry_lock = threading.Lock()
+# What an option not given at first amounts to, for comparing a later call's.
+_DEFAULTS: dict[str, Any] = {"max_age_s": DEFAULT_MAX_AGE_S}
 
 
 def credentials(secret_id: str, **options: Any) -> RotatingCredentials:
-    """The process-wide :class:`RotatingCredentials` for ``secret_id`` (made on first use,
-    with ``options``; later calls get the same object, whatever their options)."""
+    """The process-wide :class:`RotatingCredentials` for ``secret_id`` in one secret store
+    (made on first use, with ``options``).
+
+    A different ``source`` or ``client`` is a different store (another region, account or
+    endpoint may hold a secret of the same name): it gets its own object. For the same
+    store, later calls get the same object, so that every integration shares one cache
+    and one single-flight refresh.
+
+    Raises
+    ------
+    TypeError
+        A later call for the same secret and store asks for other options (a different
+        ``max_age_s``, ``retry``...) than the object was made with: they could not apply.
+    """
+    source, client = options.get("source"), options.get("client")
+    key = (
+        secret_id,
+        None if source is None else id(source),
+        None if client is None else id(client),
+    )
     with _registry_lock:
-        if secret_id not in _registry:
-            _registry[secret_id] = RotatingCredentials(secret_id, **options)
-        return _registry[secret_id]
+        found = _registry.get(key)
+        if found is None:
+            made = RotatingCredentials(secret_id, **options)
+            _registry[key] = (made, dict(options))
+            return made
+        made, first = found
+        for name, value in sorted(options.items()):
+            if name in {"source", "client"}:
+                continue
+            before = first.get(name, _DEFAULTS.get(name))
+            if value != before:
+                raise TypeError(
+                    f"credentials({secret_id!r}): {name}={value!r} differs from the "
+                    f"process-wide credentials already made for this secret and store, with "
+                    f"{name}={before!r}; give every use of one secret the same {name} (or "
+                    "pass credentials_= a RotatingCredentials of your own)"
+                )
+        return made
