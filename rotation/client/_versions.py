@@ -142,16 +142,15 @@ class LabelledVersions:
         No forced read happens when another thread's read brought a value the caller has
         not tried yet (it gets that one), or when the last forced read of this label began
         less than the policy's interval ago (it gets that read's answer, or its error).
-        Another thread's read is waited for at most ``timeout_s``.
+        Another thread's read is waited for at most ``timeout_s``; past that, the value
+        known before is returned.
         """
         label = self._label(stage)
         if not _acquire(label.lock, timeout_s):
-            # Another thread's forced read is still under way; its answer is not ours to
-            # wait for past the caller's time.
-            raise SecretsManagerError(
-                f"reading {stage} of {self.secret_id}: another thread's read did not end "
-                f"within the caller's time ({timeout_s:.1f} s)"
-            )
+            # Another thread's read is still under way and the caller's time is up: what
+            # was known before (a value the caller has tried tells it nothing new, and its
+            # connect() then ends as out of time).
+            return label.value
         with _held(label.lock):
             if label.known and label.value is not None and label.value not in tried:
                 return label.value

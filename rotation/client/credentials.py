@@ -305,6 +305,9 @@ class RotatingCredentials:
         """:meth:`connect`, with ``extra`` as a mapping and ``allowed`` naming the
         connection keywords the caller's own configuration may set (see
         :func:`check_connect_kwargs`)."""
+        if isinstance(connect, str):
+            # A positional conninfo string, as psycopg.connect takes one.
+            check_connect_kwargs({"conninfo": connect})
         if connect is None:
             import psycopg  # noqa: PLC0415
 

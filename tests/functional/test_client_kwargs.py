@@ -48,6 +48,12 @@ def test_a_keyword_that_names_the_login_is_refused(bed: Bed, key: str) -> None:
         _creds(arn).connect(**{key: other})
 
 
+def test_a_positional_conninfo_is_refused(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    with pytest.raises(TypeError, match="conninfo= is refused"):
+        _creds(arn).connect("user=postgres")  # type: ignore[arg-type]  # as psycopg takes it
+
+
 def test_a_password_given_by_the_caller_is_refused_not_tried(bed: Bed) -> None:
     """Before the refusal, the caller's password replaced the secret's: refused logins."""
     arn, _, _ = bed.user_secret()
