@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rotation.client._knobs import rotating_credentials
 from rotation.client._retry import ConnectRetry
-from rotation.client.credentials import RotatingCredentials
+from rotation.client.credentials import RotatingCredentials, check_pool_kwargs
 from rotation.client.sources import SecretSource
 
 if TYPE_CHECKING:
@@ -68,13 +68,18 @@ async def open_async(
         if params is None:
             await _pause(creds.retry, attempt.next_wait())  # raises when out of rounds or time
             continue
+        error: BaseException | None = None
         try:
             conn = await connect(**params)
-        except Exception as exc:  # failed() raises what must not go on
-            attempt.failed(exc)
-            continue
-        attempt.succeeded()
-        return conn
+        except Exception as exc:  # failed() says what must not go on
+            error = attempt.failed(exc)
+        else:
+            attempt.succeeded()
+            return conn
+        # Raised outside the except block, so that our error's __context__ is not the
+        # driver's (whose ``pgconn`` holds the password).
+        if error is not None:
+            raise error
 
 
 async def connect_async(
@@ -127,6 +132,7 @@ def make_async_pool(
     import psycopg  # noqa: PLC0415
     import psycopg_pool  # noqa: PLC0415
 
+    check_pool_kwargs(pool_kwargs, where="make_async_pool()")
     creds = rotating_credentials(
         secret_id, credentials_=credentials_, max_age=max_age, source=source, client=client
     )
@@ -136,6 +142,7 @@ def make_async_pool(
 
         @classmethod
         async def connect(cls, conninfo: str = "", **kwargs: Any) -> RotatingAsyncConnection:
+            check_pool_kwargs({"conninfo": conninfo}, where="make_async_pool()")
             base = super().connect
 
             async def open_with(**params: Any) -> psycopg.AsyncConnection[Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rotation.client._knobs import rotating_credentials
-from rotation.client.credentials import RotatingCredentials
+from rotation.client.credentials import RotatingCredentials, check_pool_kwargs
 from rotation.client.sources import SecretSource
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ def make_pool(
     import psycopg  # noqa: PLC0415
     import psycopg_pool  # noqa: PLC0415
 
+    check_pool_kwargs(pool_kwargs, where="make_pool()")
     creds = rotating_credentials(
         secret_id, credentials_=credentials_, max_age=max_age, source=source, client=client
     )
@@ -60,6 +61,7 @@ def make_pool(
 
         @classmethod
         def connect(cls, conninfo: str = "", **kwargs: Any) -> RotatingConnection:
+            check_pool_kwargs({"conninfo": conninfo}, where="make_pool()")
             base = super().connect
 
             def open_with(**params: Any) -> psycopg.Connection[Any]:

@@ -23,14 +23,16 @@ def rotating_credentials(
     """``credentials_`` when given; else the process-wide credentials of ``secret_id``
     (:func:`~rotation.client.credentials`), made with the other knobs on first use.
 
-    One object per secret and process, whatever the integration, is what makes the herd
-    safety hold: a pool, an engine and Django's per-thread connections of one secret share
+    One object per secret, store and process, whatever the integration, is what makes the
+    herd safety hold: a pool, an engine and Django's per-thread connections of one secret share
     one cache, one single-flight refresh and one rate limit.
 
     Raises
     ------
     TypeError
-        ``credentials_`` together with another knob (they would be ignored).
+        ``credentials_`` together with another knob (they would be ignored), or a
+        ``max_age`` other than the one the secret's credentials were made with (see
+        :func:`~rotation.client.credentials`).
     """
     options: dict[str, Any] = {}
     if max_age is not None:

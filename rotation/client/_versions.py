@@ -9,9 +9,11 @@ secret and process.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from rotation.client._retry import RefreshPolicy
@@ -19,6 +21,22 @@ from rotation.client.sources import SecretSource
 from rotation.errors import SecretsManagerError
 
 __all__ = ["LabelledVersions"]
+
+
+def _acquire(lock: threading.Lock, timeout_s: float) -> bool:
+    """``lock``, waited for at most ``timeout_s`` seconds (forever when infinite)."""
+    if math.isinf(timeout_s):
+        return lock.acquire()
+    return lock.acquire(timeout=max(timeout_s, 0.0))
+
+
+@contextmanager
+def _held(lock: threading.Lock) -> Iterator[None]:
+    """Release ``lock``, acquired already, on the way out."""
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass
@@ -31,13 +49,15 @@ class _Label:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     known: bool = False
-    value: str | None = None
+    value: str | None = field(default=None, repr=False)  # a secret value: never in a repr
     # The last forced read: when it started, and how long until the next may start.
     refreshed_at: float = -math.inf
     interval_s: float = 0.0
     # The last failed read's message, raised again until ``failed_until``.
     failure: str | None = None
     failed_until: float = -math.inf
+    # Serving ``value`` although reading it again failed (logged once until a read works).
+    stale: bool = False
 
 
 class LabelledVersions:
@@ -74,30 +94,64 @@ class LabelledVersions:
         with self._labels_lock:
             return self._labels.setdefault(stage, _Label())
 
-    def read(self, stage: str) -> str | None:
+    def read(self, stage: str, *, timeout_s: float = math.inf) -> str | None:
         """The value under ``stage`` as the source's cache has it (asking Secrets Manager
-        only when the cache is empty or older than ``max_age``)."""
+        only when the cache is empty or older than ``max_age``).
+
+        Stale if error: when that read fails (Secrets Manager unreachable, throttled) and
+        this process knows a value, it gets that value (logged once), not the error: a
+        working credential outlives an outage. Another thread's read of the label is waited
+        for at most ``timeout_s`` (the caller's time left), then the known value is served.
+
+        Raises
+        ------
+        SecretsManagerError
+            The read failed, or the wait ran out, and no value is known yet.
+        """
         label = self._label(stage)
-        with label.lock:
-            self._raise_remembered(label, stage)
+        if not _acquire(label.lock, timeout_s):
+            # The reading thread holds the lock: what it had before is what we serve.
+            if label.known:
+                return label.value
+            raise SecretsManagerError(
+                f"reading {stage} of {self.secret_id}: another thread's read did not end "
+                f"within the caller's time ({timeout_s:.1f} s)"
+            )
+        try:
             try:
+                self._raise_remembered(label, stage)
                 value = self.source.get(self.secret_id, stage, force=False)
             except SecretsManagerError as exc:
-                self._remember(label, exc)
-                raise
-            label.known, label.value = True, value
+                if label.failure is None:
+                    self._remember(label, exc)
+                if not label.known:
+                    raise
+                self._serve_stale(label, stage, exc)
+                return label.value
+            label.known, label.value, label.stale = True, value, False
             return value
+        finally:
+            label.lock.release()
 
-    def refresh(self, stage: str, tried: Collection[str]) -> str | None:
+    def refresh(
+        self, stage: str, tried: Collection[str], *, timeout_s: float = math.inf
+    ) -> str | None:
         """The value under ``stage``, read past the cache, unless that would tell nothing new.
 
         ``tried`` holds the values the caller has tried (and been refused with) already.
         No forced read happens when another thread's read brought a value the caller has
         not tried yet (it gets that one), or when the last forced read of this label began
         less than the policy's interval ago (it gets that read's answer, or its error).
+        Another thread's read is waited for at most ``timeout_s``; past that, the value
+        known before is returned.
         """
         label = self._label(stage)
-        with label.lock:
+        if not _acquire(label.lock, timeout_s):
+            # Another thread's read is still under way and the caller's time is up: what
+            # was known before (a value the caller has tried tells it nothing new, and its
+            # connect() then ends as out of time).
+            return label.value
+        with _held(label.lock):
             if label.known and label.value is not None and label.value not in tried:
                 return label.value
             now = self.clock()
@@ -112,10 +166,24 @@ class LabelledVersions:
                 self._remember(label, exc)
                 raise
             new = not label.known or value != label.value
-            label.known, label.value, label.failure = True, value, None
+            label.known, label.value, label.failure, label.stale = True, value, None, False
             label.refreshed_at = now
             label.interval_s = self.policy.after(label.interval_s, new=new)
             return value
+
+    def _serve_stale(self, label: _Label, stage: str, exc: SecretsManagerError) -> None:
+        if label.stale:
+            return
+        label.stale = True
+        # Here, not at import: importing the client touches no logger. The message names
+        # the secret and the failure (AWS messages name resources, never values).
+        logging.getLogger(__name__).warning(
+            "%s of %s could not be read again (%s); serving the value read before until a "
+            "read succeeds",
+            stage,
+            self.secret_id,
+            exc.problem,
+        )
 
     def _remember(self, label: _Label, exc: SecretsManagerError) -> None:
         label.failure = exc.problem

@@ -30,8 +30,8 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rotation.client._config import DEFAULT_MAX_AGE_S, postgres_settings
@@ -63,11 +63,24 @@ from rotation.pg.tls import at_least, resolve_sslmode, tls_parameters
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["LoginAttempt", "RotatingCredentials", "credentials"]
+__all__ = [
+    "FROM_SECRET",
+    "LoginAttempt",
+    "RotatingCredentials",
+    "check_connect_kwargs",
+    "check_pool_kwargs",
+    "credentials",
+]
 
 # Connection keywords an application's ``connect(**kwargs)`` may not override: they carry
-# the contract's TLS floor and authentication rules.
+# the contract's TLS floor and authentication rules (a caller's sslmode may only raise it).
 _PROTECTED = frozenset({"sslmode", "require_auth"})
+# Connection keywords that name the login. The secret supplies them: a caller's value would
+# replace the rotated credential (or where it logs in), and connections would stop following
+# rotations, or send the secret's password to another server.
+FROM_SECRET = frozenset(
+    {"user", "password", "host", "hostaddr", "port", "dbname", "conninfo", "passfile", "service"}
+)
 # libpq's smallest useful connect_timeout (it treats 1 as 2).
 _MIN_CONNECT_TIMEOUT_S = 2
 
@@ -75,8 +88,9 @@ _MIN_CONNECT_TIMEOUT_S = 2
 @dataclass(frozen=True)
 class _Candidate:
     stage: str
-    raw: str
-    secret: PostgresSecret
+    # Never in a repr: the whole secret value, password included.
+    raw: str = field(repr=False)
+    secret: PostgresSecret  # its repr leaves the password out
 
     @property
     def key(self) -> tuple[str, str, int, str, str]:
@@ -94,6 +108,52 @@ class _Candidate:
         if not isinstance(value, dict):
             raise SecretFormatError(f"{what} is not a JSON object")
         return cls(stage, raw, parse_postgres_secret(value, what))
+
+
+@dataclass(frozen=True)
+class _Working:
+    """The credential that logged in last, and the AWSCURRENT value known at that time."""
+
+    candidate: _Candidate
+    current_raw: str = field(repr=False)  # a secret value: never in a repr
+
+
+def check_connect_kwargs(
+    extra: Mapping[str, Any], *, allowed: Collection[str] = (), where: str = "connect()"
+) -> None:
+    """Refuse the connection keywords that would replace the secret's credential, and a
+    caller's ``require_auth``.
+
+    ``allowed`` names keys the caller's own configuration may set (Django's ``NAME``,
+    ``HOST``, ``PORT``, as its test runner needs); ``where`` names what was called.
+
+    Raises
+    ------
+    TypeError
+        Naming the keyword, why it is refused, and the fix.
+    """
+    for key in sorted(extra):
+        if key in FROM_SECRET and key not in allowed:
+            raise TypeError(
+                f"{where}: {key}= is refused: the secret supplies the login ({key} included), "
+                f"and a value given here would replace the rotated credential, so connections "
+                f"would stop following rotations; remove {key}= (change the secret instead)"
+            )
+        if key == "require_auth":
+            raise TypeError(
+                f"{where}: require_auth= is refused: the client sets libpq's require_auth "
+                "itself (never a cleartext password, never a server that asks for none); "
+                "remove it, or, to accept that risk deliberately, set PGREQUIREAUTH in the "
+                "environment"
+            )
+
+
+def check_pool_kwargs(pool_kwargs: Mapping[str, Any], *, where: str) -> None:
+    """:func:`check_connect_kwargs` for a pool's arguments: its ``conninfo`` (refused
+    unless empty) and its ``kwargs`` (each new connection's keywords)."""
+    if pool_kwargs.get("conninfo"):
+        check_connect_kwargs({"conninfo": pool_kwargs["conninfo"]}, where=where)
+    check_connect_kwargs(pool_kwargs.get("kwargs") or {}, where=where)
 
 
 class RotatingCredentials:
@@ -142,8 +202,7 @@ class RotatingCredentials:
         self.versions = LabelledVersions(
             secret_id, self.source, clock=clock, policy=refresh or RefreshPolicy()
         )
-        # The credential that logged in last, and the AWSCURRENT value known at that time.
-        self._working: tuple[_Candidate, str] | None = None
+        self._working: _Working | None = None
         self._lock = threading.Lock()
 
     @property
@@ -181,14 +240,29 @@ class RotatingCredentials:
     def current_parameters(self, **extra: Any) -> dict[str, Any]:
         """``psycopg.connect`` keyword arguments for AWSCURRENT from the cache (usable as a
         pool's callable ``kwargs``, without the fallbacks of :meth:`connect`)."""
+        check_connect_kwargs(extra, where="current_parameters()")
         raw = self.versions.read(AWSCURRENT)
         if raw is None:
             raise SecretFormatError(f"{self.secret_id} has no AWSCURRENT version")
         return self.parameters(_Candidate.parse(AWSCURRENT, raw), extra)
 
-    def attempt(self, extra: Mapping[str, Any], *, timeout_s: float | None = None) -> LoginAttempt:
+    def attempt(
+        self,
+        extra: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+        allowed: Collection[str] = (),
+    ) -> LoginAttempt:
         """The state of one ``connect()``, for integrations that open connections their own
-        way (an async driver, a framework's backend); :meth:`connect` shows the loop."""
+        way (an async driver, a framework's backend); :meth:`connect` shows the loop.
+
+        Raises
+        ------
+        TypeError
+            ``extra`` would replace the secret's credential (see
+            :func:`check_connect_kwargs`; ``allowed`` as there).
+        """
+        check_connect_kwargs(extra, allowed=allowed)
         return LoginAttempt(self, extra, timeout_s=timeout_s)
 
     def connect(
@@ -213,24 +287,49 @@ class RotatingCredentials:
             At once, for a cause that no other credential or retry can fix.
         psycopg.OperationalError
             The server took no login or did not answer until the time ran out.
+        TypeError
+            ``extra`` would replace the secret's credential (``user``, ``password``,
+            ``host``, ``dbname``...) or set ``require_auth`` (see
+            :func:`check_connect_kwargs`).
         """
+        return self.connect_with(connect, extra, timeout_s=timeout_s)
+
+    def connect_with(
+        self,
+        connect: Callable[..., psycopg.Connection[Any]] | None,
+        extra: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+        allowed: Collection[str] = (),
+    ) -> psycopg.Connection[Any]:
+        """:meth:`connect`, with ``extra`` as a mapping and ``allowed`` naming the
+        connection keywords the caller's own configuration may set (see
+        :func:`check_connect_kwargs`)."""
+        if isinstance(connect, str):
+            # A positional conninfo string, as psycopg.connect takes one.
+            check_connect_kwargs({"conninfo": connect})
         if connect is None:
             import psycopg  # noqa: PLC0415
 
             connect = psycopg.connect
-        attempt = self.attempt(extra, timeout_s=timeout_s)
+        attempt = self.attempt(extra, timeout_s=timeout_s, allowed=allowed)
         while True:
             params = attempt.next_parameters()
             if params is None:
                 self.retry.sleep(attempt.next_wait())  # raises when out of rounds or time
                 continue
+            error: BaseException | None = None
             try:
                 conn = connect(**params)
-            except Exception as exc:  # failed() raises what must not go on
-                attempt.failed(exc)
-                continue
-            attempt.succeeded()
-            return conn
+            except Exception as exc:  # failed() says what must not go on
+                error = attempt.failed(exc)
+            else:
+                attempt.succeeded()
+                return conn
+            # Raised here, outside the except block: raised inside it, our error's
+            # __context__ would be the driver's, whose ``pgconn`` holds the password.
+            if error is not None:
+                raise error
 
     # -- what the attempts share -----------------------------------------------------------
 
@@ -239,7 +338,7 @@ class RotatingCredentials:
             working = self._working
         if working is None:
             return [current] if current is not None else []
-        candidate, current_then = working
+        candidate, current_then = working.candidate, working.current_raw
         if current is None:
             return [candidate]
         if current.raw in (current_then, candidate.raw):
@@ -248,11 +347,11 @@ class RotatingCredentials:
 
     def _worked(self, candidate: _Candidate, current_raw: str | None) -> None:
         with self._lock:
-            self._working = (candidate, current_raw or candidate.raw)
+            self._working = _Working(candidate, current_raw or candidate.raw)
 
     def _refused(self, candidate: _Candidate) -> None:
         with self._lock:
-            if self._working is not None and self._working[0].raw == candidate.raw:
+            if self._working is not None and self._working.candidate.raw == candidate.raw:
                 self._working = None
 
 
@@ -322,12 +421,14 @@ class LoginAttempt:
             return found
 
         def labelled(stage: str) -> _Candidate | None:
+            # Another thread's read of the label is waited for within the caller's time.
+            raw = versions.refresh(stage, tried_raw, timeout_s=self.time_left())
             if stage == AWSCURRENT:
-                return current(versions.refresh(stage, tried_raw))
-            raw = versions.refresh(stage, tried_raw)
+                return current(raw)
             return None if raw is None else _Candidate.parse(stage, raw)
 
-        first = self._creds._first_choices(current(versions.read(AWSCURRENT)))
+        cached = versions.read(AWSCURRENT, timeout_s=self.time_left())
+        first = self._creds._first_choices(current(cached))
         sources: list[Callable[[], _Candidate | None]] = [
             *((lambda c=c: c) for c in first),
             *((lambda s=s: labelled(s)) for s in (AWSCURRENT, AWSPENDING, AWSPREVIOUS)),
@@ -343,33 +444,37 @@ class LoginAttempt:
             tried_keys.add(candidate.key)
             yield candidate
 
-    def failed(self, exc: Exception) -> None:
-        """The credential from :meth:`next_parameters` did not log in: go on, or raise."""
+    def failed(self, exc: Exception) -> BaseException | None:
+        """The credential from :meth:`next_parameters` did not log in: None to go on, or
+        the error to raise.
+
+        The caller raises it *after* its ``except`` block: raised inside it, the error's
+        ``__context__`` would be the driver's error, whose ``pgconn`` holds the password.
+        """
         import psycopg  # noqa: PLC0415
 
         candidate = self._trying
         assert candidate is not None  # noqa: S101  # failed() follows next_parameters()
         if not isinstance(exc, psycopg.OperationalError):
-            raise exc  # a bad keyword argument, a bug: not a login failure
+            return exc  # a bad keyword argument, a bug: not a login failure
         who = f"{candidate.stage} of {self._creds.secret_id}"
         problem = auth_method_problem(exc, who)
         if problem is not None:
-            # Not chained: the driver's error holds the password in its ``pgconn``.
-            raise AuthMethodError(problem) from None
+            return _unchained(AuthMethodError(problem))
         failure = classify_login(exc)
         if failure.refused_credential:
             self._creds._refused(candidate)
             self._refused_keys.add(candidate.key)
             self._refused[candidate.stage] = login_failure_reason(exc)
-            return
+            return None
         if failure.transient:
             # The server, not the credential: another credential cannot help now.
             self._transient = exc
             self._candidates = iter(())
-            return
+            return None
         # A configuration cause: the same for every credential of the secret, so raised at
         # once.
-        raise login_error_class(failure)(login_problem(failure, exc, who)) from None
+        return _unchained(login_error_class(failure)(login_problem(failure, exc, who)))
 
     def succeeded(self) -> None:
         """The credential from :meth:`next_parameters` logged in: later connections start
@@ -410,14 +515,60 @@ class LoginAttempt:
         return said or "no version found"
 
 
-_registry: dict[str, RotatingCredentials] = {}
+def _unchained(error: Exception) -> Exception:
+    """``error`` marked to show no chained error: the driver's errors hold the attempted
+    password in their ``pgconn``, and the message already says what the server said."""
+    error.__cause__ = None
+    error.__suppress_context__ = True
+    return error
+
+
+# The process-wide credentials: one per secret and secret store. The key holds the ids of
+# the caller's source and client (None when not given); the value keeps the options it was
+# made with, which hold those objects, so that their ids stay theirs.
+_registry: dict[tuple[str, int | None, int | None], tuple[RotatingCredentials, dict[str, Any]]] = {}
 _registry_lock = threading.Lock()
+# What an option not given at first amounts to, for comparing a later call's.
+_DEFAULTS: dict[str, Any] = {"max_age_s": DEFAULT_MAX_AGE_S}
 
 
 def credentials(secret_id: str, **options: Any) -> RotatingCredentials:
-    """The process-wide :class:`RotatingCredentials` for ``secret_id`` (made on first use,
-    with ``options``; later calls get the same object, whatever their options)."""
+    """The process-wide :class:`RotatingCredentials` for ``secret_id`` in one secret store
+    (made on first use, with ``options``).
+
+    A different ``source`` or ``client`` is a different store (another region, account or
+    endpoint may hold a secret of the same name): it gets its own object. For the same
+    store, later calls get the same object, so that every integration shares one cache
+    and one single-flight refresh.
+
+    Raises
+    ------
+    TypeError
+        A later call for the same secret and store asks for other options (a different
+        ``max_age_s``, ``retry``...) than the object was made with: they could not apply.
+    """
+    source, client = options.get("source"), options.get("client")
+    key = (
+        secret_id,
+        None if source is None else id(source),
+        None if client is None else id(client),
+    )
     with _registry_lock:
-        if secret_id not in _registry:
-            _registry[secret_id] = RotatingCredentials(secret_id, **options)
-        return _registry[secret_id]
+        found = _registry.get(key)
+        if found is None:
+            made = RotatingCredentials(secret_id, **options)
+            _registry[key] = (made, dict(options))
+            return made
+        made, first = found
+        for name, value in sorted(options.items()):
+            if name in {"source", "client"}:
+                continue
+            before = first.get(name, _DEFAULTS.get(name))
+            if value != before:
+                raise TypeError(
+                    f"credentials({secret_id!r}): {name}={value!r} differs from the "
+                    f"process-wide credentials already made for this secret and store, with "
+                    f"{name}={before!r}; give every use of one secret the same {name} (or "
+                    "pass credentials_= a RotatingCredentials of your own)"
+                )
+        return made

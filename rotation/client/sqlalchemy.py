@@ -27,7 +27,7 @@ import sqlalchemy
 
 from rotation.client._async import open_async
 from rotation.client._knobs import rotating_credentials
-from rotation.client.credentials import RotatingCredentials
+from rotation.client.credentials import RotatingCredentials, check_connect_kwargs
 from rotation.client.sources import SecretSource
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ def _check(engine_kwargs: dict[str, Any]) -> dict[str, Any]:
             "pass psycopg's connection arguments as connect_args"
         )
     connect_args: dict[str, Any] = dict(engine_kwargs.pop("connect_args", None) or {})
+    check_connect_kwargs(connect_args, where="connect_args")  # at once, not at first login
     return connect_args
 
 

@@ -93,8 +93,10 @@ def test_the_client_refuses_a_server_that_asks_for_nothing(
     server = fake_server("trust")
     arn = bed.secret(server.secret_value())
     credentials = RotatingCredentials(arn, source=SecretsManagerSource(new_client()))
-    with pytest.raises(AuthMethodError, match="trust"):
+    with pytest.raises(TypeError, match="require_auth= is refused"):
         credentials.connect(require_auth="none")  # a caller's keyword cannot lower it
+    with pytest.raises(AuthMethodError, match="trust"):
+        credentials.connect()
     assert server.wait_for(1) == [b""]
 
 

@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base
 
 from rotation.client._knobs import rotating_credentials
-from rotation.client.credentials import RotatingCredentials
+from rotation.client.credentials import RotatingCredentials, check_connect_kwargs
 
 __all__ = ["OWN_OPTIONS", "DatabaseWrapper"]
 
@@ -24,6 +24,9 @@ __all__ = ["OWN_OPTIONS", "DatabaseWrapper"]
 OWN_OPTIONS = ("secret_id", "max_age", "source", "client", "credentials")
 # Settings that would replace the secret's credential, and so defeat rotation.
 _REFUSED_SETTINGS = ("USER", "PASSWORD")
+# What Django's own settings may set in the connection parameters (NAME, HOST, PORT: its
+# test runner points NAME at the test database); OPTIONS may set none of the login.
+_FROM_SETTINGS = ("dbname", "host", "port")
 # Stands in for an empty NAME while Django's checks run (the secret names the database).
 _FROM_SECRET = "(the secret's dbname)"  # noqa: S105  # a placeholder, not a password
 
@@ -41,7 +44,9 @@ class DatabaseWrapper(base.DatabaseWrapper):  # type: ignore[misc]  # Django shi
         Raises
         ------
         ImproperlyConfigured
-            No ``secret_id`` in ``OPTIONS``, or ``USER``/``PASSWORD`` set, or ``pool``.
+            No ``secret_id`` in ``OPTIONS``, or ``USER``/``PASSWORD`` set, or ``pool``, or
+            an ``OPTIONS`` key that would replace the secret's login (``user``,
+            ``password``, ``host``, ``service``...) or set ``require_auth``.
         """
         options = self.settings_dict["OPTIONS"]
         secret_id = options.get("secret_id")
@@ -64,7 +69,9 @@ class DatabaseWrapper(base.DatabaseWrapper):  # type: ignore[misc]  # Django shi
                 f'{where}: OPTIONS "pool" is not supported with rotation.client.django; '
                 "keep connections with CONN_MAX_AGE (and CONN_HEALTH_CHECKS) instead"
             )
+        libpq = {k: v for k, v in options.items() if k not in OWN_OPTIONS}
         try:
+            check_connect_kwargs(libpq, where='"OPTIONS"')
             return rotating_credentials(
                 secret_id,
                 credentials_=options.get("credentials"),
@@ -102,4 +109,6 @@ class DatabaseWrapper(base.DatabaseWrapper):  # type: ignore[misc]  # Django shi
         def open_with(**params: Any) -> Any:
             return django_connect(params)
 
-        return self.rotating_credentials().connect(open_with, **conn_params)
+        return self.rotating_credentials().connect_with(
+            open_with, conn_params, allowed=_FROM_SETTINGS
+        )

@@ -1,0 +1,183 @@
+"""A caller's connection keywords cannot replace the secret's credential, in any integration.
+
+``user=``, ``password=``, ``host=``... passed through to psycopg would log in with
+something else than the rotated secret (and stop following rotations, or send the secret's
+password to another server); ``require_auth=`` would lower the contract's rule. Each is
+refused with a TypeError that names it, why, and the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+import rotation.client.sqlalchemy as rotating_sqlalchemy
+from rotation.client import (
+    ConnectRetry,
+    RotatingCredentials,
+    SecretsManagerSource,
+    connect,
+    connect_async,
+    make_async_pool,
+    make_pool,
+)
+from tests.fix_aws import new_client
+from tests.fix_rotation import Bed
+
+pytestmark = pytest.mark.functional
+
+REFUSED = ["user", "password", "host", "hostaddr", "port", "dbname", "conninfo", "passfile"]
+REFUSED += ["service"]
+FAST = ConnectRetry(rounds=1, initial_wait_s=0.0, max_wait_s=0.0, jitter=0.0, sleep=lambda _: None)
+
+
+def _creds(arn: str) -> RotatingCredentials:
+    return RotatingCredentials(arn, source=SecretsManagerSource(new_client()), retry=FAST)
+
+
+@pytest.mark.parametrize("key", REFUSED)
+def test_a_keyword_that_names_the_login_is_refused(bed: Bed, key: str) -> None:
+    arn, _, _ = bed.user_secret()
+    other: Any = {"port": 1, "hostaddr": "127.0.0.1"}.get(key, "wrong-value-9")
+    with pytest.raises(TypeError, match=rf"{key}= is refused: the secret supplies the login"):
+        _creds(arn).connect(**{key: other})
+
+
+def test_a_positional_conninfo_is_refused(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    with pytest.raises(TypeError, match="conninfo= is refused"):
+        _creds(arn).connect("user=postgres")  # type: ignore[arg-type]  # as psycopg takes it
+
+
+def test_a_password_given_by_the_caller_is_refused_not_tried(bed: Bed) -> None:
+    """Before the refusal, the caller's password replaced the secret's: refused logins."""
+    arn, _, _ = bed.user_secret()
+    with pytest.raises(TypeError, match=r"remove password= \(change the secret instead\)"):
+        _creds(arn).connect(password="wrong-password-9")
+
+
+def test_a_callers_require_auth_is_refused_naming_the_override(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    with pytest.raises(TypeError, match=r"require_auth= is refused.*set PGREQUIREAUTH"):
+        _creds(arn).connect(require_auth="password")
+
+
+def test_a_stronger_sslmode_is_still_taken(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    with _creds(arn).connect(sslmode="verify-full") as conn:
+        assert conn.pgconn.ssl_in_use
+
+
+def _pool(arn: str, creds: RotatingCredentials) -> None:
+    make_pool(arn, credentials_=creds, kwargs={"user": "postgres"}, open=False)
+
+
+def _pool_conninfo(arn: str, creds: RotatingCredentials) -> None:
+    make_pool(arn, credentials_=creds, conninfo="user=postgres", open=False)
+
+
+def _pool_connection_class(arn: str, creds: RotatingCredentials) -> None:
+    pool = make_pool(arn, credentials_=creds, open=False)
+    pool.connection_class.connect("user=postgres")  # positional conninfo, as a pool passes it
+
+
+def _async_pool(arn: str, creds: RotatingCredentials) -> None:
+    make_async_pool(arn, credentials_=creds, kwargs={"user": "postgres"})
+
+
+def _connect(arn: str, creds: RotatingCredentials) -> None:
+    connect(arn, credentials_=creds, user="postgres")
+
+
+def _connect_async(arn: str, creds: RotatingCredentials) -> None:
+    asyncio.run(connect_async(arn, credentials_=creds, user="postgres"))
+
+
+def _engine(arn: str, creds: RotatingCredentials) -> None:
+    rotating_sqlalchemy.create_engine(arn, credentials_=creds, connect_args={"user": "postgres"})
+
+
+def _async_engine(arn: str, creds: RotatingCredentials) -> None:
+    rotating_sqlalchemy.create_async_engine(
+        arn, credentials_=creds, connect_args={"user": "postgres"}
+    )
+
+
+@pytest.mark.parametrize(
+    "integration",
+    [
+        _connect,
+        _connect_async,
+        _pool,
+        _pool_conninfo,
+        _pool_connection_class,
+        _async_pool,
+        _engine,
+        _async_engine,
+    ],
+)
+def test_every_integration_refuses_the_login_keywords(
+    bed: Bed, integration: Callable[[str, RotatingCredentials], None]
+) -> None:
+    arn, _, _ = bed.user_secret()
+    with pytest.raises(TypeError, match=r"(user|conninfo)= is refused"):
+        integration(arn, _creds(arn))
+
+
+@pytest.fixture(scope="session")
+def django_settings() -> None:
+    import django  # noqa: PLC0415
+    from django.conf import settings  # noqa: PLC0415
+
+    if not settings.configured:
+        settings.configure(
+            DATABASES={"default": {"ENGINE": "django.db.backends.dummy"}},
+            INSTALLED_APPS=[],
+            USE_TZ=True,
+        )
+        django.setup()
+
+
+def _django(options: dict[str, Any], **settings_: Any) -> Any:
+    from django.conf import settings  # noqa: PLC0415
+    from django.db import connections  # noqa: PLC0415
+
+    alias = f"kwargs_{len(settings.DATABASES)}_{id(options)}"
+    settings.DATABASES[alias] = {"ENGINE": "rotation.client.django", "OPTIONS": options}
+    settings.DATABASES[alias].update(settings_)
+    connections.configure_settings(settings.DATABASES)
+    return connections[alias]
+
+
+@pytest.mark.parametrize("key", [*REFUSED, "require_auth"])
+def test_django_options_may_not_carry_the_login(bed: Bed, django_settings: None, key: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured  # noqa: PLC0415
+
+    arn, _, _ = bed.user_secret()
+    wrapper = _django({"secret_id": arn, "credentials": _creds(arn), key: "x"})
+    with pytest.raises(ImproperlyConfigured, match=re.escape(f'"OPTIONS": {key}= is refused')):
+        wrapper.ensure_connection()
+
+
+def test_django_name_host_port_settings_still_apply(bed: Bed, django_settings: None) -> None:
+    """Django's own NAME, HOST and PORT settings replace the secret's (its test runner
+    points NAME at the test database); only the login comes from the secret."""
+    arn, user, _ = bed.user_secret()
+    wrapper = _django(
+        {"secret_id": arn, "credentials": _creds(arn)},
+        NAME="postgres",
+        HOST="127.0.0.1",
+        PORT=str(bed.pg.port),
+    )
+    try:
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT current_user, current_database()")
+            assert cursor.fetchone() == (user, "postgres")
+    finally:
+        wrapper.close()
+    assert isinstance(psycopg.__version__, str)
