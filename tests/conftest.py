@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fix_fake_server",
     "tests.fix_race",
     "tests.fix_silent",
+    "tests.fix_logs",
 ]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,19 +11,6 @@ from rotation.observability import METRICS_NAMESPACE, logger
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """The handlers' JSON log, formatted by Powertools' own formatter."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
-    try:
-        yield buffer
-    finally:
-        logger._logger.removeHandler(handler)  # Powertools has no removeHandler
 
 
 def test_every_line_names_the_secret_step_token_and_strategy(

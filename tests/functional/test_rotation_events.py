@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import secrets
 import time
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from handlers.single_user import PostgresSingleUser
 from rotation import AWSCURRENT, AuthenticationError, Outcome, Rotator, SecretStore, Step
 from rotation.driver import LocalContext, RotationFailed
 from rotation.events import SOURCE, RotationEvents
-from rotation.observability import logger
 from rotation_tools.testbed.pgcluster import free_port
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import admin_connect, set_role_password
@@ -72,18 +70,6 @@ def bus(moto_endpoint: Any) -> Iterator[Bus]:
     events.delete_rule(Name="all-rotation-events", EventBusName=name)
     events.delete_event_bus(Name=name)
     sqs.delete_queue(QueueUrl=queue_url)
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
-    try:
-        yield buffer
-    finally:
-        logger._logger.removeHandler(handler)
 
 
 def _single(bed: Bed, events: RotationEvents | None = None) -> Rotator:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +17,6 @@ from handlers import pg_sessions
 from handlers.multi_user import PostgresMultiUser
 from rotation import AWSPENDING, AWSPREVIOUS, ConfigurationError, Rotator, SecretStore, Step
 from rotation.driver import RotationFailed
-from rotation.observability import logger
 from tests.fix_multi import MASTER, MultiBed
 from tests.fix_postgres import admin_connect
 
@@ -33,18 +31,6 @@ def _fresh_container() -> Iterator[None]:
     pg_sessions._warned.clear()
     yield
     pg_sessions._warned.clear()
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
-    try:
-        yield buffer
-    finally:
-        logger._logger.removeHandler(handler)
 
 
 def _lines(buffer: io.StringIO) -> list[dict[str, Any]]:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import logging
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 
 from rotation import EventError, LocalContext, LocalRotation, Step
-from rotation.observability import METRICS_NAMESPACE, logger
+from rotation.observability import METRICS_NAMESPACE
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import Bed
@@ -24,18 +22,6 @@ from tests.fix_rotation import Bed
 pytestmark = pytest.mark.functional
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
-    try:
-        yield buffer
-    finally:
-        logger._logger.removeHandler(handler)
 
 
 def _entry(name: str, monkeypatch: pytest.MonkeyPatch, endpoint: str) -> ModuleType:
