@@ -31,13 +31,28 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(LOCAL_STAMP): pyproject.toml | $(BIN)/python
+# A stamp holds only while what it stands for does: the `rotation` console script exists,
+# the project imports from this checkout, and the extra's packages are there. Anything can
+# undo an install behind make's back (a pip command run by hand uninstalls the editable
+# install first), so each stamp is checked when make considers it (secondary expansion:
+# only for the targets asked for), and a stale one is remade: a broken venv heals on the
+# next `make`. find_spec, not import: the check costs one interpreter start.
+.SECONDEXPANSION:
+.PHONY: FORCE
+FORCE:
+installed = $(shell test -x $(BIN)/rotation && $(BIN)/python -c 'import importlib.util as u, os, sys, rotation_tools; here = os.path.realpath(sys.argv[1]) + os.sep; sys.exit(not (os.path.realpath(rotation_tools.__file__).startswith(here) and all(u.find_spec(m) for m in sys.argv[2:])))' '$(CURDIR)' $(1) >/dev/null 2>&1 && echo yes)
+unless_installed = $(if $(call installed,$(1)),,FORCE)
+LOCAL_MODULES := rotation_tools.cli moto flask yaml
+DEV_MODULES := $(LOCAL_MODULES) pytest hypothesis mypy cfnlint samtranslator
+CDK_MODULES := $(DEV_MODULES) aws_cdk constructs cdk_nag
+
+$(LOCAL_STAMP): pyproject.toml $$(call unless_installed,$(LOCAL_MODULES)) | $(BIN)/python
 	$(PIP) install --quiet -e '.[local]'
 	@$(BIN)/python -m rotation_tools.testbed.pgcluster >/dev/null
 	@touch $@
 
 # `dev` includes `local`: both stamps hold afterwards.
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
+$(DEV_STAMP): pyproject.toml $$(call unless_installed,$(DEV_MODULES)) | $(BIN)/python
 	$(PIP) install --quiet -e '.[dev]'
 	@$(BIN)/python -m rotation_tools.testbed.pgcluster >/dev/null
 	@touch $@ $(LOCAL_STAMP)
@@ -80,9 +95,9 @@ sam: $(SAM_VENV)/bin/sam
 # in Node.js); mypy --strict on the package, and its tests, which synthesize stacks offline
 # and run cdk-nag's AwsSolutions pack (tests/cdk is not collected without aws-cdk-lib).
 CDK_STAMP := $(VENV)/.cdk-installed
-$(CDK_STAMP): $(DEV_STAMP)
+$(CDK_STAMP): $(DEV_STAMP) $$(call unless_installed,$(CDK_MODULES))
 	@command -v node >/dev/null || { echo "make cdk needs Node.js (jsii runs aws-cdk-lib in it)"; exit 1; }
-	$(BIN)/python -m pip install --quiet -e '.[dev,cdk-test]'
+	$(PIP) install --quiet -e '.[dev,cdk-test]'
 	@touch $(CDK_STAMP)
 
 cdk: $(CDK_STAMP)
@@ -106,8 +121,11 @@ artifact:
 	rm -rf build/lambda
 	$(PYTHON) rotation_tools/build_artifact.py --out build/lambda --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
 
+# Everything make, the tests and the tools leave in the checkout (.aws-sam: `sam build`
+# without --build-dir; .hypothesis: the fault schedules' example database; *.egg-info: the
+# editable install's metadata).
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) build .aws-sam .hypothesis *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
 
 # Many more random fault schedules than `make test` runs (fresh randomness each time).
 soak: $(DEV_STAMP)

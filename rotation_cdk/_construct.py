@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from aws_cdk import (
     Duration,
     Names,
     Stack,
+    Token,
     Validations,
 )
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -45,6 +47,7 @@ from rotation_cdk._artifact import artifact_directory
 from rotation_cdk._network import RdsApiWarning, RouteCheck
 from rotation_tools.iam_policy import (
     BASIC_EXECUTION_POLICY,
+    SECRET_ARN_PATTERN,
     VPC_EXECUTION_POLICY,
     Guard,
     Target,
@@ -140,7 +143,16 @@ def _window(window: Duration | None) -> str | None:
 def _arn_pattern(secret: secretsmanager.ISecret) -> str:
     # An imported secret known only by name or partial ARN: Secrets Manager appends six
     # random characters to every secret's ARN.
-    return secret.secret_full_arn or f"{secret.secret_arn}-??????"
+    pattern = secret.secret_full_arn or f"{secret.secret_arn}-??????"
+    # An ARN given as text (an imported secret) is checked as template.yaml checks its
+    # parameters: "*", or a wildcard account or region, would reach every secret.
+    if not Token.is_unresolved(pattern) and re.fullmatch(SECRET_ARN_PATTERN, pattern) is None:
+        raise ValueError(
+            f"secret ARN {pattern!r} reaches further than one secret: give the secret's ARN "
+            "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf), its name, or a "
+            "name prefix and * (never a bare *, nor a wildcard region or account)"
+        )
+    return pattern
 
 
 class PostgresRotation(Construct):
@@ -368,8 +380,9 @@ class PostgresRotation(Construct):
         function_arn: str,
         event_bus: events.IEventBus | None = None,
     ) -> list[dict[str, Any]]:
+        secret_arns = [_arn_pattern(secret)]
         resources: dict[Target, Any] = {
-            Target.ROTATED_SECRETS: [_arn_pattern(secret)],
+            Target.ROTATED_SECRETS: secret_arns,
             Target.RDS_INSTANCES_AND_CLUSTERS: [
                 stack.format_arn(
                     service="rds",
@@ -382,6 +395,7 @@ class PostgresRotation(Construct):
         }
         if master_secret is not None:
             resources[Target.MASTER_SECRET] = [_arn_pattern(master_secret)]
+            secret_arns = [*secret_arns, *resources[Target.MASTER_SECRET]]
         keys: list[kms.IKey] = []
         master_key = master_secret.encryption_key if master_secret is not None else None
         for key in (kms_key, secret.encryption_key, master_key):
@@ -394,6 +408,8 @@ class PostgresRotation(Construct):
         guards = {
             Guard.THIS_FUNCTION_ROTATES: function_arn,
             Guard.VIA_SECRETS_MANAGER: f"secretsmanager.{Aws.REGION}.{Aws.URL_SUFFIX}",
+            # The key decrypts for this role only the secrets it rotates and the master.
+            Guard.FOR_THESE_SECRETS: secret_arns,
         }
         return statements(strategy, resources=resources, guards=guards)
 

@@ -3,7 +3,14 @@
 Resolves a function's Handler, Timeout, MemorySize and Environment from its properties
 merged over ``Globals.Function``, with parameters from their defaults, ``--parameter-overrides``
 and an ``--env-vars`` file in SAM's format. Only the intrinsic functions that configuration
-values use are evaluated: Ref, Sub, If, Join, Equals, Not, And, Or, Condition.
+values and the roles' policies use are evaluated: Ref, Sub, If, Join, Split, Equals, Not, And,
+Or, Condition.
+
+Parameter values are checked as CloudFormation checks them before it creates anything
+(``AllowedValues``, ``AllowedPattern``: for a ``CommaDelimitedList``, each value), so a
+value CloudFormation would refuse is refused here too. :func:`resolve_resource` gives a
+resource's properties as a stack deployed with given parameters would hold them (the roles'
+policies, for checking what a parameter lets reach a ``Resource`` through a ``Ref``).
 """
 
 from __future__ import annotations
@@ -18,7 +25,13 @@ from typing import Any, ClassVar
 
 import yaml
 
-__all__ = ["FunctionConfig", "TemplateError", "load_template", "resolve_function"]
+__all__ = [
+    "FunctionConfig",
+    "TemplateError",
+    "load_template",
+    "resolve_function",
+    "resolve_resource",
+]
 
 _NO_VALUE = object()
 _MISSING = object()
@@ -76,9 +89,16 @@ class FunctionConfig:
 
 
 class _Evaluator:
-    def __init__(self, template: dict[str, Any], parameters: Mapping[str, Any]) -> None:
+    def __init__(
+        self, template: dict[str, Any], parameters: Mapping[str, Any], region: str | None = None
+    ) -> None:
         self.template = template
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        region = (
+            region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or "us-east-1"
+        )
         self.refs: dict[str, Any] = {
             "AWS::Region": region,
             "AWS::AccountId": "123456789012",
@@ -135,6 +155,7 @@ class _Evaluator:
         "Condition": condition,
         "Fn::If": if_,
         "Fn::Join": join,
+        "Fn::Split": lambda self, arg: str(self.value(arg[1])).split(str(arg[0])),
         "Fn::Sub": lambda self, arg: self.sub(arg),
         "Fn::Equals": lambda self, arg: str(self.value(arg[0])) == str(self.value(arg[1])),
         "Fn::Not": lambda self, arg: not self.value(arg[0]),
@@ -168,8 +189,25 @@ def _parameters(template: dict[str, Any], overrides: Mapping[str, str]) -> dict[
             values[name] = _MISSING  # an error only if the function's configuration uses it
             continue
         raw = str(raw)
-        values[name] = raw.split(",") if spec.get("Type") == "CommaDelimitedList" else raw
+        value = raw.split(",") if spec.get("Type") == "CommaDelimitedList" else raw
+        _check_parameter(name, spec, value)
+        values[name] = value
     return values
+
+
+def _check_parameter(name: str, spec: Mapping[str, Any], value: str | list[str]) -> None:
+    """Refuse what CloudFormation refuses: a value outside ``AllowedValues``, or one that
+    ``AllowedPattern`` does not match entirely (each value of a list)."""
+    allowed = spec.get("AllowedValues")
+    pattern = spec.get("AllowedPattern")
+    for item in value if isinstance(value, list) else [value]:
+        if allowed is not None and item not in [str(a) for a in allowed]:
+            refused = f"must be one of {', '.join(str(a) for a in allowed)}"
+        elif pattern is not None and re.fullmatch(str(pattern), item) is None:
+            refused = str(spec.get("ConstraintDescription") or f"must match {pattern}")
+        else:
+            continue
+        raise TemplateError(f"parameter {name}: {item!r} is refused: {refused}")
 
 
 def _env_file(path: Path | None, logical_id: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -221,3 +259,25 @@ def resolve_function(
         memory_mb=int(evaluator.value(merged.get("MemorySize", 128))),
         environment=environment,
     )
+
+
+def resolve_resource(
+    template: dict[str, Any],
+    logical_id: str,
+    *,
+    parameter_overrides: Mapping[str, str] | None = None,
+    region: str | None = None,
+) -> dict[str, Any] | None:
+    """The resource's ``Properties`` as a stack created with these parameters holds them:
+    references, conditions and ``AWS::NoValue`` resolved. None when the resource's own
+    ``Condition`` leaves it out. Raises :class:`TemplateError` for a parameter value
+    CloudFormation would refuse, or one that is needed and not given."""
+    resources = template["Resources"]
+    if logical_id not in resources:
+        raise TemplateError(f"no resource {logical_id!r} in the template")
+    evaluator = _Evaluator(template, _parameters(template, parameter_overrides or {}), region)
+    resource = resources[logical_id]
+    if "Condition" in resource and not evaluator.condition(resource["Condition"]):
+        return None
+    properties: dict[str, Any] = evaluator.value(resource.get("Properties", {}))
+    return properties

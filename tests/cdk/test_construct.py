@@ -16,6 +16,7 @@ from aws_cdk import aws_sns as sns
 
 from rotation.config import PasswordPolicy, password_policy_from_env
 from rotation_cdk import HANDLERS, password_environment
+from rotation_tools.iam_policy import too_broad
 from rotation_tools.sam_template import load_template, resolve_function
 from tests.cdk.conftest import PSEUDO, ROOT, evaluate
 from tests.cdk.stacks import build, isolated_vpc, of_type, role_statements
@@ -211,6 +212,11 @@ def test_kms_keys_of_both_secrets_and_the_given_one_only_via_secrets_manager() -
     assert decrypt["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     via = decrypt["Condition"]["StringEquals"]["kms:ViaService"]
     assert evaluate(via) == "secretsmanager.eu-west-1.amazonaws.com"
+    # Only for the rotated secret and the master: Secrets Manager's encryption context.
+    assert decrypt["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"] == [
+        {"Ref": built.logical_id(built.secret)},
+        {"Ref": built.logical_id(built.master)},
+    ]
 
     other = build(kms_key=None)
     assert "DecryptThroughSecretsManager" not in {s["Sid"] for s in role_statements(other.json())}
@@ -230,7 +236,63 @@ def test_an_explicit_key_for_an_imported_secret() -> None:
         "arn:aws:secretsmanager:eu-west-1:111122223333:secret:myapp/prod/db-??????"
     )
     key_id = stack.get_logical_id(key.node.default_child)  # type: ignore[arg-type]
-    assert by_sid["DecryptThroughSecretsManager"]["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    decrypt = by_sid["DecryptThroughSecretsManager"]
+    assert decrypt["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert evaluate(decrypt["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"]) == [
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:myapp/prod/db-??????"
+    ]
+    deployed = {s["Sid"]: evaluate(s) for s in role_statements(template)}
+    # The key's ARN is a GetAtt of a key in this stack: as CloudFormation would resolve it.
+    deployed["DecryptThroughSecretsManager"]["Resource"] = f"arn:aws:kms:eu-west-1:{'1' * 12}:key/k"
+    assert too_broad(list(deployed.values())) == []
+
+
+ACCOUNT_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret"
+
+
+@pytest.mark.parametrize(
+    ("form", "arn"),
+    [
+        # (CDK itself refuses "*" and a "complete" ARN without the six-character suffix.)
+        ("complete", f"{ACCOUNT_ARN}:*-AbCdEf"),
+        ("complete", "arn:aws:secretsmanager:eu-west-1:*:secret:app-AbCdEf"),
+        ("complete", "arn:aws:secretsmanager:*:111122223333:secret:app-AbCdEf"),
+        ("partial", f"{ACCOUNT_ARN}:*"),
+        ("partial", "arn:aws:secretsmanager:*:*:secret:app"),
+    ],
+    ids=["any-name", "any-account", "any-region", "all-names", "anywhere"],
+)
+@pytest.mark.parametrize("which", ["secret", "master"])
+def test_a_secret_arn_reaching_further_than_one_secret_is_refused(
+    form: str, arn: str, which: str
+) -> None:
+    """As template.yaml's AllowedPattern: a wildcard never reaches the role's Resource."""
+    stack = Stack()
+    wide = (
+        secretsmanager.Secret.from_secret_attributes(stack, "Wide", secret_complete_arn=arn)
+        if form == "complete"
+        else secretsmanager.Secret.from_secret_attributes(stack, "Wide", secret_partial_arn=arn)
+    )
+    narrow = secretsmanager.Secret(stack, "Secret")
+    secret, master = (wide, narrow) if which == "secret" else (narrow, wide)
+    from rotation_cdk import PostgresRotation  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match=r"reaches further than one secret.*never a bare \*"):
+        PostgresRotation(
+            stack, "R", secret=secret, strategy="multi-user", master_secret=master, code=_inline()
+        )
+
+
+def test_an_imported_secret_s_complete_arn_is_granted_as_given() -> None:
+    stack = Stack()
+    arn = f"{ACCOUNT_ARN}:myapp/prod/db-AbCdEf"
+    imported = secretsmanager.Secret.from_secret_attributes(stack, "I", secret_complete_arn=arn)
+    from rotation_cdk import PostgresRotation  # noqa: PLC0415
+
+    PostgresRotation(stack, "R", secret=imported, code=_inline())
+    statements = role_statements(assertions.Template.from_stack(stack).to_json())
+    assert statements[0]["Resource"] == arn
+    assert too_broad([evaluate(s) for s in statements]) == []
 
 
 def test_the_environment_is_template_yaml_s() -> None:

@@ -1,5 +1,7 @@
 """What `make` installs: the demo only the `local` extra, the tests the rest (also after the
-demo ran); and the install says nothing that is not a problem."""
+demo ran); a stamp that no longer holds is remade (a broken venv heals); and the install says
+nothing that is not a problem, shown in a throwaway venv: no test changes the environment it
+runs in."""
 
 from __future__ import annotations
 
@@ -28,6 +30,19 @@ def _installs(commands: str) -> list[str]:
     return [line for line in commands.splitlines() if " pip install " in line]
 
 
+def _script(path: Path, body: str) -> None:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def _installed_venv(venv: Path) -> None:
+    """A venv make sees as installed: its python is this test's interpreter (which has the
+    project, editable from this checkout, and every extra), its console script exists."""
+    (venv / "bin").mkdir(parents=True)
+    _script(venv / "bin" / "python", f'exec {shlex.quote(sys.executable)} "$@"')
+    _script(venv / "bin" / "rotation", "exit 0")
+
+
 def test_demo_installs_only_the_local_extra_and_test_installs_the_rest(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     demo = _installs(_make_dry_run("demo", venv))
@@ -35,8 +50,7 @@ def test_demo_installs_only_the_local_extra_and_test_installs_the_rest(tmp_path:
     assert not any("[dev]" in line or "[test]" in line for line in demo), demo
     assert any("-e '.[dev]'" in line for line in _installs(_make_dry_run("test", venv)))
     # After the demo installed its part, `make test` still installs the test extras ...
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").touch()
+    _installed_venv(venv)
     (venv / ".installed-local").touch()
     assert _installs(_make_dry_run("demo", venv)) == []
     assert any("-e '.[dev]'" in line for line in _installs(_make_dry_run("test", venv)))
@@ -46,23 +60,113 @@ def test_demo_installs_only_the_local_extra_and_test_installs_the_rest(tmp_path:
     assert _installs(_make_dry_run("demo", venv)) == []
 
 
+@pytest.mark.parametrize("broken", ["no-console-script", "no-package"])
+def test_a_stamp_that_no_longer_holds_is_remade(tmp_path: Path, broken: str) -> None:
+    """Issue 26: after pip uninstalled the editable install behind make's back, the stamps
+    still said "installed" and `make demo` failed on a missing .venv/bin/rotation. Now the
+    next `make` installs again."""
+    venv = tmp_path / "venv"
+    _installed_venv(venv)
+    for stamp in (".installed-local", ".installed-dev"):
+        (venv / stamp).touch()
+    assert _installs(_make_dry_run("demo", venv)) == []
+    if broken == "no-console-script":
+        (venv / "bin" / "rotation").unlink()
+    else:  # the interpreter no longer finds the project
+        _script(venv / "bin" / "python", f'exec {shlex.quote(sys.executable)} -I -S "$@"')
+    assert any("-e '.[local]'" in line for line in _installs(_make_dry_run("demo", venv)))
+    assert any("-e '.[dev]'" in line for line in _installs(_make_dry_run("test", venv)))
+
+
+def test_every_editable_install_hides_the_setuptools_banner(tmp_path: Path) -> None:
+    """`make cdk` installed with a pip line of its own, which showed the banner."""
+    venv = tmp_path / "venv"
+    for target in ("demo", "test", "cdk"):
+        editable = [line for line in _installs(_make_dry_run(target, venv)) if " -e " in line]
+        assert editable, target
+        for line in editable:
+            assert '-W "ignore:Editable installation" -m pip install' in line, (target, line)
+
+
+def test_make_clean_leaves_nothing_it_or_the_tools_made(tmp_path: Path) -> None:
+    """In a scratch directory, with the Makefile's own paths."""
+    directories = [
+        ".venv",
+        ".sam-venv",
+        ".checkov-venv",
+        "build",
+        ".aws-sam",
+        ".hypothesis",
+        "pg_secrets_rotation.egg-info",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+    ]
+    files = [".coverage", ".coverage.host.1"]  # fmt: skip
+    for name in directories:
+        (tmp_path / name / "inside").mkdir(parents=True)
+    for name in files:
+        (tmp_path / name).write_text("")
+    (tmp_path / "keep.txt").write_text("not made by make")
+    subprocess.run(
+        ["make", "--no-print-directory", "-s", "-f", str(ROOT / "Makefile"), "clean"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def _throwaway_venv(tmp_path: Path) -> Path:
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(venv)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    return venv
+
+
 def test_the_install_shows_no_warning_that_is_not_a_problem(tmp_path: Path) -> None:
-    """Runs pip as the Makefile does (its PIP variable) on this project, into a prefix of
-    its own: setuptools' BuildBackendWarning about editable installs is not shown."""
-    bindir = Path(sys.executable).parent
+    """Runs pip as the Makefile does (its PIP variable) on this project, in a throwaway venv
+    (pip uninstalls an editable install of the project before it installs one: in the venv
+    running the tests, that would break it): setuptools' BuildBackendWarning about editable
+    installs is not shown."""
+    bindir = _throwaway_venv(tmp_path) / "bin"
     printed = subprocess.run(  # $(info): the value as written, quotes and all
         ["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BIN={bindir}",
          "--eval", "print-pip: ; @:$(info $(PIP))", "print-pip"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     pip = shlex.split(printed.stdout.strip())
+    assert pip[0] == str(bindir / "python")
     assert pip[-2:] == ["-m", "pip"]
     result = subprocess.run(
-        [*pip, "install", "--quiet", "--no-deps", "--prefix", str(tmp_path / "prefix"),
-         "-e", str(ROOT)],
+        [*pip, "install", "--quiet", "--no-deps", "-e", str(ROOT)],
         capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "BuildBackendWarning" not in output
     assert "RuntimeDirWarning" not in output
+    assert (bindir / "rotation").is_file()  # what it installed, it installed there
+
+
+def test_the_install_test_leaves_the_running_venv_working(tmp_path: Path) -> None:
+    """Issue 26: `make test` ran the install test, which uninstalled the project from the
+    venv running it; `make demo` then failed on a missing .venv/bin/rotation. Runs that test
+    (in a pytest of its own, with this interpreter), then this venv's `rotation --version`."""
+    rotation = Path(sys.executable).parent / "rotation"
+    before = subprocess.run(
+        [str(rotation), "--version"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    install_test = f"{Path(__file__)}::test_the_install_shows_no_warning_that_is_not_a_problem"
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "--basetemp", str(tmp_path / "inner"), install_test],
+        capture_output=True, text=True, timeout=900, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "1 passed" in ran.stdout
+    after = subprocess.run(
+        [str(rotation), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert after.returncode == 0, after.stderr
+    assert after.stdout == before

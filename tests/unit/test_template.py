@@ -11,9 +11,20 @@ from typing import Any
 import pytest
 
 from rotation import parse_event
-from rotation_tools.iam_policy import template_managed_policy_arns, template_statements
+from rotation_tools.iam_policy import (
+    KMS_KEY_ARN_PATTERN,
+    SECRET_ARN_PATTERN,
+    template_managed_policy_arns,
+    template_statements,
+    too_broad,
+)
 from rotation_tools.sam_expand import expand
-from rotation_tools.sam_template import load_template, resolve_function
+from rotation_tools.sam_template import (
+    TemplateError,
+    load_template,
+    resolve_function,
+    resolve_resource,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -48,12 +59,132 @@ def test_the_functions_use_the_contract_handlers() -> None:
         assert function["Metadata"]["BuildMethod"] == "makefile"
 
 
+# What CloudFormation deploys: the SAM expansion of the packaged template (the roles pass
+# through it untouched), with the parameters resolved as a stack holds them.
+EXPANDED = expand(TEMPLATE, code_uri="s3://example-artifacts/rotation.zip")
+ACCOUNT_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret"
+KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+EVERYTHING_OPTIONAL = {
+    "MasterSecretArn": f"{ACCOUNT_ARN}:rds!cluster-0a1b2c3d-AbCdEf",
+    "KmsKeyArn": KEY_ARN,
+    "EventBusName": "ops",
+}
+
+
+def _deployed(role: str, parameters: dict[str, str]) -> list[dict[str, Any]]:
+    """The role's statements in a stack created with ``parameters`` (as CloudFormation would:
+    refused values raise TemplateError)."""
+    properties = resolve_resource(
+        EXPANDED, role, parameter_overrides=parameters, region="eu-west-1"
+    )
+    assert properties is not None
+    (policy,) = properties["Policies"]
+    return list(policy["PolicyDocument"]["Statement"])
+
+
+@pytest.mark.parametrize(
+    "rotated",
+    [
+        f"{ACCOUNT_ARN}:myapp/prod/db-AbCdEf",
+        f"{ACCOUNT_ARN}:myapp/prod/db-??????",
+        f"{ACCOUNT_ARN}:myapp/*",
+        f"{ACCOUNT_ARN}:a-AbCdEf,{ACCOUNT_ARN}:b/*",
+        "arn:aws-us-gov:secretsmanager:us-gov-west-1:111122223333:secret:app-??????",
+    ],
+    ids=["full", "name", "prefix", "two", "gov"],
+)
+@pytest.mark.parametrize("optional", [False, True], ids=["bare", "master-key-bus"])
 @pytest.mark.parametrize("role", sorted(ROLES))
-def test_no_wildcard_resources(role: str) -> None:
-    for statement in _statements(ROLES[role]):
-        resources = statement["Resource"]
-        resources = resources if isinstance(resources, list) else [resources]
-        assert "*" not in resources, statement
+def test_the_deployed_policy_reaches_only_the_named_secrets(
+    role: str, rotated: str, optional: bool
+) -> None:
+    parameters = {"RotatedSecretArns": rotated, **(EVERYTHING_OPTIONAL if optional else {})}
+    statements = _deployed(role, parameters)
+    assert too_broad(statements) == []
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["RotateTheNamedSecrets"]["Resource"] == rotated.split(",")
+    if optional:
+        assert by_sid["ReadTheMasterSecret"]["Resource"] == EVERYTHING_OPTIONAL["MasterSecretArn"]
+        decrypt = by_sid["DecryptThroughSecretsManager"]
+        assert decrypt["Resource"] == KEY_ARN
+        assert decrypt["Condition"] == {
+            "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"},
+            # The secrets' own context: the key decrypts nothing else for this role.
+            "StringLike": {
+                "kms:EncryptionContext:SecretARN": [
+                    *rotated.split(","),
+                    EVERYTHING_OPTIONAL["MasterSecretArn"],
+                ]
+            },
+        }
+    else:
+        assert set(by_sid) <= {"RotateTheNamedSecrets", "FindRdsManagedMastersAndReplicas"}
+
+
+WIDE = [
+    "*",
+    "arn:aws:secretsmanager:*:*:secret:*",
+    f"{ACCOUNT_ARN}:*",
+    f"{ACCOUNT_ARN}:?",
+    f"{ACCOUNT_ARN}:*-??????",
+    "arn:aws:secretsmanager:eu-west-1:*:secret:app-AbCdEf",
+    "arn:aws:secretsmanager:*:111122223333:secret:app-AbCdEf",
+    "arn:*:secretsmanager:eu-west-1:111122223333:secret:app-AbCdEf",
+    f"{ACCOUNT_ARN}:app-AbCdEf,*",
+    f"{ACCOUNT_ARN}:app*other",
+    "",
+    f"{ACCOUNT_ARN}:app-AbCdEf ",
+]
+WIDE_IDS = [
+    "star", "all-regions-accounts", "all-names", "one-char", "any-name-suffix", "any-account",
+    "any-region", "any-partition", "star-in-list", "inner-star", "empty", "trailing-space",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", WIDE, ids=WIDE_IDS)
+def test_a_wildcard_never_reaches_the_rotation_grant(value: str) -> None:
+    """CloudFormation refuses the parameter (its AllowedPattern) before anything is made."""
+    for role in ROLES:
+        with pytest.raises(TemplateError, match=r"parameter RotatedSecretArns: .* never a bare"):
+            _deployed(role, {"RotatedSecretArns": value})
+
+
+@pytest.mark.parametrize("parameter", ["MasterSecretArn", "KmsKeyArn"])
+@pytest.mark.parametrize("value", ["*", f"{ACCOUNT_ARN}:*", "arn:aws:kms:eu-west-1:*:key/*"])
+def test_a_wildcard_never_reaches_the_master_or_key_grant(parameter: str, value: str) -> None:
+    parameters = {"RotatedSecretArns": f"{ACCOUNT_ARN}:app-AbCdEf", parameter: value}
+    for role in ROLES:
+        with pytest.raises(TemplateError, match=f"parameter {parameter}: .* no wildcard"):
+            _deployed(role, parameters)
+
+
+@pytest.mark.parametrize("value", WIDE[:-3], ids=WIDE_IDS[:-3])
+def test_without_the_pattern_the_wildcard_would_reach_the_deployed_policy(value: str) -> None:
+    """The check of the deployed policy sees through the Ref: with the parameters' patterns
+    taken away, what the pattern refuses shows up as too broad in the resolved policy."""
+    unguarded = json.loads(json.dumps(EXPANDED))
+    for spec in unguarded["Parameters"].values():
+        spec.pop("AllowedPattern", None)
+    parameters = {"RotatedSecretArns": value, **EVERYTHING_OPTIONAL}
+    for role in ROLES:
+        properties = resolve_resource(
+            unguarded, role, parameter_overrides=parameters, region="eu-west-1"
+        )
+        assert properties is not None
+        findings = too_broad(properties["Policies"][0]["PolicyDocument"]["Statement"])
+        sids = {finding.split(":")[0] for finding in findings}
+        # Both the rotation grant and the key's encryption-context condition name it.
+        assert sids == {"RotateTheNamedSecrets", "DecryptThroughSecretsManager"}, findings
+
+
+def test_the_template_checks_arns_with_the_description_s_patterns() -> None:
+    parameters = TEMPLATE["Parameters"]
+    assert parameters["RotatedSecretArns"]["AllowedPattern"] == SECRET_ARN_PATTERN
+    optional = {"MasterSecretArn": SECRET_ARN_PATTERN, "KmsKeyArn": KMS_KEY_ARN_PATTERN}
+    for name, pattern in optional.items():
+        # The same, or empty (the parameter's default: no such grant).
+        assert parameters[name]["AllowedPattern"] == f"^({pattern[1:-1]})?$"
+        assert parameters[name]["Default"] == ""
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
@@ -81,10 +212,12 @@ def test_nothing_the_code_does_not_call(role: str) -> None:
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
-def test_kms_only_through_secrets_manager(role: str) -> None:
-    for statement in _statements(ROLES[role]):
-        if any(a.startswith("kms:") for a in statement["Action"]):
-            assert "kms:ViaService" in statement["Condition"]["StringEquals"]
+def test_kms_only_through_secrets_manager_for_these_secrets(role: str) -> None:
+    kms = [s for s in _statements(ROLES[role]) if any(a.startswith("kms:") for a in s["Action"])]
+    assert kms
+    for statement in kms:
+        assert "kms:ViaService" in statement["Condition"]["StringEquals"]
+        assert "kms:EncryptionContext:SecretARN" in statement["Condition"]["StringLike"]
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
@@ -272,3 +405,15 @@ def test_the_plain_cloudformation_expansion_keeps_the_guardrails() -> None:
 def test_the_expansion_wants_an_s3_uri() -> None:
     with pytest.raises(ValueError, match="s3://bucket/key"):
         expand(TEMPLATE, code_uri="build/lambda")
+
+
+def test_only_the_rds_grant_may_name_every_resource_of_its_type() -> None:
+    rds = "arn:aws:rds:eu-west-1:111122223333:db:*"
+    assert too_broad([{"Sid": "FindRdsManagedMastersAndReplicas", "Resource": [rds]}]) == []
+    assert too_broad([{"Sid": "PublishRotationEvents", "Resource": rds}]) == [
+        f"PublishRotationEvents: {rds!r} names no resource before its wildcard"
+    ]
+    wide_key = "arn:aws:kms:eu-west-1:111122223333:key/*"
+    assert too_broad([{"Sid": "DecryptThroughSecretsManager", "Resource": wide_key}])
+    with pytest.raises(TypeError, match="not a resolved policy value"):
+        too_broad([{"Sid": "RotateTheNamedSecrets", "Resource": {"Ref": "RotatedSecretArns"}}])
