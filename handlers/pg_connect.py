@@ -9,7 +9,10 @@ Two invariants of the contract hold here, for every login of a rotation:
   at all, before anything is sent: an :class:`AuthMethodError`, never retried.
 
 Why a login failed is decided in :mod:`rotation.pg.login`. A refused credential is an
-:class:`AuthenticationError`, a fact to act on: never retried. A missing database, pg_hba.conf
+:class:`AuthenticationError`, a fact to act on: never retried. A server that breaks the
+authentication protocol (a SCRAM server signature that does not verify) is an impostor: an
+:class:`ImpostorServerError`, raised at once by :meth:`PostgresConnector.try_login` too, so
+that no other credential is offered to it. A missing database, pg_hba.conf
 or TLS that cannot be set up are the same for every credential: never retried either. A
 server that could not be reached, or that answered but takes no login now (starting up,
 shutting down, full), is an :class:`UnreachableError`, retried with backoff until the
@@ -149,6 +152,8 @@ class PostgresConnector:
             At once, when the server refuses the credential.
         AuthMethodError
             At once, when the server asks for a method ``require_auth`` does not allow.
+        ImpostorServerError
+            At once, when the server breaks the authentication protocol: not the database.
         LoginConfigurationError
             At once, when no password could log in there (a missing database, pg_hba.conf).
         TlsError
@@ -189,7 +194,11 @@ class PostgresConnector:
     def try_login(
         self, secret: PostgresSecret, deadline: Deadline, *, who: str, floor: str
     ) -> psycopg.Connection[Any] | AuthenticationError:
-        """Like :meth:`connect`, but a refused credential is returned, not raised."""
+        """Like :meth:`connect`, but a refused credential is returned, not raised.
+
+        Only a refusal: an impostor (:class:`ImpostorServerError`) and every other failure
+        are raised, so that a caller trying credentials in turn stops at once.
+        """
         try:
             return self.connect(secret, deadline, who=who, floor=floor)
         except AuthenticationError as refused:
