@@ -189,8 +189,9 @@ def _remove_directories() -> None:
 
 
 def tls_parameters(sslmode: str, settings: PostgresSettings) -> dict[str, str]:
-    """libpq keyword arguments for an sslmode from :func:`resolve_sslmode`."""
-    params = {"sslmode": sslmode}
+    """libpq keyword arguments for an sslmode from :func:`resolve_sslmode`, and SCRAM's
+    channel binding to the TLS session (``settings.channel_binding``)."""
+    params = {"sslmode": sslmode, "channel_binding": settings.channel_binding}
     if sslmode in _VERIFYING:
         # Only where verification is asked for: with sslmode=require, a root file makes
         # libpq verify the CA too, which would break servers the user chose not to verify.
