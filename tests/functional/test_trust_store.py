@@ -315,7 +315,8 @@ def _login_and_exit_at_once(value: dict[str, Any], mode: str, report: Connection
 
 
 def _run_worker(start_method: str, value: dict[str, Any], mode: str) -> Path:
-    context = multiprocessing.get_context(start_method)
+    # Any: typeshed gives a context chosen by a str no Process attribute.
+    context: Any = multiprocessing.get_context(start_method)
     receive, send = context.Pipe(duplex=False)
     worker = context.Process(target=_login_and_exit_at_once, args=(value, mode, send))
     worker.start()
