@@ -392,7 +392,8 @@ _PROBLEMS: dict[LoginFailure, str] = {
         "channel binding is required (PGCHANNELBINDING=require) but cannot be done when "
         "logging in as {who}: {reason}. It needs TLS ('ssl' not false) and a server that "
         "offers SCRAM-SHA-256-PLUS (PostgreSQL 11 or later with scram-sha-256 in "
-        "pg_hba.conf; not md5, not RDS Proxy). Fix the server, or unset PGCHANNELBINDING: "
+        "pg_hba.conf; not md5, not a pooler without it). Fix the server, or unset "
+        "PGCHANNELBINDING: "
         "the default, prefer, binds whenever the server can. Nothing was sent"
     ),
     LoginFailure.WRONG_PASSWORD: (

@@ -50,8 +50,8 @@ DEFAULT_REQUIRE_AUTH = "scram-sha-256,md5"
 # SCRAM channel binding (SCRAM-SHA-256-PLUS) whenever the connection uses TLS and the
 # server offers it, plain SCRAM or md5 otherwise: libpq's own default, stated explicitly.
 # "require" would refuse md5 (which DEFAULT_REQUIRE_AUTH allows), every plaintext connection
-# and servers that do not offer it (RDS Proxy, PgBouncer before 1.21); PGCHANNELBINDING=require
-# asks for it where all of that is known not to apply. See the README's "Channel binding".
+# and poolers that do not offer it (RDS Proxy); PGCHANNELBINDING=require asks for it where
+# all of that is known not to apply. See the README's "Channel binding".
 DEFAULT_CHANNEL_BINDING = "prefer"
 CHANNEL_BINDINGS = ("disable", "prefer", "require")
 # Amazon RDS's CA bundle, shipped inside the package.
