@@ -9,7 +9,10 @@ Two invariants of the contract hold here, for every login of a rotation:
   at all, before anything is sent: an :class:`AuthMethodError`, never retried.
 
 Why a login failed is decided in :mod:`rotation.pg.login`. A refused credential is an
-:class:`AuthenticationError`, a fact to act on: never retried. A missing database, pg_hba.conf
+:class:`AuthenticationError`, a fact to act on: never retried. A server that breaks the
+authentication protocol (a SCRAM server signature that does not verify) is an impostor: an
+:class:`ImpostorServerError`, raised at once by :meth:`PostgresConnector.try_login` too, so
+that no other credential is offered to it. A missing database, pg_hba.conf
 or TLS that cannot be set up are the same for every credential: never retried either. A
 server that could not be reached, or that answered but takes no login now (starting up,
 shutting down, full), is an :class:`UnreachableError`, retried with backoff until the
@@ -26,10 +29,12 @@ from rotation.config import postgres_settings
 from rotation.errors import (
     AuthenticationError,
     DatabaseError,
+    DeadlineError,
     UnreachableError,
 )
 from rotation.observability import logger
 from rotation.pg.login import classify_login, login_error_class, login_problem
+from rotation.pg.resolve import Resolver, needs_resolution, resolve, system_resolver
 from rotation.pg.secret import PostgresSecret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
@@ -100,6 +105,9 @@ class PostgresConnector:
         module: createSecret and finishSecret never need it, and it costs ~100 ms.
     retry_policy:
         How unreachable servers are retried (always bounded by the step's deadline).
+    resolver:
+        Resolves the secret's host name (the system's resolver unless given; inject one
+        that never answers to test the bound). See :mod:`rotation.pg.resolve`.
     """
 
     def __init__(
@@ -108,10 +116,12 @@ class PostgresConnector:
         *,
         connect: ConnectFn | None = None,
         retry_policy: RetryPolicy | None = None,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self._settings = settings
         self._connect = connect
         self.retry_policy = retry_policy or RetryPolicy()
+        self._resolver = resolver
 
     @property
     def settings(self) -> PostgresSettings:
@@ -149,14 +159,19 @@ class PostgresConnector:
             At once, when the server refuses the credential.
         AuthMethodError
             At once, when the server asks for a method ``require_auth`` does not allow.
+        ImpostorServerError
+            At once, when the server breaks the authentication protocol: not the database.
         LoginConfigurationError
             At once, when no password could log in there (a missing database, pg_hba.conf).
         TlsError
             At once, when TLS cannot be set up as the secret asks.
         UnreachableError
-            When no attempt reached the server, or the server took no login (starting up,
-            shutting down, full: :class:`ServerUnavailableError`), before the retries or the
-            deadline ran out.
+            When no attempt reached the server (its name included: DNS resolution is bounded
+            by the deadline too), or the server took no login (starting up, shutting down,
+            full: :class:`ServerUnavailableError`), before the retries or the deadline ran
+            out.
+        DeadlineError
+            When the step had no time left for an attempt.
         """
         import psycopg  # noqa: PLC0415  # see the class docstring
 
@@ -171,8 +186,11 @@ class PostgresConnector:
         description = f"{who} ({secret.username}@{secret.host}:{secret.port}/{secret.dbname})"
 
         def attempt() -> psycopg.Connection[Any]:
+            if deadline.remaining() <= 0:
+                raise DeadlineError(f"no time was left in the step to log in as {description}")
             # Per attempt: the connect timeout shrinks with the time the step has left.
             params = self.parameters(secret, deadline)
+            params.update(self.addresses(secret, deadline, description))
             try:
                 return connect(**params)
             except psycopg.OperationalError as exc:
@@ -186,10 +204,47 @@ class PostgresConnector:
             what=f"connecting as {who}",
         )
 
+    def addresses(self, secret: PostgresSecret, deadline: Deadline, who: str) -> dict[str, str]:
+        """``host`` and ``hostaddr`` for libpq, the host name resolved within the time left
+        (at most the connect timeout); empty when the host is an address already.
+
+        Raises
+        ------
+        UnreachableError
+            The name did not resolve, or the resolver did not answer in time (retried, like
+            an unreachable server, while the step has time).
+        """
+        if not needs_resolution(secret.host):
+            return {}
+        timeout = min(float(self.settings.connect_timeout_s), deadline.remaining())
+        try:
+            found = resolve(secret.host, secret.port, timeout_s=timeout, resolver=self._resolver)
+        except TimeoutError:
+            raise UnreachableError(
+                f"could not resolve the host name {secret.host!r} for {who}: the DNS resolver "
+                f"did not answer within {timeout:.1f} s (the connect timeout, cut to the time "
+                "the step had left). Check the function's DNS: the VPC's DNS resolution and "
+                "DNS hostnames settings, Route 53 Resolver rules and endpoints, security "
+                "groups and network ACLs for port 53"
+            ) from None
+        except OSError as exc:
+            raise UnreachableError(
+                f"could not resolve the host name {secret.host!r} for {who}: {exc}. Check "
+                "'host' in the secret (the instance's or cluster's endpoint) and the "
+                "function's DNS (a private hosted zone must be associated with its VPC)"
+            ) from None
+        # One host entry per address: psycopg tries each in turn, as it would have after
+        # resolving itself, and libpq checks the certificate against the name.
+        return {"host": ",".join([secret.host] * len(found)), "hostaddr": ",".join(found)}
+
     def try_login(
         self, secret: PostgresSecret, deadline: Deadline, *, who: str, floor: str
     ) -> psycopg.Connection[Any] | AuthenticationError:
-        """Like :meth:`connect`, but a refused credential is returned, not raised."""
+        """Like :meth:`connect`, but a refused credential is returned, not raised.
+
+        Only a refusal: an impostor (:class:`ImpostorServerError`) and every other failure
+        are raised, so that a caller trying credentials in turn stops at once.
+        """
         try:
             return self.connect(secret, deadline, who=who, floor=floor)
         except AuthenticationError as refused:

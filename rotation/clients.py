@@ -25,7 +25,7 @@ from botocore.exceptions import (
 
 from rotation.aws_errors import error_code
 from rotation.config import secrets_manager_endpoint
-from rotation.errors import RotationError
+from rotation.errors import DeadlineError, RotationError
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
+    "MIN_SEND_S",
     "READ_TIMEOUT_S",
     "attempt_timeouts",
     "bound_by_deadline",
@@ -72,6 +73,10 @@ _TRANSPORT_ERRORS = (
     ConnectionClosedError,
 )
 _HOOK_ID = "rotation-deadline-bound-send"
+# Less time than this left when a request would go out: it is not sent (a DeadlineError).
+# No HTTPS request to an AWS endpoint completes in less, and urllib3 refuses a timeout of 0
+# with a ValueError that would read as an unexpected failure.
+MIN_SEND_S = 0.05
 
 
 # -- construction -------------------------------------------------------------------------
@@ -147,10 +152,21 @@ def _verify_setting(session: Any) -> str | bool:
 
 @dataclass
 class _Attempt:
-    """The attempt in progress on this thread: its deadline, and the timeouts it got."""
+    """The attempt in progress on this thread: its deadline, what it calls (for messages),
+    and the timeouts it got."""
 
     deadline: Deadline
+    what: str = "an API"
+    service: str = "AWS"
     applied: tuple[float, float] | None = None
+
+
+def _out_of_time(service: str, what: str) -> DeadlineError:
+    return DeadlineError(
+        f"no time was left in the step to call {service} ({what}); nothing was sent. The "
+        "step's earlier work used up the invocation's time: Secrets Manager's re-attempt "
+        "continues the rotation; if this recurs, raise the function's timeout"
+    )
 
 
 # Per thread (and per asyncio task): concurrent rotations on one client never see each
@@ -199,7 +215,12 @@ class _DeadlineBoundSend:
         attempt = _current_attempt.get()
         if attempt is None:  # a call outside call_api: the client's own timeouts
             return None
-        timeouts = attempt_timeouts(self._configured, attempt.deadline.remaining())
+        remaining = attempt.deadline.remaining()
+        if remaining < MIN_SEND_S:
+            # Raised out of botocore's send (an event handler's exception propagates as
+            # it is): not retried, never a zero timeout handed to urllib3.
+            raise _out_of_time(attempt.service, attempt.what)
+        timeouts = attempt_timeouts(self._configured, remaining)
         attempt.applied = timeouts
         if timeouts == self._configured:
             return None
@@ -245,8 +266,8 @@ def bound_by_deadline(client: Any, *, verify: str | bool | None = None) -> None:
 
 
 @contextmanager
-def _attempt_scope(deadline: Deadline) -> Iterator[_Attempt]:
-    attempt = _Attempt(deadline)
+def _attempt_scope(deadline: Deadline, what: str, service: str) -> Iterator[_Attempt]:
+    attempt = _Attempt(deadline, what, service)
     token = _current_attempt.set(attempt)
     try:
         yield attempt
@@ -292,20 +313,23 @@ def call_api(
 
     Raises
     ------
+    DeadlineError
+        Less than :data:`MIN_SEND_S` was left when the call (or a retry's request) would
+        have gone out: nothing was sent.
     RotationError
         ``error``, naming the API, the operation, the cause and what to check.
     botocore.exceptions.ClientError
         Any other API error, at once: the caller knows what it means.
     """
-    if deadline.remaining() <= 0:
-        raise error(f"no time was left in the step to call {service} ({what})")
+    if deadline.remaining() < MIN_SEND_S:
+        raise _out_of_time(service, what)
 
     attempts = 0
 
     def attempt() -> T:
         nonlocal attempts
         attempts += 1
-        with _attempt_scope(deadline) as scope:
+        with _attempt_scope(deadline, what, service) as scope:
             try:
                 return fn()
             except ClientError as exc:

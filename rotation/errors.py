@@ -10,6 +10,7 @@ secret value it has seen out of the message before the error leaves the handler.
 
     RotationError
     ├── ConfigurationError      the function's own settings (env vars) are wrong
+    ├── DeadlineError           the step's time ran out before an operation could start
     ├── EventError              the invocation event is malformed
     ├── SecretFormatError       a secret value is not JSON or lacks / mistypes a field
     ├── StagingError            the token or the secret's labels do not allow this step
@@ -22,6 +23,9 @@ secret value it has seen out of the message before the error leaves the handler.
         ├── AuthenticationError the server answered and refused the credential
         ├── AuthMethodError     the server asked for an authentication method we refuse
         │                       (a cleartext password, or none at all): nothing was sent
+        ├── ImpostorServerError the server broke the authentication protocol (a wrong SCRAM
+        │                       server signature, a bad SCRAM message): it is not the
+        │                       database, so no other credential is offered to it
         ├── LoginConfigurationError  no password could log in here: a missing database,
         │                       pg_hba.conf, NOLOGIN, no CONNECT privilege; not retried
         ├── TlsError            TLS cannot be set up as the secret asks: not retried
@@ -38,7 +42,9 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "DatabaseError",
+    "DeadlineError",
     "EventError",
+    "ImpostorServerError",
     "LoginConfigurationError",
     "RdsError",
     "ReadOnlyHostError",
@@ -103,6 +109,11 @@ class ConfigurationError(RotationError):
     """The function's configuration (environment variables, arguments) is invalid."""
 
 
+class DeadlineError(RotationError):
+    """The step's time ran out before an operation could start: nothing was sent. Secrets
+    Manager's re-attempt continues the rotation."""
+
+
 class EventError(RotationError):
     """The invocation event is malformed: a key is missing, mistyped or unknown."""
 
@@ -139,6 +150,14 @@ class AuthMethodError(DatabaseError):
     """The server asked for an authentication method the connection does not allow (libpq's
     ``require_auth``): a cleartext password, or no password at all (``trust``). libpq refuses
     before sending anything. A server configuration problem: retrying cannot help."""
+
+
+class ImpostorServerError(DatabaseError):
+    """The server broke the authentication protocol: it could not prove that it knows the
+    password's SCRAM verifier (a wrong server signature), or sent SCRAM or authentication
+    messages no PostgreSQL server sends. Whatever answers at the host is not the database
+    (a wrong DNS record, a hijacked address, a man in the middle), so no other credential is
+    offered to it and nothing is retried."""
 
 
 # -- why a login failed (decided in rotation.pg.login), and where the host stands ----------

@@ -16,6 +16,7 @@ from handlers.multi_user import PostgresMultiUser
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
 from rotation import LocalRotation, Rotator, SecretStore
+from rotation.pg.resolve import system_resolver
 from rotation_tools.testbed.pgcluster import PostgresCluster, embedded_bindir, running_cluster
 from tests.fix_aws import ApiCalls, new_client
 from tests.fix_postgres import admin_connect, set_role_password
@@ -43,6 +44,14 @@ def _ensure_master(cluster: PostgresCluster) -> str:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(MASTER)))
         set_role_password(conn, MASTER, password)
     return password
+
+
+def bed_resolver(host: str, port: int) -> list[str]:
+    """The test bed's DNS: moto's RDS endpoint names lead to the local cluster (the
+    connector resolves before libpq, see rotation.pg.resolve); any other name as usual."""
+    if host.endswith(".rds.amazonaws.com"):
+        return ["127.0.0.1"]
+    return system_resolver(host, port)
 
 
 class HostMap(ConnectionCounter):
@@ -104,7 +113,8 @@ class MultiBed(SecretInspection):
         return self.secret(value), name, password
 
     def strategy(self, rds: RdsTopology | None = None) -> PostgresMultiUser:
-        return PostgresMultiUser(PostgresConnector(connect=self.connections), rds=rds)
+        connector = PostgresConnector(connect=self.connections, resolver=bed_resolver)
+        return PostgresMultiUser(connector, rds=rds)
 
     def rotator(self, rds: RdsTopology | None = None, **store_kwargs: Any) -> Rotator:
         return Rotator(self.strategy(rds), SecretStore(self.handler_client, **store_kwargs))

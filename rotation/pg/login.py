@@ -7,18 +7,36 @@ private field of the failed connection and has no call that returns it, and the 
 verbosity that would print it into the message cannot be set before the connection starts).
 So this module works from what it does get, in this order:
 
-1. the SQLSTATE, when the exception has one (a future driver may pass it on);
-2. whether libpq got as far as sending the password (``pgconn.used_password``): a fact of
+1. libpq's own report that the server broke the authentication protocol (a SCRAM server
+   signature that does not verify, a malformed SCRAM message, a nonce that is not ours, an
+   authentication request no PostgreSQL server sends): the server is an impostor
+   (:attr:`LoginFailure.IMPOSTOR`), whatever else the message says;
+2. the SQLSTATE, when the exception has one (a future driver may pass it on);
+3. whether libpq got as far as sending the password (``pgconn.used_password``): a fact of
    the client library, never translated;
-3. libpq's own refusal of an authentication method (``require_auth``), a client message;
-4. the message text, matched against the English texts of PostgreSQL 13 to 18 and libpq.
+4. libpq's own refusal of an authentication method (``require_auth``, ``channel_binding``),
+   a client message;
+5. the message text, matched against the English texts of PostgreSQL 13 to 18 and libpq.
 
-Step 4 is the weak one: a server with ``lc_messages`` set to another language sends
-translated text. When no text matches, the classification falls back to step 2 alone, which
-is what it was before the finer classes existed: a password that was sent and refused is a
-refused credential (:attr:`LoginFailure.REFUSED`), anything else could not reach the server
+libpq's own messages (steps 1 and 4) are not translated: the libpq bundled with
+psycopg-binary is built without NLS (its library has no gettext binding). Step 5 is the weak
+one: a server with ``lc_messages`` set to another language sends translated text. When no
+text matches, the classification falls back to step 3 alone, which is what it was before
+the finer classes existed: a password that was sent and refused is a refused credential
+(:attr:`LoginFailure.REFUSED`), anything else could not reach the server
 (:attr:`LoginFailure.UNREACHABLE`, retried). So a translated message costs the precise
 advice, never the safety of the decision.
+
+Why an impostor is not a refused credential. A server that refuses a password says so in an
+ErrorResponse. One that answers the client's SCRAM proof with a server signature that does
+not verify has shown that it does not hold the password's verifier: it is not the database
+(a wrong DNS record, a hijacked address, a man in the middle that terminates TLS). Treating
+that as "this password is wrong, try the next one" would hand it a SCRAM proof of every
+other credential (AWSPENDING, AWSPREVIOUS, the master's), each one material for an offline
+guess and, relayed, a login elsewhere. So it stops the login at once: no other credential,
+no retry (:class:`~rotation.errors.ImpostorServerError`). A connection that drops after the
+proof was sent, without the server's answer, is no refusal either: it is retried with the
+same credential as an unreachable server, never answered with another one.
 
 What a client cannot tell apart at all, whatever the language: a wrong password, a role that
 does not exist and a role whose ``VALID UNTIL`` has passed. Under password authentication
@@ -39,6 +57,7 @@ from rotation.errors import (
     AuthenticationError,
     AuthMethodError,
     DatabaseError,
+    ImpostorServerError,
     LoginConfigurationError,
     ServerUnavailableError,
     TlsError,
@@ -86,6 +105,11 @@ class LoginFailure(enum.Enum):
     TLS_HOST_NAME = "certificate for another host name"
     #: libpq's ``require_auth`` refused the method the server asked for; nothing was sent.
     AUTH_METHOD = "authentication method refused"
+    #: libpq's ``channel_binding=require`` (PGCHANNELBINDING) found no channel binding to do.
+    CHANNEL_BINDING = "channel binding unavailable"
+    #: The server broke the authentication protocol (a wrong SCRAM server signature...):
+    #: not the database. Nothing else is offered to it.
+    IMPOSTOR = "impostor server"
     #: Nothing answered (DNS, TCP, timeout, a dropped connection), or nothing recognised.
     UNREACHABLE = "unreachable"
 
@@ -108,6 +132,8 @@ _ERROR_CLASS: dict[LoginFailure, type[DatabaseError]] = {
     LoginFailure.WRONG_PASSWORD: AuthenticationError,
     LoginFailure.REFUSED: AuthenticationError,
     LoginFailure.AUTH_METHOD: AuthMethodError,
+    LoginFailure.CHANNEL_BINDING: AuthMethodError,
+    LoginFailure.IMPOSTOR: ImpostorServerError,
     LoginFailure.NO_SUCH_ROLE: LoginConfigurationError,
     LoginFailure.LOGIN_NOT_ALLOWED: LoginConfigurationError,
     LoginFailure.NO_SUCH_DATABASE: LoginConfigurationError,
@@ -163,7 +189,58 @@ _BY_TEXT: tuple[tuple[re.Pattern[str], LoginFailure], ...] = tuple(
         (r"server does not support SSL", LoginFailure.TLS_UNSUPPORTED),
         (r"certificate verify failed|root certificate file", LoginFailure.TLS_UNTRUSTED),
         (r"does not match host name", LoginFailure.TLS_HOST_NAME),
+        # Last: a connection that dropped (after the proof was sent or not) without the
+        # server's answer. Retried with the same credential, never answered with another.
+        (
+            r"server closed the connection unexpectedly|could not receive data from server"
+            r"|SSL SYSCALL error: EOF detected|SSL error: unexpected eof"
+            r"|SSL connection has been closed unexpectedly",
+            LoginFailure.UNREACHABLE,
+        ),
     )
+)
+
+# libpq's messages (PostgreSQL 13 to 18, fe-auth.c, fe-auth-scram.c, fe-connect.c) for a
+# server that broke the authentication protocol, and the server's own for a SCRAM exchange
+# relayed between two TLS sessions (auth-scram.c: what a man in the middle causes when the
+# real server checks the channel binding). No PostgreSQL server causes any of them.
+_IMPOSTOR = re.compile(
+    "|".join(
+        (
+            r"incorrect server signature",
+            r"could not verify server signature",
+            r"malformed SCRAM message",
+            r"invalid SCRAM response",
+            r"error received from server in SCRAM exchange",
+            r"AuthenticationSASLFinal received from server, but SASL authentication was not "
+            r"completed",
+            r"no client response found after SASL exchange success",
+            r"invalid authentication request from server",
+            r"received invalid authentication request",
+            r"duplicate SASL authentication request",
+            r"server offered SCRAM-SHA-256-PLUS authentication over a non-SSL connection",
+            r"channel binding required, but server authenticated client without channel "
+            r"binding",
+            r"server requested an unknown authentication type",
+            r"authentication method \d+ not supported",
+            r"SCRAM channel binding (negotiation error|check failed)",
+        )
+    )
+)
+# The same, once the password (its SCRAM proof or md5 hash) was sent: a server that took it
+# and then let the client in without proving itself (require_auth's "did not complete"), or
+# answered with something other than an authentication message.
+_IMPOSTOR_AFTER_PASSWORD = re.compile(
+    r"server did not complete authentication"
+    r"|expected authentication request from server, but received"
+    r"|unexpected message from server during startup"
+)
+# libpq's channel_binding=require, when the server or the connection cannot bind.
+_CHANNEL_BINDING = re.compile(
+    r"channel binding required, but SSL not in use"
+    r"|channel binding is required, but server did not offer"
+    r"|channel binding required but not supported by server's authentication request"
+    r"|channel binding is required, but client does not support it"
 )
 
 _METHOD_REFUSED = re.compile(r'authentication method requirement "([^"]*)" failed: ([^\n]*)')
@@ -183,11 +260,28 @@ def _used_password(exc: BaseException) -> bool:
     return bool(pgconn is not None and getattr(pgconn, "used_password", False))
 
 
+def _impostor(exc: BaseException, used_password: bool) -> bool:
+    text = str(exc)
+    return bool(_IMPOSTOR.search(text) or (used_password and _IMPOSTOR_AFTER_PASSWORD.search(text)))
+
+
+def _libpq_verdict(exc: BaseException, used_password: bool) -> LoginFailure | None:
+    """What libpq itself decided about the server (steps 1 and 4), if anything."""
+    if _impostor(exc, used_password):
+        return LoginFailure.IMPOSTOR
+    if _CHANNEL_BINDING.search(str(exc)):
+        return LoginFailure.CHANNEL_BINDING
+    if not used_password and _METHOD_REFUSED.search(str(exc)):
+        return LoginFailure.AUTH_METHOD
+    return None
+
+
 def classify_login(exc: BaseException) -> LoginFailure:
     """Why the connection attempt that raised ``exc`` failed (see the module docstring)."""
     used_password = _used_password(exc)
-    if not used_password and _METHOD_REFUSED.search(str(exc)):
-        return LoginFailure.AUTH_METHOD
+    verdict = _libpq_verdict(exc, used_password)
+    if verdict is not None:
+        return verdict
     sqlstate = getattr(exc, "sqlstate", None)
     by_code = _BY_SQLSTATE.get(sqlstate) if isinstance(sqlstate, str) else None
     if by_code is not None:
@@ -211,8 +305,9 @@ def refused_credential(exc: BaseException) -> bool:
 
 def auth_method_refusal(exc: BaseException) -> tuple[str, str] | None:
     """``(allowed methods, what the server asked for)`` when libpq's ``require_auth``
-    refused the server's authentication request before sending anything; else None."""
-    if _used_password(exc):
+    refused the server's authentication request before sending anything; else None (also
+    for an impostor's request, e.g. an authentication code no server sends)."""
+    if _used_password(exc) or _impostor(exc, used_password=False):
         return None
     found = _METHOD_REFUSED.search(str(exc))
     if found is None:
@@ -267,10 +362,40 @@ def login_problem(failure: LoginFailure, exc: BaseException, who: str) -> str:
     reason = login_failure_reason(exc)
     if failure is LoginFailure.AUTH_METHOD:
         return auth_method_problem(exc, who) or f"the server refused {who}: {reason}"
-    return _PROBLEMS[failure].format(who=who, reason=reason, not_password=_NO_OTHER_LOGIN)
+    return _PROBLEMS[failure].format(
+        who=who, reason=reason, not_password=_NO_OTHER_LOGIN, host=_host(exc)
+    )
+
+
+def _host(exc: BaseException) -> str:
+    """The host the failed attempt went to, as libpq had it (the secret's 'host')."""
+    pgconn = getattr(exc, "pgconn", None)
+    host = getattr(pgconn, "host", None) if pgconn is not None else None
+    if isinstance(host, bytes) and host:
+        return host.decode(errors="replace")
+    return "the secret's host"
 
 
 _PROBLEMS: dict[LoginFailure, str] = {
+    LoginFailure.IMPOSTOR: (
+        "the server at {host} is not the database: it broke the authentication protocol "
+        "when logging in as {who} ({reason}). A server that holds the password's verifier "
+        "proves it with the SCRAM server signature; this one could not, so whatever answers "
+        "at that address is an impostor: a wrong 'host' in the secret, a DNS record or "
+        "address that now points elsewhere, or a man in the middle. No other credential was "
+        "offered to it and nothing was retried. Check what {host} resolves to from where "
+        "this runs and that it is the database's endpoint; keep 'ssl' at verify-full so "
+        "that only a server with the database's certificate is talked to. Rotate again "
+        "once the host is the database"
+    ),
+    LoginFailure.CHANNEL_BINDING: (
+        "channel binding is required (PGCHANNELBINDING=require) but cannot be done when "
+        "logging in as {who}: {reason}. It needs TLS ('ssl' not false) and a server that "
+        "offers SCRAM-SHA-256-PLUS (PostgreSQL 11 or later with scram-sha-256 in "
+        "pg_hba.conf; not md5, not a pooler without it). Fix the server, or unset "
+        "PGCHANNELBINDING: "
+        "the default, prefer, binds whenever the server can. Nothing was sent"
+    ),
     LoginFailure.WRONG_PASSWORD: (
         "the server refused {who}: {reason}. The password is wrong, or the role does not "
         "exist, or its VALID UNTIL date has passed: the server tells a client only that the "

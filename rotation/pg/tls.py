@@ -10,7 +10,9 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import re
 import shutil
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -68,13 +70,22 @@ def at_least(sslmode: str, floor: str) -> str:
 def _combined_bundle(settings: PostgresSettings) -> Path:
     """The RDS bundle plus ``PGSSLROOTCERT`` in one file, since libpq takes one root file.
 
-    The file decides whom ``verify-full`` trusts, so it lives where only this process can
-    write: a directory made fresh for the process (``mkdtemp``: a random name, mode 0700)
-    in the temp directory, the only writable place in Lambda. A file anywhere else, above
-    all at a predictable name in the shared temp directory, is never read: on a shared
-    host another user could have planted a CA there. One file per content (the RDS bundle
-    with each distinct ``PGSSLROOTCERT``), written once per process and reused by later
-    connections (a warm Lambda container writes it once).
+    The file decides whom ``verify-full`` trusts, so only this process may write it, and it
+    must not outlive the process, however the process ends. On Linux (Lambda included) it
+    is a sealed memory file (``memfd_create``) that libpq reads as ``/proc/self/fd/<n>``:
+    nothing on disk, nothing another user can plant or replace, and the kernel frees it
+    when the last process holding it ends, also one that ends with ``os._exit`` (a
+    multiprocessing or billiard worker) or is killed. A forked child shares it read-only.
+
+    Elsewhere (macOS), it is a file in a directory made fresh for the process (``mkdtemp``:
+    a random name that starts with the process id, mode 0700) in the temp directory. A file
+    anywhere else, above all at a predictable name in the shared temp directory, is never
+    read: on a shared host another user could have planted a CA there. The process removes
+    its directory at exit; one whose process ended without exit handlers is removed by the
+    next process of the same user that makes one.
+
+    One file per content (the RDS bundle with each distinct ``PGSSLROOTCERT``), written once
+    per process and reused by later connections (a warm Lambda container writes it once).
     """
     if settings.extra_root_cert is None:
         return settings.rds_ca_bundle
@@ -82,7 +93,66 @@ def _combined_bundle(settings: PostgresSettings) -> Path:
     content += settings.extra_root_cert.read_bytes()
     digest = hashlib.sha256(content).hexdigest()[:16]
     with _bundle_lock:
+        if _IN_MEMORY:
+            found = _memory_bundle(digest, content)
+            if found is not None:
+                return found
         return _private_bundle(f"roots-{digest}.pem", content)
+
+
+def _memory_files_supported() -> bool:
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(os, "memfd_create")
+        and os.path.isdir("/proc/self/fd")
+    )
+
+
+# Whether bundles live in memory files (see _combined_bundle); the tests turn it off to
+# exercise the directories.
+_IN_MEMORY = _memory_files_supported()
+# This process's memory files by content digest: (descriptor, (device, inode)). Inherited by
+# a forked child, whose copies of the descriptors point at the same sealed files.
+_memory: dict[str, tuple[int, tuple[int, int]]] = {}
+_SEALS = ("F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE")
+
+
+def _memory_bundle(digest: str, content: bytes) -> Path | None:
+    """``content`` in a sealed memory file, as a path libpq can open; None when the kernel
+    refuses one (a sandbox that forbids memfd_create), and the directory is used instead.
+    Call with the lock held."""
+    known = _memory.get(digest)
+    if known is not None:
+        fd, identity = known
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            info = None
+        # Still ours: something in the process may have closed the descriptor and reused
+        # its number for another file, which must not become our trust store.
+        if info is not None and (info.st_dev, info.st_ino) == identity:
+            return Path(f"/proc/self/fd/{fd}")
+    try:
+        fd = os.memfd_create(f"rotation-roots-{digest}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except OSError:
+        return None
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        import fcntl  # noqa: PLC0415  # Linux only, like this branch
+
+        seals = 0
+        for name in _SEALS:
+            seals |= getattr(fcntl, name, 0)
+        # Nothing in the process (nor anyone who opens /proc/<pid>/fd/<n>) can change it.
+        fcntl.fcntl(fd, getattr(fcntl, "F_ADD_SEALS", 1033), seals)
+    except OSError:
+        os.close(fd)
+        return None
+    info = os.fstat(fd)
+    _memory[digest] = (fd, (info.st_dev, info.st_ino))
+    return Path(f"/proc/self/fd/{fd}")
 
 
 @dataclass
@@ -148,8 +218,10 @@ def _intact(directory: _BundleDirectory) -> bool:
 
 def _new_directory() -> _BundleDirectory:
     global _cleanup_registered  # noqa: PLW0603  # guarded by _bundle_lock
-    # mkdtemp: a name nobody can predict, created exclusively, mode 0700.
-    path = Path(tempfile.mkdtemp(prefix="rotation-roots-"))
+    _remove_stale(Path(tempfile.gettempdir()))
+    # mkdtemp: a name nobody can predict, created exclusively, mode 0700. The process id
+    # in front tells a later process whether the maker is still running.
+    path = Path(tempfile.mkdtemp(prefix=f"rotation-roots-{os.getpid()}-"))
     identity = _identity(path)
     if identity is None:  # removed the instant it was made: nothing sane to fall back to
         raise FileNotFoundError(path)
@@ -181,6 +253,43 @@ def _write_new(path: Path, content: bytes) -> tuple[int, int, int]:
     return identity
 
 
+_STALE_NAME = re.compile(r"rotation-roots-(\d+)-")
+
+
+def _remove_stale(temp_dir: Path) -> None:
+    """Remove our user's bundle directories whose process is gone (it ended without running
+    exit handlers: ``os._exit``, a signal). Another user's, a live process's and anything
+    that is not a plain directory are left alone."""
+    try:
+        entries = list(os.scandir(temp_dir))
+    except OSError:
+        return
+    for entry in entries:
+        found = _STALE_NAME.match(entry.name)
+        if found is None:
+            continue
+        pid = int(found.group(1))
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.geteuid():
+            continue
+        if pid == os.getpid() or _running(pid):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, and belongs to someone else
+        return True
+    return True
+
+
 def _remove_directories() -> None:
     pid = os.getpid()
     for owner, path, identity in _made:
@@ -189,8 +298,9 @@ def _remove_directories() -> None:
 
 
 def tls_parameters(sslmode: str, settings: PostgresSettings) -> dict[str, str]:
-    """libpq keyword arguments for an sslmode from :func:`resolve_sslmode`."""
-    params = {"sslmode": sslmode}
+    """libpq keyword arguments for an sslmode from :func:`resolve_sslmode`, and SCRAM's
+    channel binding to the TLS session (``settings.channel_binding``)."""
+    params = {"sslmode": sslmode, "channel_binding": settings.channel_binding}
     if sslmode in _VERIFYING:
         # Only where verification is asked for: with sslmode=require, a root file makes
         # libpq verify the CA too, which would break servers the user chose not to verify.

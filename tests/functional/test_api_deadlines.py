@@ -15,7 +15,15 @@ from typing import Any
 import boto3
 import pytest
 
-from rotation import Deadline, RetryPolicy, Rotator, SecretsManagerError, SecretStore, Step
+from rotation import (
+    Deadline,
+    DeadlineError,
+    RetryPolicy,
+    Rotator,
+    SecretsManagerError,
+    SecretStore,
+    Step,
+)
 from rotation.clients import (
     CONNECT_TIMEOUT_S,
     READ_TIMEOUT_S,
@@ -113,3 +121,46 @@ class _NeverCalled:
 
 def no_sleep(_: float) -> None:
     return None
+
+
+class _SteppedClock:
+    """A clock the test moves: the step's last instants pass while a call is prepared."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("left_at_send", [0.0, 0.001])
+def test_a_deadline_that_runs_out_before_the_send_is_a_deadline_error(
+    silent: SilentServer, left_at_send: float
+) -> None:
+    """Time left when the call starts, none (or almost none) when the request would go
+    out: a DeadlineError naming the call, not urllib3's ValueError for a zero timeout, and
+    nothing sent."""
+    clock = _SteppedClock()
+    deadline = Deadline(expires_at=1000.5, clock=clock)
+    client = secrets_manager_client(silent.url)
+
+    def time_passes(**_: Any) -> None:
+        clock.now = 1000.5 - left_at_send
+
+    client.meta.events.register("before-call.secrets-manager.*", time_passes)
+    store = SecretStore(client, retry_policy=RetryPolicy(attempts=3, sleep=no_sleep))
+    with pytest.raises(DeadlineError) as caught:
+        store.session(deadline).describe("app/db")
+    assert "no time was left in the step to call Secrets Manager (DescribeSecret)" in str(
+        caught.value
+    )
+    assert silent.connections() == 0
+
+
+def test_no_time_left_before_a_call_is_a_deadline_error(silent: SilentServer) -> None:
+    store = SecretStore(
+        secrets_manager_client(silent.url), retry_policy=RetryPolicy(sleep=no_sleep)
+    )
+    with pytest.raises(DeadlineError, match=r"to call Secrets Manager \(DescribeSecret\)"):
+        store.session(frozen_deadline(0.0)).describe("app/db")
+    assert silent.connections() == 0

@@ -22,7 +22,7 @@ from handlers.single_user import PostgresSingleUser
 from rotation import AWSCURRENT, AWSPENDING, Outcome, Rotator, SecretStore, StagingError, Step
 from rotation.driver import STEPS
 from tests.fix_aws import new_client
-from tests.fix_multi import MASTER, MultiBed
+from tests.fix_multi import MASTER, MultiBed, bed_resolver
 from tests.fix_race import Gate, GatedConnections, RacingClient, race
 from tests.fix_rotation import Bed
 
@@ -39,7 +39,7 @@ def _racer(
     bed: Any, racer: int, gate: Gate, *, operation: str | None, login_as: str | None, multi: bool
 ) -> Rotator:
     connections = GatedConnections(racer=racer, gate=gate, user=login_as, host_map=multi)
-    connector = PostgresConnector(connect=connections)
+    connector = PostgresConnector(connect=connections, resolver=bed_resolver)
     strategy = PostgresMultiUser(connector) if multi else PostgresSingleUser(connector)
     client = RacingClient(new_client(), bed.sm, racer, gate if operation else None, operation)
     # RacingClient stands in for the boto3 client (it forwards what it does not gate), but the

@@ -35,7 +35,7 @@ from handlers.single_user import PostgresSingleUser
 from rotation import AWSCURRENT, AWSPENDING, RetryPolicy, RotationError, Rotator, SecretStore
 from rotation.driver import STEPS, LocalRotation, RotationFailed
 from tests.fix_aws import new_client
-from tests.fix_multi import MultiBed
+from tests.fix_multi import MultiBed, bed_resolver
 from tests.fix_postgres import ServerLog
 from tests.fix_rotation import Bed, ConnectionCounter, SimulatedCrash
 
@@ -105,7 +105,11 @@ class Container:
         self.client = new_client()
         self.connections = _FaultyConnect(bed)
         self.rotator = Rotator(
-            strategy(PostgresConnector(connect=self.connections, retry_policy=NO_SLEEP)),
+            strategy(
+                PostgresConnector(
+                    connect=self.connections, retry_policy=NO_SLEEP, resolver=bed_resolver
+                )
+            ),
             SecretStore(self.client, retry_policy=NO_SLEEP),
         )
         self.step = STEPS[0].value

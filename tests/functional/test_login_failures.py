@@ -29,6 +29,7 @@ from rotation import (
     TlsError,
 )
 from rotation.errors import DatabaseError
+from rotation.pg.resolve import Resolver, system_resolver
 from rotation.pg.secret import PostgresSecret, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
@@ -81,7 +82,14 @@ def full_pg() -> Iterator[PostgresCluster]:
 class Attempt:
     """One ``PostgresConnector.connect`` with counted connections and recorded pauses."""
 
-    def __init__(self, pauses: Pauses | None = None, *, ca: Any = None, **connect: Any) -> None:
+    def __init__(
+        self,
+        pauses: Pauses | None = None,
+        *,
+        ca: Any = None,
+        resolver: Resolver = system_resolver,
+        **connect: Any,
+    ) -> None:
         self.pauses = pauses or Pauses()
         self.counter = ConnectionCounter()
         extra = dict(connect)
@@ -93,6 +101,7 @@ class Attempt:
             PostgresSettings(extra_root_cert=ca),
             connect=counted,
             retry_policy=RetryPolicy(attempts=4, sleep=self.pauses),
+            resolver=resolver,
         )
 
     def login(self, secret: PostgresSecret) -> psycopg.Connection[Any]:
@@ -229,10 +238,10 @@ def test_an_untrusted_certificate_is_a_tls_error_not_retried(bed: Bed) -> None:
 
 
 def test_a_certificate_for_another_host_name_is_a_tls_error_not_retried(bed: Bed) -> None:
-    """The secret names a host the certificate is not for (reached here through
-    ``hostaddr``, as a CNAME would reach it)."""
+    """The secret names a host the certificate is not for (reached here through a resolver
+    that answers with the test bed's address, as a CNAME would reach it)."""
     user, password = bed.make_user()
-    attempt = Attempt(ca=_ca(bed), hostaddr="127.0.0.1")
+    attempt = Attempt(ca=_ca(bed), resolver=lambda _host, _port: ["127.0.0.1"])
     error = attempt.fails(_tls_secret(bed, user, password, host="db.example.invalid"))
     assert type(error) is TlsError
     assert 'does not match host name "db.example.invalid"' in error.problem

@@ -9,10 +9,11 @@ import psycopg
 import pytest
 
 from handlers.pg_connect import PostgresConnector
-from rotation import Deadline, RetryPolicy, TlsError
+from rotation import AuthMethodError, Deadline, ImpostorServerError, RetryPolicy, TlsError
 from rotation.pg.secret import PostgresSecret, parse_postgres_secret
 from rotation.pg.settings import PostgresSettings
 from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from tests.fix_fake_server import FakeServer
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import Bed
 
@@ -105,3 +106,72 @@ def test_a_rotation_against_a_tls_server_with_defaults_end_to_end(bed: Bed) -> N
     assert "ssl" not in bed.value(arn)
     assert bed.driver(bed.rotator()).rotate(arn).succeeded
     assert "SSL enabled" in bed.pg.server_log()
+
+
+# -- channel binding (SCRAM-SHA-256-PLUS) ------------------------------------------------
+
+
+def _bound_connector(ca: Path | None, binding: str) -> PostgresConnector:
+    env = {"PGCHANNELBINDING": binding}
+    settings = PostgresSettings.from_env(env if ca is None else {**env, "PGSSLROOTCERT": str(ca)})
+    return PostgresConnector(settings, retry_policy=NO_RETRY)
+
+
+@pytest.mark.parametrize("ssl", [None, "verify-ca", "require"])
+def test_the_tls_server_binds_scram_to_the_tls_session(bed: Bed, ssl: object) -> None:
+    """PostgreSQL 11+ over TLS offers SCRAM-SHA-256-PLUS: with "require" (which fails unless
+    the exchange was bound) the login succeeds, so "prefer", the default, binds too (libpq
+    picks SCRAM-SHA-256-PLUS whenever the server offers it)."""
+    assert bed.pg.certificates is not None
+    user, password = bed.make_user()
+    secret = _secret(bed.pg, user, password, **({} if ssl is None else {"ssl": ssl}))
+    connector = _bound_connector(bed.pg.certificates.ca_cert, "require")
+    deadline = Deadline.in_seconds(10)
+    with connector.connect(secret, deadline, who="AWSCURRENT", floor=secret.sslmode) as conn:
+        assert _ssl_in_use(conn)
+    assert connector.parameters(secret, deadline)["channel_binding"] == "require"
+
+
+def test_preferred_channel_binding_leaves_a_plaintext_login_alone(
+    plain_pg: PostgresCluster,
+) -> None:
+    secret = _secret(plain_pg, "plain_app", "plain-app-pw-1", ssl=False)
+    connector = PostgresConnector(PostgresSettings.from_env({}), retry_policy=NO_RETRY)
+    deadline = Deadline.in_seconds(10)
+    assert connector.parameters(secret, deadline)["channel_binding"] == "prefer"
+    with connector.connect(secret, deadline, who="AWSCURRENT", floor="disable") as conn:
+        assert not _ssl_in_use(conn)
+
+
+def test_required_channel_binding_without_tls_fails_before_anything_is_sent(
+    fake_server: type[FakeServer],
+) -> None:
+    """PGCHANNELBINDING=require on a plaintext connection: libpq stops at the server's SCRAM
+    offer, before any SCRAM message; the message names the variable and the fix."""
+    server = fake_server("scram")
+    secret = parse_postgres_secret(server.secret_value())
+    with pytest.raises(AuthMethodError) as caught:
+        _bound_connector(None, "require").connect(
+            secret, Deadline.in_seconds(10), who="AWSCURRENT", floor="disable"
+        )
+    assert "PGCHANNELBINDING=require" in caught.value.problem
+    assert "SSL not in use" in caught.value.problem
+    assert server.wait_for(1) == [b""]
+
+
+def test_over_tls_the_client_says_it_can_bind(
+    fake_server: type[FakeServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server (or a man in the middle) that offers only SCRAM-SHA-256 over TLS is told
+    that the client supports channel binding ("y" in the gs2 header), so a real server that
+    does offer SCRAM-SHA-256-PLUS refuses an exchange relayed from another TLS session
+    (RFC 5802's downgrade protection): channel binding is never disabled by default."""
+    monkeypatch.delenv("PGSSLROOTCERT", raising=False)
+    server = fake_server("scram", tls_dir=tmp_path / "tls")
+    secret = parse_postgres_secret(server.secret_value(ssl="require"))
+    connector = PostgresConnector(PostgresSettings.from_env({}), retry_policy=NO_RETRY)
+    with pytest.raises(ImpostorServerError):
+        connector.connect(secret, Deadline.in_seconds(10), who="AWSCURRENT", floor="require")
+    received = server.wait_for(1)[0]
+    assert b"y,,n=,r=" in received
+    assert b"n,,n=,r=" not in received

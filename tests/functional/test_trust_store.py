@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -22,6 +23,7 @@ import tempfile
 import textwrap
 import threading
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +91,13 @@ def test_a_bundle_planted_at_the_old_path_is_ignored(
     assert planted.read_bytes() == attacker.ca_cert.read_bytes()  # untouched, and unused
     used = Path(tls_parameters("verify-full", PostgresSettings.from_env(os.environ))["sslrootcert"])
     assert used != planted
-    assert used.parent.parent == shared_tmp
-    assert stat.S_IMODE(used.parent.stat().st_mode) == 0o700
-    assert stat.S_IMODE(used.stat().st_mode) == 0o600
+    if tls._IN_MEMORY:  # a sealed memory file: nothing in the shared directory at all
+        assert os.readlink(used).startswith("/memfd:rotation-roots-")
+        assert sorted(shared_tmp.iterdir()) == sorted([planted, planted.with_suffix(".tmp")])
+    else:
+        assert used.parent.parent == shared_tmp
+        assert stat.S_IMODE(used.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(used.stat().st_mode) == 0o600
     assert bed.pg.certificates is not None
     assert used.read_bytes().endswith(bed.pg.certificates.ca_cert.read_bytes())
 
@@ -185,6 +191,8 @@ _CLIENT_RUN = textwrap.dedent(
     import json, os, stat, sys
     from pathlib import Path
 
+    from rotation.pg import tls
+    tls._IN_MEMORY = tls._IN_MEMORY and sys.argv[2] == "memory"
     from rotation.client import connect
     from rotation.pg.settings import PostgresSettings
     from rotation.pg.tls import tls_parameters
@@ -203,6 +211,7 @@ _CLIENT_RUN = textwrap.dedent(
     child = Path(os.read(read, 4096).decode())
     print(json.dumps({
         "bundle": str(bundle),
+        "memfd": os.readlink(bundle) if bundle.parent == Path("/proc/self/fd") else None,
         "directory_mode": stat.S_IMODE(bundle.parent.stat().st_mode),
         "file_mode": stat.S_IMODE(bundle.stat().st_mode),
         "child_bundle": str(child),
@@ -213,16 +222,37 @@ _CLIENT_RUN = textwrap.dedent(
 )
 
 
+@pytest.mark.skipif(not tls._IN_MEMORY, reason="memory files are Linux's")
+def test_a_process_keeps_its_bundle_in_memory_and_nothing_on_disk(bed: Bed, tmp_path: Path) -> None:
+    arn, _, _ = bed.user_secret()
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", _CLIENT_RUN, arn, "memory"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["memfd"].startswith("/memfd:rotation-roots-")
+    assert report["child_bundle"] == report["bundle"]  # a forked child shares it, sealed
+    assert list(scratch.iterdir()) == []
+
+
 def test_a_process_uses_its_own_directory_and_leaves_nothing_behind(
     bed: Bed, tmp_path: Path
 ) -> None:
+    """Without memory files (macOS, or a kernel that refuses them)."""
     arn, _, _ = bed.user_secret()
     seen = []
     for run in range(2):
         scratch = tmp_path / f"tmpdir-{run}"
         scratch.mkdir()
         result = subprocess.run(
-            [sys.executable, "-c", _CLIENT_RUN, arn],
+            [sys.executable, "-c", _CLIENT_RUN, arn, "directory"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -233,6 +263,7 @@ def test_a_process_uses_its_own_directory_and_leaves_nothing_behind(
         report = json.loads(result.stdout)
         bundle, child = Path(report["bundle"]), Path(report["child_bundle"])
         assert bundle.parent.parent == scratch
+        assert report["memfd"] is None
         assert bundle.parent.name.startswith("rotation-roots-")
         assert report["directory_mode"] == 0o700
         assert report["file_mode"] == 0o600
@@ -267,3 +298,72 @@ def test_the_demo_leaves_no_bundle_behind(traversable_tmp: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert list(traversable_tmp.iterdir()) == []
+
+
+def _login_and_exit_at_once(value: dict[str, Any], mode: str, report: Connection) -> None:
+    """A multiprocessing worker: a verify-full login (the combined bundle), then ``os._exit``
+    as multiprocessing's fork workers and billiard's end: no exit handler runs."""
+    if mode == "directory":
+        tls._IN_MEMORY = False
+    settings = PostgresSettings.from_env(os.environ)
+    secret = parse_postgres_secret(value)
+    connector = PostgresConnector(settings)
+    with connector.connect(secret, Deadline.in_seconds(30), who="AWSCURRENT", floor="verify-full"):
+        pass
+    report.send(tls_parameters("verify-full", settings)["sslrootcert"])
+    os._exit(0)
+
+
+def _run_worker(start_method: str, value: dict[str, Any], mode: str) -> Path:
+    # Any: typeshed gives a context chosen by a str no Process attribute.
+    context: Any = multiprocessing.get_context(start_method)
+    receive, send = context.Pipe(duplex=False)
+    worker = context.Process(target=_login_and_exit_at_once, args=(value, mode, send))
+    worker.start()
+    worker.join(timeout=60)
+    assert worker.exitcode == 0
+    assert receive.poll(5)
+    return Path(receive.recv())
+
+
+@pytest.fixture
+def fresh_bundles(shared_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No bundle made yet in this process (a forked worker then makes its own), and the
+    shared temp directory also for spawned workers (they read TMPDIR)."""
+    monkeypatch.setattr(tls, "_memory", {})
+    monkeypatch.setattr(tls, "_made", [])
+    monkeypatch.setenv("TMPDIR", str(shared_tmp))
+    yield shared_tmp
+    tls._remove_directories()
+
+
+@pytest.mark.skipif(not tls._IN_MEMORY, reason="memory files are Linux's")
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_a_worker_that_ends_with_os_exit_leaves_no_bundle(
+    bed: Bed, fresh_bundles: Path, start_method: str
+) -> None:
+    user, password = bed.make_user()
+    value = bed.pg.secret_value(user, password)
+    used = _run_worker(start_method, value, "memory")
+    assert used.parent == Path("/proc/self/fd")
+    assert list(fresh_bundles.iterdir()) == []
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_a_directory_left_by_a_worker_that_ended_with_os_exit_is_removed_by_the_next(
+    bed: Bed, fresh_bundles: Path, start_method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without memory files: the worker could not remove its directory (no exit handler
+    runs under os._exit); the next process of the same user that makes one does."""
+    user, password = bed.make_user()
+    value = bed.pg.secret_value(user, password)
+    left = _run_worker(start_method, value, "directory").parent
+    assert left.parent == fresh_bundles
+    assert left.name.startswith("rotation-roots-")
+    monkeypatch.setattr(tls, "_IN_MEMORY", False)
+    monkeypatch.setattr(tls, "_directory", None)
+    ours = Path(tls_parameters("verify-full", PostgresSettings.from_env(os.environ))["sslrootcert"])
+    assert not left.exists()
+    assert list(fresh_bundles.iterdir()) == [ours.parent]
+    tls._remove_directories()
+    assert list(fresh_bundles.iterdir()) == []

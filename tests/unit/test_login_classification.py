@@ -17,6 +17,7 @@ from handlers.pg_connect import classify_login_failure
 from rotation import (
     AuthenticationError,
     AuthMethodError,
+    ImpostorServerError,
     LoginConfigurationError,
     ServerUnavailableError,
     TlsError,
@@ -30,15 +31,23 @@ WHERE = 'connection failed: connection to server at "127.0.0.1", port 5432 faile
 @dataclass
 class _PgConn:
     used_password: bool
+    host: bytes = b"127.0.0.1"
 
 
 class FailedLoginError(Exception):
     """Shaped like ``psycopg.OperationalError`` from a failed connection attempt."""
 
-    def __init__(self, text: str, *, used_password: bool, sqlstate: str | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        *,
+        used_password: bool,
+        sqlstate: str | None = None,
+        host: bytes = b"127.0.0.1",
+    ) -> None:
         super().__init__(WHERE + text)
         self.sqlstate = sqlstate
-        self.pgconn = _PgConn(used_password)
+        self.pgconn = _PgConn(used_password, host)
 
 
 CASES = [
@@ -99,6 +108,85 @@ CASES = [
         "UNREACHABLE",
     ),
     ("server closed the connection unexpectedly", False, "UNREACHABLE"),
+    # Dropped after the SCRAM proof went out: the same credential again, never another one.
+    (
+        "server closed the connection unexpectedly\n\tThis probably means the server "
+        "terminated abnormally\n\tbefore or while processing the request.",
+        True,
+        "UNREACHABLE",
+    ),
+    ("SSL SYSCALL error: EOF detected", True, "UNREACHABLE"),
+    ("SSL error: unexpected eof while reading", True, "UNREACHABLE"),
+    # PGCHANNELBINDING=require where no binding can be done: nothing was sent.
+    ("channel binding required, but SSL not in use", False, "CHANNEL_BINDING"),
+    (
+        "channel binding is required, but server did not offer an authentication method "
+        "that supports channel binding",
+        False,
+        "CHANNEL_BINDING",
+    ),
+    (
+        "channel binding required but not supported by server's authentication request",
+        False,
+        "CHANNEL_BINDING",
+    ),
+    *(
+        # libpq's words (fe-auth-scram.c, fe-auth.c, fe-connect.c, PostgreSQL 13 to 18) for a
+        # server that broke the authentication protocol, and the real server's (auth-scram.c)
+        # for a SCRAM exchange relayed from another TLS session.
+        (text, used_password, "IMPOSTOR")
+        for text, used_password in (
+            ("incorrect server signature", True),
+            ("could not verify server signature: out of memory", True),
+            ("malformed SCRAM message (invalid server signature)", True),
+            ('malformed SCRAM message (attribute "r" expected)', True),
+            ("malformed SCRAM message (garbage at end of server-first-message)", True),
+            ("malformed SCRAM message (invalid iteration count)", True),
+            ("malformed SCRAM message (length mismatch)", True),
+            ("invalid SCRAM response (nonce mismatch)", True),
+            ("error received from server in SCRAM exchange: invalid-proof", True),
+            (
+                "AuthenticationSASLFinal received from server, but SASL authentication was "
+                "not completed",
+                True,
+            ),
+            (
+                "fe_sendauth: invalid authentication request from server: AUTH_REQ_SASL_CONT "
+                "without AUTH_REQ_SASL",
+                False,
+            ),
+            ("received invalid authentication request", False),
+            ("duplicate SASL authentication request", True),
+            ("server offered SCRAM-SHA-256-PLUS authentication over a non-SSL connection", False),
+            (
+                "channel binding required, but server authenticated client without channel binding",
+                True,
+            ),
+            (
+                'authentication method requirement "scram-sha-256,md5" failed: server '
+                "requested an unknown authentication type",
+                False,
+            ),
+            ("authentication method 99 not supported", False),
+            ("FATAL:  SCRAM channel binding negotiation error", True),
+            ("FATAL:  SCRAM channel binding check failed", True),
+            # It took the proof, then let the client in without proving itself.
+            (
+                'authentication method requirement "scram-sha-256,md5" failed: server did '
+                "not complete authentication",
+                True,
+            ),
+            ("expected authentication request from server, but received H", True),
+        )
+    ),
+    # Before any password: a port that does not speak PostgreSQL (an HTTP proxy), or trust.
+    ("expected authentication request from server, but received H", False, "UNREACHABLE"),
+    (
+        'authentication method requirement "scram-sha-256,md5" failed: server did not '
+        "complete authentication",
+        False,
+        "AUTH_METHOD",
+    ),
 ]
 
 
@@ -170,6 +258,8 @@ ERROR_CLASSES = {
     LoginFailure.WRONG_PASSWORD: AuthenticationError,
     LoginFailure.REFUSED: AuthenticationError,
     LoginFailure.AUTH_METHOD: AuthMethodError,
+    LoginFailure.CHANNEL_BINDING: AuthMethodError,
+    LoginFailure.IMPOSTOR: ImpostorServerError,
     LoginFailure.NO_SUCH_ROLE: LoginConfigurationError,
     LoginFailure.LOGIN_NOT_ALLOWED: LoginConfigurationError,
     LoginFailure.NO_SUCH_DATABASE: LoginConfigurationError,
@@ -210,3 +300,39 @@ def test_every_message_is_distinct_and_on_one_line() -> None:
     }
     assert len(set(problems.values())) == len(problems)
     assert all("\n" not in problem for problem in problems.values())
+
+
+def test_an_impostor_is_no_refused_credential_and_is_not_retried() -> None:
+    """The server that cannot sign: another credential must not be offered to it, and the
+    same one must not be sent again."""
+    failed = FailedLoginError("incorrect server signature", used_password=True, host=b"db.x")
+    assert classify_login(failed) is LoginFailure.IMPOSTOR
+    assert not refused_credential(failed)
+    assert not LoginFailure.IMPOSTOR.transient
+    error = classify_login_failure(failed, "AWSCURRENT (app@db.x:5432/postgres)")  # type: ignore[arg-type]
+    assert isinstance(error, ImpostorServerError)
+    assert not isinstance(error, AuthenticationError | UnreachableError)
+    # The host, the cause, the fix, and that nothing else went to it.
+    assert "the server at db.x is not the database" in error.problem
+    assert "incorrect server signature" in error.problem
+    assert "No other credential was offered" in error.problem
+    assert "resolves to" in error.problem
+    assert "man in the middle" in error.problem
+
+
+def test_a_refused_method_is_not_advised_around_for_an_impostor() -> None:
+    """An authentication code no server sends is not "set PGREQUIREAUTH to allow it"."""
+    from rotation.pg.login import auth_method_problem  # noqa: PLC0415
+
+    unknown = FailedLoginError(
+        'authentication method requirement "scram-sha-256,md5" failed: server requested an '
+        "unknown authentication type",
+        used_password=False,
+    )
+    assert auth_method_problem(unknown, "AWSCURRENT") is None
+    cleartext = FailedLoginError(
+        'authentication method requirement "scram-sha-256,md5" failed: server requested a '
+        "cleartext password",
+        used_password=False,
+    )
+    assert auth_method_problem(cleartext, "AWSCURRENT") is not None

@@ -35,12 +35,34 @@ def test_the_rds_bundle_ships_in_the_package() -> None:
 
 def test_verifying_modes_trust_the_rds_bundle() -> None:
     params = tls_parameters("verify-full", PostgresSettings())
-    assert params == {"sslmode": "verify-full", "sslrootcert": str(RDS_CA_BUNDLE)}
+    assert params == {
+        "sslmode": "verify-full",
+        "sslrootcert": str(RDS_CA_BUNDLE),
+        "channel_binding": "prefer",
+    }
 
 
 def test_non_verifying_modes_pass_no_root_file() -> None:
-    assert tls_parameters("require", PostgresSettings()) == {"sslmode": "require"}
-    assert tls_parameters("disable", PostgresSettings()) == {"sslmode": "disable"}
+    assert "sslrootcert" not in tls_parameters("require", PostgresSettings())
+    assert "sslrootcert" not in tls_parameters("disable", PostgresSettings())
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "prefer", "require", "verify-ca", "verify-full"])
+def test_channel_binding_is_preferred_on_every_connection(sslmode: str) -> None:
+    """libpq binds SCRAM to the TLS session whenever TLS is in use and the server offers
+    SCRAM-SHA-256-PLUS; "prefer" is harmless without TLS (tests/functional/test_tls.py)."""
+    params = tls_parameters(sslmode, PostgresSettings.from_env({}))
+    assert params["channel_binding"] == "prefer"
+
+
+def test_pgchannelbinding_is_folded_in() -> None:
+    settings = PostgresSettings.from_env({"PGCHANNELBINDING": " Require "})
+    assert tls_parameters("verify-full", settings)["channel_binding"] == "require"
+
+
+def test_an_unknown_pgchannelbinding_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"PGCHANNELBINDING must be one of .*'always'"):
+        PostgresSettings.from_env({"PGCHANNELBINDING": "always"})
 
 
 def test_pgsslrootcert_is_added_to_the_rds_bundle(tmp_path: Path) -> None:

@@ -1,10 +1,16 @@
-"""The combined CA bundle's file: private, written once, never taken from anyone else."""
+"""The combined CA bundle's file: private, written once, never taken from anyone else.
+
+On Linux it is a sealed memory file; elsewhere (and where the kernel refuses one) a file in
+a private directory. Both are tested here, the directories with memory files turned off.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,13 +26,108 @@ _OTHER = b"-----BEGIN CERTIFICATE-----\nOTHER\n-----END CERTIFICATE-----\n"
 
 @pytest.fixture
 def fresh_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The module's state as in a process that has written no bundle; the temp dir's path."""
+    """The module's state as in a process that has written no bundle, on a platform without
+    memory files; the temp dir's path."""
     shared = tmp_path / "tmp"
     shared.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(shared))
     monkeypatch.setattr(tls, "_directory", None)
     monkeypatch.setattr(tls, "_made", [])
+    monkeypatch.setattr(tls, "_IN_MEMORY", False)
     return shared
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memfd is Linux's")
+
+
+@pytest.fixture
+def in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A process that has written no bundle, with memory files; the temp dir's path."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    monkeypatch.setattr(tls, "_memory", {})
+    monkeypatch.setattr(tls, "_IN_MEMORY", True)
+    return shared
+
+
+@linux_only
+def test_on_linux_the_bundle_is_a_sealed_memory_file(in_memory: Path, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    bundle = _bundle(settings)
+    assert bundle.parent == Path("/proc/self/fd")
+    assert bundle.read_bytes().endswith(_CORP)
+    assert os.readlink(bundle).startswith("/memfd:rotation-roots-")
+    fd = int(bundle.name)
+    seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    for seal in (fcntl.F_SEAL_WRITE, fcntl.F_SEAL_GROW, fcntl.F_SEAL_SHRINK, fcntl.F_SEAL_SEAL):
+        assert seals & seal
+    with pytest.raises(PermissionError):
+        os.write(fd, b"another CA")
+    with pytest.raises(PermissionError), bundle.open("r+b") as opened:
+        opened.write(b"another CA")
+    assert _bundle(settings) == bundle  # written once
+    assert list(in_memory.iterdir()) == []  # nothing on disk
+
+
+@linux_only
+def test_a_descriptor_number_reused_for_another_file_is_not_trusted(
+    in_memory: Path, tmp_path: Path
+) -> None:
+    """Something in the process closed our descriptor and opened another file, which got
+    the same number: that file must not become the trust store."""
+    settings = _settings(tmp_path)
+    first = _bundle(settings)
+    fd = int(first.name)
+    os.close(fd)
+    other = tmp_path / "other.pem"
+    other.write_bytes(_OTHER)
+    reused = os.open(other, os.O_RDONLY)
+    try:
+        assert reused == fd
+        second = _bundle(settings)
+        assert second.read_bytes().endswith(_CORP)
+        assert second != first
+    finally:
+        os.close(reused)
+
+
+@linux_only
+def test_where_the_kernel_refuses_memory_files_the_directory_is_used(
+    in_memory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*_: object) -> int:
+        raise PermissionError("memfd_create is not allowed here")
+
+    monkeypatch.setattr(tls, "_directory", None)
+    monkeypatch.setattr(tls, "_made", [])
+    monkeypatch.setattr(os, "memfd_create", refused)
+    bundle = _bundle(_settings(tmp_path))
+    assert bundle.parent.parent == in_memory
+    assert bundle.read_bytes().endswith(_CORP)
+    tls._remove_directories()
+
+
+def test_a_directory_left_by_a_process_that_is_gone_is_removed(
+    fresh_process: Path, tmp_path: Path
+) -> None:
+    """A worker that ended with os._exit ran no exit handler: the next process that makes
+    a directory removes the worker's. A live process's, another name and a file stay."""
+    gone = fresh_process / "rotation-roots-999999999-abcd"
+    gone.mkdir(mode=0o700)
+    (gone / "roots-x.pem").write_bytes(_OTHER)
+    alive = fresh_process / f"rotation-roots-{os.getppid()}-abcd"
+    alive.mkdir(mode=0o700)
+    unrelated = fresh_process / "rotation-roots-other"
+    unrelated.mkdir()
+    a_file = fresh_process / "rotation-roots-999999998-file"
+    a_file.write_bytes(b"")
+    ours = _bundle(_settings(tmp_path)).parent
+    assert not gone.exists()
+    assert alive.exists()
+    assert unrelated.exists()
+    assert a_file.exists()
+    assert ours.name.startswith(f"rotation-roots-{os.getpid()}-")
 
 
 def _settings(tmp_path: Path, content: bytes = _CORP, name: str = "corp.pem") -> PostgresSettings:
