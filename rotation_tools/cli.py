@@ -1,5 +1,5 @@
-"""The ``rotation`` command line: demo, rotate, status, doctor, verify, start, invoke,
-check-task-def.
+"""The ``rotation`` command line: demo, sandbox, rotate, status, doctor, verify, plan, start,
+invoke, check-task-def.
 
 Exit codes: 0 success, 1 a failed rotation or check, 2 bad usage, 130 interrupted. Expected
 errors print one line on stderr, never a traceback. stdout carries only the command's
@@ -55,6 +55,12 @@ def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.demo import run_demo  # noqa: PLC0415
 
     return run_demo(console)
+
+
+def _cmd_sandbox(args: argparse.Namespace, console: Any) -> int:
+    from rotation_tools.sandbox import run_sandbox  # noqa: PLC0415
+
+    return run_sandbox(console)
 
 
 def _cmd_status(args: argparse.Namespace, console: Any) -> int:
@@ -149,6 +155,7 @@ def _cmd_plan(args: argparse.Namespace, console: Any) -> int:
 
 _COMMANDS = {
     "demo": _cmd_demo,
+    "sandbox": _cmd_sandbox,
     "rotate": cmd_rotate,
     "status": _cmd_status,
     "start": cmd_start,
