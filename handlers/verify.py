@@ -121,6 +121,8 @@ class LoginResult:
     username: str
     state: CredentialState
     problem: str = ""
+    # The class name of the error behind a failed check: what a fix is chosen by.
+    cause: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +146,8 @@ class Verification:
     actions: tuple[str, ...] = field(default=())
     # The AWSPENDING version of a rotation in progress, if any (it can explain drift).
     rotating: str | None = None
+    # The class name of the error that decided the state (see LoginResult.cause).
+    cause: str = ""
 
     @property
     def valid(self) -> bool:
@@ -236,7 +240,9 @@ class Verifier:
                     raise statement_error(exc, f"the probe query as {label}") from exc
         except RotationError as exc:
             self.store.scrubber.scrub_exception_chain(exc)
-            return LoginResult(label, secret.username, state_of(exc), exc.problem)
+            return LoginResult(
+                label, secret.username, state_of(exc), exc.problem, type(exc).__name__
+            )
         return LoginResult(label, secret.username, CredentialState.VALID)
 
     def verify(self, secret_id: str, deadline: Deadline) -> Verification:
@@ -253,6 +259,7 @@ class Verifier:
                 self.strategy,
                 CredentialState.MISCONFIGURED,
                 problem=self.store.scrubber.scrub(exc.problem),
+                cause=type(exc).__name__,
             )
         floor = credentials.current.sslmode
         logins = [self.check_login(credentials.current, AWSCURRENT, deadline, floor=floor)]
@@ -296,6 +303,7 @@ def verdict(
         tuple(logins),
         problem=problem,
         rotating=pending,
+        cause=failed.cause if failed else "",
     )
 
 

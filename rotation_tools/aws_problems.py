@@ -117,8 +117,8 @@ def _answered(cause: ClientError, secret_id: str, operation: str, where: _Where)
         return AwsProblem(
             "not-found",
             f"Secrets Manager{where.at} has no secret {secret_id}{where.note(code)}",
-            "check the secret's name or ARN, the region (--region, AWS_REGION) and the "
-            "endpoint (--endpoint-url)",
+            "check the secret's name or ARN, the region (--region, AWS_REGION or "
+            "AWS_DEFAULT_REGION) and the endpoint (--endpoint-url)",
         )
     if code in _KMS or (denied and "kms" in message.lower()):
         return AwsProblem(
@@ -156,7 +156,10 @@ def _unanswered(cause: BotoCoreError, where: _Where) -> AwsProblem:
         )
     if isinstance(cause, NoRegionError):
         return AwsProblem(
-            "region", "no AWS region is configured", "pass --region or set AWS_REGION"
+            "region",
+            "no AWS region is configured",
+            "pass --region, or set AWS_REGION or AWS_DEFAULT_REGION (the AWS CLI v1 reads "
+            "only AWS_DEFAULT_REGION), or a region in the profile",
         )
     transport = EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError
     if isinstance(cause, transport | ConnectionClosedError):

@@ -1,5 +1,5 @@
-"""The ``rotation`` command line: demo, rotate, status, doctor, verify, start, invoke,
-check-task-def.
+"""The ``rotation`` command line: demo, sandbox, rotate, status, doctor, verify, plan, start,
+invoke, check-task-def.
 
 Exit codes: 0 success, 1 a failed rotation or check, 2 bad usage, 130 interrupted. Expected
 errors print one line on stderr, never a traceback. stdout carries only the command's
@@ -14,8 +14,11 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rotation_tools.cli_parser import (
@@ -26,7 +29,8 @@ from rotation_tools.cli_parser import (
     build_parser,
 )
 from rotation_tools.cli_rotate import cmd_rotate, cmd_start
-from rotation_tools.cli_session import aws_problem, connection_options, secrets_manager
+from rotation_tools.cli_session import aws_problem, secrets_manager
+from rotation_tools.remedies import Remedies
 
 __all__ = ["main"]
 
@@ -57,6 +61,12 @@ def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
     return run_demo(console)
 
 
+def _cmd_sandbox(args: argparse.Namespace, console: Any) -> int:
+    from rotation_tools.sandbox import run_sandbox  # noqa: PLC0415
+
+    return run_sandbox(console)
+
+
 def _cmd_status(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.status import collect_status, render  # noqa: PLC0415
 
@@ -64,7 +74,7 @@ def _cmd_status(args: argparse.Namespace, console: Any) -> int:
         from rotation_tools.cli_fleet import cmd_status_all  # noqa: PLC0415
 
         return cmd_status_all(args, console)
-    status = collect_status(secrets_manager(args), args.secret, options=connection_options(args))
+    status = collect_status(secrets_manager(args), args.secret, remedies=Remedies.from_args(args))
     render(status, console)
     console.result(status.as_json())
     return EXIT_FAILED if status.stuck else EXIT_OK
@@ -74,7 +84,12 @@ def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.doctor import run_doctor  # noqa: PLC0415
 
     console.line(f"Checking {args.secret} for {args.strategy} rotation")
-    checks = run_doctor(secrets_manager(args), args.secret, strategy=args.strategy)
+    checks = run_doctor(
+        secrets_manager(args),
+        args.secret,
+        strategy=args.strategy,
+        remedies=Remedies.from_args(args),
+    )
     for check in checks:
         console.check(check.ok, check.name, check.detail, check.hint)
     ok = all(check.ok is not False for check in checks)
@@ -100,6 +115,7 @@ def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
             console.error(f"--parameter-overrides takes KEY=VALUE, got {item!r}")
             return EXIT_USAGE
         overrides[key] = value
+    started = time.perf_counter()
     try:
         result = invoke(
             args.template,
@@ -115,11 +131,49 @@ def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
         console.error(str(unknown))
         console.result({"ok": False, "error": str(unknown)})
         return EXIT_USAGE
-    if args.json:
-        console.result({"ok": True, "result": result})
-    else:
-        console.line(json.dumps(result))
+    console.result({"ok": True, "result": result})
+    _show_invocation(args, console, result, time.perf_counter() - started)
     return EXIT_OK
+
+
+_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+def _show_invocation(args: argparse.Namespace, console: Any, result: Any, took_s: float) -> None:
+    """What ran, on what, what it returned, and the step that follows (its command)."""
+    from rotation_tools.local_invoke import load_event  # noqa: PLC0415
+
+    event = load_event(args.event, secret_id=args.secret_id, token=args.token)
+    step = event.get("Step")
+    if step not in _STEPS:  # a verification event
+        console.line(f"{args.function} ran {args.event} in {took_s * 1000:.1f} ms")
+        console.line(json.dumps(result, indent=2, default=str))
+        return
+    secret, token = event.get("SecretId"), event.get("ClientRequestToken")
+    console.line(
+        f"{args.function} ran {step} of {secret} (token {token}) in {took_s * 1000:.1f} ms: "
+        f"{json.dumps(result, default=str)}"
+    )
+    if step == _STEPS[-1]:
+        console.line(
+            f"The rotation is complete: `{Remedies.from_args(args).status(str(secret))}` shows "
+            "the labels"
+        )
+        return
+    following = args.event.with_name(f"{_STEPS[_STEPS.index(step) + 1]}.json")
+    command = [
+        "rotation", "invoke", args.function, "-e", str(following), "--secret-id", str(secret),
+        "--token", str(token),
+    ]  # fmt: skip
+    if args.template != Path("template.yaml"):
+        command += ["-t", str(args.template)]
+    if args.env_vars:
+        command += ["--env-vars", str(args.env_vars)]
+    if args.endpoint_url:
+        command += ["--endpoint-url", args.endpoint_url]
+    for item in args.parameter_overrides:
+        command += ["--parameter-overrides", item]
+    console.line(f"Next: {shlex.join(command)}")
 
 
 def _cmd_check_task_def(args: argparse.Namespace, console: Any) -> int:
@@ -149,6 +203,7 @@ def _cmd_plan(args: argparse.Namespace, console: Any) -> int:
 
 _COMMANDS = {
     "demo": _cmd_demo,
+    "sandbox": _cmd_sandbox,
     "rotate": cmd_rotate,
     "status": _cmd_status,
     "start": cmd_start,

@@ -4,6 +4,7 @@ codes (the work is in :mod:`rotation_tools.fleet` and :mod:`rotation_tools.verif
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 from collections.abc import Callable
@@ -74,17 +75,45 @@ def cmd_status_all(
     return EXIT_FAILED if any(row.needs_attention for row in rows) else EXIT_OK
 
 
+def _unreadable(args: argparse.Namespace, client: Any, secret_id: str) -> Any:
+    """Why ``secret_id`` cannot be read, classified (not found, denied, KMS, unreachable) as
+    every command says it, or None. One DescribeSecret, only for a secret that failed so."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from rotation_tools.cli_session import aws_problem  # noqa: PLC0415
+
+    try:
+        client.describe_secret(SecretId=secret_id)
+    except (ClientError, BotoCoreError) as exc:
+        return aws_problem(args, exc, secret_id=secret_id)
+    return None
+
+
 def cmd_verify(args: argparse.Namespace, console: Any) -> int:
+    from rotation_tools.remedies import Remedies, verify_fix  # noqa: PLC0415
     from rotation_tools.verify import render_verifications, verify_secrets  # noqa: PLC0415
 
+    client = secrets_manager(args)
     results = verify_secrets(
-        secrets_manager(args),
+        client,
         args.secrets,
         strategy=args.strategy,
         reconcile=args.reconcile,
     )
+    remedies = Remedies.from_args(args)
+    fixes = {}
+    for index, secret_id in enumerate(args.secrets):
+        verdict = results[index]
+        fix = verify_fix(verdict.state.value, verdict.cause, remedies, secret_id)
+        if verdict.cause == "SecretsManagerError":
+            problem = _unreadable(args, client, secret_id)
+            if problem is not None:
+                verdict = dataclasses.replace(verdict, problem=problem.problem)
+                results[index] = verdict
+                fix = problem.fix or fix
+        fixes[id(verdict)] = fix
     if args.json:
-        _print_list(console, [result.as_json() for result in results])
+        _print_list(console, [{**result.as_json(), "fix": fixes[id(result)]} for result in results])
     else:
-        render_verifications(results, console)
+        render_verifications(results, console, fix=lambda result: fixes[id(result)])
     return EXIT_OK if all(result.valid for result in results) else EXIT_FAILED

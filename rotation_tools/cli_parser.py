@@ -100,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start moto's Secrets Manager and a throwaway PostgreSQL cluster, rotate "
         "secrets through the real handlers, prove each claim, and clean up (also on Ctrl-C).",
     )
+    sub.add_parser(
+        "sandbox",
+        parents=[common],
+        help="a single-user and a multi-user secret to try your application against, until Ctrl-C",
+        description="Start a Secrets Manager emulator and a throwaway PostgreSQL server, as "
+        "the demo does; create a single-user and a multi-user secret with their users and a "
+        "table; print the export lines, a client example and rotation commands for another "
+        "shell; wait. Ctrl-C (or SIGTERM) stops both and deletes their files. With --json, "
+        "one JSON document once it is ready.",
+    )
     rotate = sub.add_parser(
         "rotate",
         parents=[common, verbose, aws, strategy],

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from rotation_tools.cli_parser import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from rotation_tools.cli_session import aws_problem, connection_options, secrets_manager
+from rotation_tools.cli_session import aws_problem, secrets_manager
+from rotation_tools.remedies import Remedies
 
 __all__ = ["cmd_rotate", "cmd_start"]
 
@@ -17,23 +19,21 @@ __all__ = ["cmd_rotate", "cmd_start"]
 def _refuse_managed(
     args: argparse.Namespace, console: Any, function_arn: str, pending: str | None
 ) -> int:
-    secret = shlex.quote(args.secret)
+    remedies = Remedies.from_args(args)
     if pending:
         # RotateSecret refuses while a rotation is in progress: Secrets Manager re-attempts
         # that one itself; finishing it from here is the forced path.
         advice = (
             f"a rotation of it is in progress (version {pending} is AWSPENDING), which "
-            "Secrets Manager re-attempts through the function (`rotation status "
-            f"{secret}{connection_options(args)}` explains it). Pass --force to finish it "
-            "from here, with its token"
+            f"Secrets Manager re-attempts through the function (`{remedies.status(args.secret)}`"
+            " explains it). Pass --force to finish it from here, with its token"
         )
     else:
         advice = (
             "a rotation started here could race with one Secrets Manager starts. Rotate "
-            f"through the function: aws secretsmanager rotate-secret --secret-id {secret}"
-            f"{connection_options(args)}; or pass --force to rotate from here anyway (should "
-            "the function's rotation start meanwhile, this one stands back and leaves it "
-            "undisturbed)"
+            f"through the function: {remedies.aws('rotate-secret', args.secret)}; or pass "
+            "--force to rotate from here anyway (should the function's rotation start "
+            "meanwhile, this one stands back and leaves it undisturbed)"
         )
     message = f"{args.secret} has rotation enabled with function {function_arn}: {advice}"
     console.error(message)
@@ -43,11 +43,7 @@ def _refuse_managed(
 
 def _rotate_command(args: argparse.Namespace) -> str:
     """The `rotation rotate` command line that resumes this one, as the user ran it."""
-    force = " --force" if args.force else ""
-    return (
-        f"rotation rotate {shlex.quote(args.secret)} --strategy {args.strategy}{force}"
-        f"{connection_options(args)}"
-    )
+    return Remedies.from_args(args).rotate(args.secret, force=args.force)
 
 
 def _interrupted_rotation(args: argparse.Namespace, token: str, steps_done: list[str]) -> str:
@@ -59,8 +55,8 @@ def _interrupted_rotation(args: argparse.Namespace, token: str, steps_done: list
         )
     return (
         f"interrupted during createSecret: if it stored the new version, the rotation of "
-        f"{args.secret} is left in progress (version {token} is AWSPENDING; `rotation status "
-        f"{shlex.quote(args.secret)}{connection_options(args)}` shows it) and {again}"
+        f"{args.secret} is left in progress (version {token} is AWSPENDING; "
+        f"`{Remedies.from_args(args).status(args.secret)}` shows it) and {again}"
     )
 
 
@@ -140,13 +136,14 @@ def cmd_start(args: argparse.Namespace, console: Any) -> int:
 
     client = secrets_manager(args)
     secret = shlex.quote(args.secret)
+    remedies = Remedies.from_args(args)
     endpoint = str(client.meta.endpoint_url)
     if _is_aws(endpoint):
         message = (
             f"`rotation start` is for an emulator, and {endpoint} is AWS, where RotateSecret "
-            "registers the token and invokes the rotation function at once: `aws "
-            f"secretsmanager rotate-secret --secret-id {secret}{connection_options(args)}`. "
-            f"To rotate without a function: `rotation rotate {secret} --strategy ...`"
+            "registers the token and invokes the rotation function at once: "
+            f"`{remedies.aws('rotate-secret', args.secret)}`. To rotate without a function: "
+            f"`{remedies.rotate(args.secret)}`"
         )
         console.error(message)
         console.result({"ok": False, "error": message})
@@ -159,7 +156,7 @@ def cmd_start(args: argparse.Namespace, console: Any) -> int:
         message = (
             f"a rotation of {args.secret} is already in progress: version {in_progress} is "
             "AWSPENDING (RotateSecret refuses too); invoke the steps with that token, or see "
-            f"`rotation status {secret}{connection_options(args)}`"
+            f"`{remedies.status(args.secret)}`"
         )
         console.error(message)
         console.result({"ok": False, "error": message, "token": in_progress})
@@ -170,12 +167,23 @@ def cmd_start(args: argparse.Namespace, console: Any) -> int:
         "Run its steps in order (createSecret, setSecret, testSecret, finishSecret), with "
         "MultiUserFunction for a multi-user secret:"
     )
+    events, template = _repository_files()
     console.line(
-        f"  rotation invoke SingleUserFunction -e events/createSecret.json --secret-id {secret} "
-        f"--token {token} --endpoint-url {shlex.quote(endpoint)}"
+        f"  rotation invoke SingleUserFunction -e {shlex.quote(str(events / 'createSecret.json'))}"
+        f"{template} --secret-id {secret} --token {token} --endpoint-url {shlex.quote(endpoint)}"
     )
     console.result({"ok": True, "token": token, "secret": args.secret, "endpoint": endpoint})
     return EXIT_OK
+
+
+def _repository_files() -> tuple[Path, str]:
+    """The event files' directory and the ``-t TEMPLATE`` option, as paths that work from the
+    current directory: relative inside the repository's root, absolute elsewhere."""
+    root = Path(__file__).resolve().parent.parent  # the checkout rotation_tools runs from
+    if Path.cwd().resolve() == root or not (root / "events").is_dir():
+        return Path("events"), ""  # the root, or an install without the repository's files
+    template = root / "template.yaml"
+    return root / "events", f" -t {shlex.quote(str(template))}"
 
 
 def _no_handler(event: dict[str, Any], context: Any) -> object:  # pragma: no cover

@@ -1,13 +1,12 @@
-"""Where a command talks to Secrets Manager: its client, the connection options to repeat in
-the commands it prints, and what a failed call means."""
+"""Where a command talks to Secrets Manager: its client, and what a failed call means (the
+commands it prints as fixes: :mod:`rotation_tools.remedies`)."""
 
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import Any
 
-__all__ = ["aws_problem", "connection_options", "secrets_manager"]
+__all__ = ["aws_problem", "secrets_manager"]
 
 
 def secrets_manager(args: argparse.Namespace) -> Any:
@@ -35,34 +34,21 @@ def secrets_manager(args: argparse.Namespace) -> Any:
     return args.sm_client
 
 
-def aws_problem(args: argparse.Namespace, exc: BaseException, operation: str | None = None) -> Any:
+def aws_problem(
+    args: argparse.Namespace,
+    exc: BaseException,
+    operation: str | None = None,
+    *,
+    secret_id: str | None = None,
+) -> Any:
     """The classified Secrets Manager failure behind ``exc`` (see aws_problems), or None."""
     from rotation_tools.aws_problems import explain  # noqa: PLC0415
 
     client = getattr(args, "sm_client", None)
     return explain(
         exc,
-        secret_id=getattr(args, "secret", None) or "the secret",
+        secret_id=secret_id or getattr(args, "secret", None) or "the secret",
         operation=operation,
         endpoint=args.endpoint_url or (client.meta.endpoint_url if client else None),
         region=client.meta.region_name if client else args.region,
     )
-
-
-def connection_options(args: argparse.Namespace) -> str:
-    """The connection options this command ran with, for the commands it prints: copied, they
-    act where this one did. ``--endpoint-url``, ``--region`` and ``--profile`` mean the same
-    to the aws CLI; an endpoint from SECRETS_MANAGER_ENDPOINT (which the aws CLI does not
-    read) is spelled out too."""
-    from rotation.config import secrets_manager_endpoint  # noqa: PLC0415
-
-    endpoint = getattr(args, "endpoint_url", None) or secrets_manager_endpoint()
-    options = ""
-    for flag, value in (
-        ("--endpoint-url", endpoint),
-        ("--region", getattr(args, "region", None)),
-        ("--profile", getattr(args, "profile", None)),
-    ):
-        if value:
-            options += f" {flag} {shlex.quote(value)}"
-    return options

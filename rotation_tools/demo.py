@@ -1,4 +1,4 @@
-"""``rotation demo``: the main job on an embedded default.
+"""``rotation demo``: a rotation end to end, on this machine alone.
 
 Starts moto's Secrets Manager and a throwaway PostgreSQL cluster (TLS, SCRAM), creates an
 application user with a table and its secret, and rotates it through the real handlers,
@@ -11,29 +11,32 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import psycopg
-from psycopg import sql
 
 from rotation import AWSCURRENT, AWSPREVIOUS, LocalRotation, StepRecord
 from rotation.pg.settings import PostgresSettings
 from rotation_tools.console import Console
+from rotation_tools.seed import LOCAL_PARTS, TABLE, SeedNames, seed
 from rotation_tools.strategies import build_rotator
-from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS, REGION, running_moto
+from rotation_tools.testbed.moto_server import running_moto, secrets_manager_at
 from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
 
 __all__ = ["run_demo"]
 
-APP_USER = "app_demo"
-MULTI_USER = "app_multi"
-MASTER_USER = "demo_master"
+DEMO_NAMES = SeedNames(
+    single_user="app_demo",
+    master_user="demo_master",
+    multi_user="app_multi",
+    single_name="demo/app",
+    master_name="demo/master",
+    multi_name="demo/app-multi",
+)
 
 
 @dataclass
@@ -53,77 +56,27 @@ class _Demo:
     def __init__(self, console: Console, cluster: PostgresCluster, endpoint_url: str) -> None:
         self.console = console
         self.cluster = cluster
-        self.client = boto3.client(
-            "secretsmanager",
-            endpoint_url=endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        self.client = secrets_manager_at(endpoint_url)
         assert cluster.certificates is not None  # noqa: S101  # started with TLS
         self.settings = PostgresSettings(extra_root_cert=cluster.certificates.ca_cert)
         self.report = DemoReport()
 
     # -- set-up -----------------------------------------------------------------------
 
-    def admin(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(**self.cluster.conninfo(), autocommit=True)
-
-    def make_role(
-        self, conn: psycopg.Connection[Any], name: str, *, createrole: bool = False
-    ) -> str:
-        password = secrets.token_urlsafe(24)
-        verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN {} PASSWORD {}").format(
-                sql.Identifier(name),
-                sql.SQL("CREATEROLE" if createrole else ""),
-                sql.Literal(verifier.decode()),
-            )
-        )
-        return password
-
     def setup(self) -> tuple[str, str]:
-        with self.admin() as conn:
-            self.report.postgres_version = conn.info.server_version // 10000
-            app_password = self.make_role(conn, APP_USER)
-            master_password = self.make_role(conn, MASTER_USER, createrole=True)
-            conn.execute(
-                sql.SQL("GRANT CREATE ON SCHEMA public TO {}, {}").format(
-                    sql.Identifier(APP_USER), sql.Identifier(MASTER_USER)
-                )
-            )
-        with psycopg.connect(**self.cluster.conninfo(APP_USER, app_password)) as conn:
-            conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL)")
-            conn.execute("INSERT INTO orders (item) VALUES ('coffee'), ('tea')")
-        # On RDS the master user creates the application users: do the same here, so the
-        # PostgreSQL 16+ admin-option rules hold as they would there.
-        with psycopg.connect(**self.cluster.conninfo(MASTER_USER, master_password)) as conn:
-            multi_password = self.make_role(conn, MULTI_USER)
-            conn.commit()
-        with self.admin() as conn:
-            conn.execute(sql.SQL("GRANT SELECT ON orders TO {}").format(sql.Identifier(MULTI_USER)))
-        secret = self.secret_value(APP_USER, app_password)
-        single_arn = self.create_secret("demo/app", {**secret, "team": "payments"})
-        master_arn = self.create_secret(
-            "demo/master", self.secret_value(MASTER_USER, master_password)
+        seeded = seed(self.cluster, self.client, DEMO_NAMES, single_extra={"team": "payments"})
+        self.report.postgres_version = seeded.postgres_version
+        names = seeded.names
+        self.console.line(
+            f"  created user {names.single_user} (table {TABLE}) and secret {names.single_name}"
         )
-        multi_arn = self.create_secret(
-            "demo/app-multi",
-            {**self.secret_value(MULTI_USER, multi_password), "masterarn": master_arn},
+        self.console.line(
+            f"  created master {names.master_user} (CREATEROLE) and secret {names.master_name}"
         )
-        self.console.line(f"  created user {APP_USER} (table orders) and secret demo/app")
-        self.console.line(f"  created master {MASTER_USER} (CREATEROLE) and secret demo/master")
-        self.console.line(f"  created user {MULTI_USER} and secret demo/app-multi (with masterarn)")
-        return single_arn, multi_arn
-
-    def secret_value(self, user: str, password: str) -> dict[str, Any]:
-        value = self.cluster.secret_value(user, password)
-        value.pop("ssl", None)  # no "ssl" key: verify-full, as a default secret on RDS
-        return value
-
-    def create_secret(self, name: str, value: dict[str, Any]) -> str:
-        return str(self.client.create_secret(Name=name, SecretString=json.dumps(value))["ARN"])
+        self.console.line(
+            f"  created user {names.multi_user} and secret {names.multi_name} (with masterarn)"
+        )
+        return seeded.single_arn, seeded.multi_arn
 
     # -- what the demo shows ----------------------------------------------------------
 
@@ -239,9 +192,7 @@ def _querying_client(demo: _Demo, arn: str) -> Iterator[dict[str, int]]:
 
 def run_demo(console: Console) -> int:
     """Run the demo; 0 when every claim held, 1 otherwise."""
-    console.line(
-        console.paint("PostgreSQL credential rotation: demo on an embedded default", "bold")
-    )
+    console.line(console.paint(f"PostgreSQL credential rotation: demo ({LOCAL_PARTS})", "bold"))
     started = time.perf_counter()
     with running_moto() as moto, running_cluster(tls=True) as cluster:
         console.line(f"  Secrets Manager (moto) at {moto.url}")

@@ -22,15 +22,9 @@ from handlers.pg_connect import PostgresConnector
 from handlers.pg_roles import in_recovery
 from handlers.rds import RdsTopology
 from rotation import (
-    AuthenticationError,
-    AuthMethodError,
     Deadline,
-    LoginConfigurationError,
     RetryPolicy,
     RotationError,
-    ServerUnavailableError,
-    TlsError,
-    UnreachableError,
 )
 from rotation.config import postgres_settings
 from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
@@ -38,6 +32,7 @@ from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
 from rotation.secret import SecretVersion
 from rotation_tools.aws_problems import explain
+from rotation_tools.remedies import Remedies, fix_for, secret_format_fix
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -46,6 +41,14 @@ __all__ = ["Check", "run_doctor"]
 
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 _TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class _Fixes:
+    """What a fix needs: the command lines' builder, and the secret as the user named it."""
+
+    remedies: Remedies
+    secret_id: str
 
 
 @dataclass(frozen=True)
@@ -151,32 +154,16 @@ def _network(secret: PostgresSecret) -> Iterator[Check]:
         )
 
 
-def _login_hint(exc: RotationError) -> str:
-    """The fix for a failed login follows its classified cause (rotation.pg.login); the
-    error's own message already names the details."""
-    if isinstance(exc, AuthenticationError):
-        return (
-            "the stored password does not match the database (or the role does not exist: "
-            "the server does not say which, its log does): reset the password to the "
-            "secret's value, or run `rotation status` to see a half-finished rotation"
-        )
-    if isinstance(exc, AuthMethodError | LoginConfigurationError | TlsError):
-        return "not a password problem: fix what the message names"
-    if isinstance(exc, ServerUnavailableError):
-        return "the server answered but took no login: try again once it is up or has room"
-    if isinstance(exc, UnreachableError):
-        return "check the host, the port, the network path and that the server runs"
-    return "see the message"
-
-
 def _login(
-    connector: PostgresConnector, secret: PostgresSecret, who: str
+    connector: PostgresConnector, secret: PostgresSecret, who: str, remedies: _Fixes
 ) -> tuple[Check, psycopg.Connection[Any] | None]:
     try:
         # ``secret`` is AWSCURRENT, or the master already raised to its TLS mode.
         conn = connector.connect(secret, Deadline.in_seconds(20), who=who, floor=secret.sslmode)
     except RotationError as exc:
-        return Check(f"login as {who}", False, exc.problem, _login_hint(exc)), None
+        # The fix follows the classified cause (rotation.pg.login); the message names details.
+        hint = fix_for(exc, remedies.remedies, remedies.secret_id)
+        return Check(f"login as {who}", False, exc.problem, hint), None
     version = conn.info.server_version // 10000
     return Check(f"login as {who}", True, f"{secret.username}, PostgreSQL {version}"), conn
 
@@ -240,6 +227,7 @@ def _multi_user(
     connector: PostgresConnector,
     secret: PostgresSecret,
     rds: RdsTopology,
+    fixes: _Fixes,
 ) -> Iterator[Check]:
     try:
         clone = alternate_username(secret.username)
@@ -269,11 +257,13 @@ def _multi_user(
             }
             host, port = rds.primary_endpoint(tags, Deadline.in_seconds(20))
     except RotationError as exc:
-        yield Check("master secret format", False, exc.problem, "see the README's secret format")
+        yield Check(
+            "master secret format", False, exc.problem, secret_format_fix("the master secret")
+        )
         return
     yield Check("master secret format", True, f"{master.username}@{host}:{port}")
     as_master = master_login(secret, master, host=host, port=port, dbname=value.get("dbname"))
-    check, conn = _login(connector, as_master, "the master")
+    check, conn = _login(connector, as_master, "the master", fixes)
     yield check
     if conn is not None:
         with conn:
@@ -287,8 +277,11 @@ def run_doctor(
     strategy: str = "single-user",
     settings: PostgresSettings | None = None,
     rds: RdsTopology | None = None,
+    remedies: Remedies | None = None,
 ) -> list[Check]:
-    """Run every check that can run; stop a branch at its first failure."""
+    """Run every check that can run; stop a branch at its first failure. ``remedies``
+    builds the commands the fixes print, with the flags the command was given."""
+    fixes = _Fixes(remedies or Remedies(strategy=strategy), secret_id)
     settings = settings or postgres_settings()
     connector = PostgresConnector(settings, retry_policy=RetryPolicy(attempts=1))
     checks: list[Check] = []
@@ -299,7 +292,7 @@ def run_doctor(
     try:
         secret = parse_postgres_secret(version.json(), "the secret")
     except RotationError as exc:
-        checks.append(Check("secret format", False, exc.problem, "see the README's secret format"))
+        checks.append(Check("secret format", False, exc.problem, secret_format_fix()))
         return checks
     checks.append(
         Check(
@@ -316,12 +309,12 @@ def run_doctor(
     checks.append(_tls_probe(secret, settings))
     if checks[-1].ok is False:
         return checks
-    check, conn = _login(connector, secret, "AWSCURRENT")
+    check, conn = _login(connector, secret, "AWSCURRENT", fixes)
     checks.append(check)
     if conn is not None:
         with conn:
             if strategy == "single-user":
                 checks.append(_writable(conn))
     if strategy == "multi-user":
-        checks.extend(_multi_user(client, connector, secret, rds or RdsTopology()))
+        checks.extend(_multi_user(client, connector, secret, rds or RdsTopology(), fixes))
     return checks

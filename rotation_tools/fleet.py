@@ -1,5 +1,5 @@
 """``rotation status --all``: one row per secret with rotation configured in the account and
-region, and the state it is in.
+region, or a rotation in progress without it (started directly), and the state it is in.
 
 Everything comes from ``ListSecrets`` (paginated, 100 secrets a page), whose entries carry
 the labels (``SecretVersionsToStages``), the rotation configuration and dates and
@@ -198,6 +198,12 @@ def is_configured(entry: Mapping[str, Any]) -> bool:
     return bool(entry.get("RotationEnabled")) or bool(entry.get("RotationLambdaARN"))
 
 
+def is_listed(entry: Mapping[str, Any]) -> bool:
+    """A row of the fleet: rotation configured, or a rotation in progress without it (one
+    started directly, by `rotation rotate`, that failed or was interrupted)."""
+    return is_configured(entry) or pending_version(entry) is not None
+
+
 def pending_version(entry: Mapping[str, Any]) -> str | None:
     """The version holding AWSPENDING while a rotation is in progress (not merely left on
     AWSCURRENT by a finished one)."""
@@ -256,6 +262,12 @@ def classify(
                 if stuck
                 else ""
             )
+        if not function:
+            # Nothing re-attempts a rotation started directly: only running it again does.
+            detail += (
+                "; no rotation function: started directly, it resumes only when "
+                "`rotation rotate` runs again"
+            )
     elif function and not entry.get("RotationEnabled"):
         state = FleetState.NOT_ROTATING
         detail = "a rotation function is set but rotation is disabled"
@@ -308,7 +320,7 @@ def _list_configured(
         if progress is not None:
             progress(seen, None, f"listing secrets: page {page_number}")
         for entry in entries:
-            if is_configured(entry) and all(flt.matches(entry) for flt in filters):
+            if is_listed(entry) and all(flt.matches(entry) for flt in filters):
                 yield entry
         token = page.get("NextToken")
         if not token:
@@ -428,6 +440,9 @@ def _function_name(arn: str | None) -> str:
 
 
 def render_fleet(rows: Sequence[FleetRow], console: Any) -> None:
+    if not rows:
+        console.line("No secret has rotation configured or a rotation in progress here.")
+        return
     styles = {FleetState.OK: "ok", FleetState.ROTATING: "dim", FleetState.SERVICE_OWNED: "dim"}
     console.table(
         [
@@ -462,6 +477,8 @@ def render_fleet(rows: Sequence[FleetRow], console: Any) -> None:
     )
     attention = sum(1 for row in rows if row.needs_attention)
     console.line()
-    console.line(f"{len(rows)} secrets with rotation configured: {summary or 'none'}")
+    console.line(
+        f"{len(rows)} secrets with rotation configured or in progress: {summary or 'none'}"
+    )
     if attention:
         console.line(f"{attention} need attention; `rotation status SECRET` shows one in detail")

@@ -15,7 +15,6 @@ Secrets Manager, or change anything in the database.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,17 +40,19 @@ from handlers.pg_sql import (
     role_memberships,
     role_settings,
 )
-from rotation import Deadline, RetryPolicy, RotationError
+from rotation import Deadline, RetryPolicy, RotationError, SecretFormatError
 from rotation.config import event_bus_name
 from rotation.pg.secret import PostgresSecret, parse_postgres_secret
 from rotation.scrub import Scrubber
-from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription
+from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
 from rotation_tools.doctor import Check, run_doctor
 from rotation_tools.pair_sessions import master_credential
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from psycopg import sql
+
+    from rotation_tools.remedies import Remedies
 
 __all__ = ["REDACTED", "Plan", "build_plan", "cmd_plan", "render_plan"]
 
@@ -156,6 +157,7 @@ def build_plan(
     *,
     strategy: str,
     connector: PostgresConnector | None = None,
+    remedies: Remedies | None = None,
 ) -> Plan:
     """Read what a rotation of ``secret_id`` would find, and describe what it would do.
 
@@ -170,13 +172,11 @@ def build_plan(
     arn = description.arn
     current_id = description.version_with(AWSCURRENT)
     response = client.get_secret_value(SecretId=arn, VersionStage=AWSCURRENT)
-    try:
-        value = json.loads(response.get("SecretString") or "{}")
-    except ValueError:
-        value = None  # parse_postgres_secret says what is wrong, without quoting it
-    current = parse_postgres_secret(
-        value if isinstance(value, dict) else {}, "the AWSCURRENT version"
+    # The one parser of a secret's value: not JSON, or not an object, is said as such.
+    version = SecretVersion(
+        response["ARN"], response["VersionId"], response.get("SecretString", ""), AWSCURRENT
     )
+    current = parse_postgres_secret(version.json(), "the AWSCURRENT version")
     token = _NEW_TOKEN
     notes: list[str] = []
     for version_id, stages in description.versions.items():
@@ -187,7 +187,9 @@ def build_plan(
                 "rotation now resumes it with that token; createSecret keeps the value it "
                 "already stored, if any"
             )
-    checks = run_doctor(client, arn, strategy=strategy, settings=connector.settings)
+    checks = run_doctor(
+        client, secret_id, strategy=strategy, settings=connector.settings, remedies=remedies
+    )
     if strategy == "single-user":
         steps = _single_user(arn, token, current_id, current, connector)
     else:
@@ -465,8 +467,21 @@ def render_plan(plan: Plan, console: Any) -> None:
 def cmd_plan(args: argparse.Namespace, console: Any) -> int:
     """``rotation plan SECRET --strategy ...``: 0 when doctor finds nothing, else 1."""
     from rotation_tools.cli_session import secrets_manager  # noqa: PLC0415
+    from rotation_tools.remedies import Remedies, secret_format_fix  # noqa: PLC0415
 
-    plan = build_plan(secrets_manager(args), args.secret, strategy=args.strategy)
+    try:
+        plan = build_plan(
+            secrets_manager(args),
+            args.secret,
+            strategy=args.strategy,
+            remedies=Remedies.from_args(args),
+        )
+    except SecretFormatError as exc:
+        # As doctor and verify say it: the one parser's message, and the fix.
+        message = f"{exc.problem}: {secret_format_fix()}"
+        console.error(message)
+        console.result({"ok": False, "error": message})
+        return 1
     render_plan(plan, console)
     console.result({"ok": not plan.failed_checks, **plan.as_json()})
     return 1 if plan.failed_checks else 0

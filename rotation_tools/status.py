@@ -4,7 +4,7 @@ plain-words diagnosis of a stuck rotation. Shows ids, labels and dates, never a 
 from __future__ import annotations
 
 import datetime
-import shlex
+import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from rotation.aws_errors import error_code
 from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
+from rotation_tools.remedies import Remedies
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -40,6 +41,8 @@ class SecretStatus:
     diagnosis: list[str] = field(default_factory=list)
     remedies: list[str] = field(default_factory=list)
     stuck: bool = False
+    # How it is rotated, when something tells (see _inferred_strategy); None: unknown.
+    strategy: str | None = None
     # Who is logged in as each user of a multi-user pair (rotation_tools.pair_sessions).
     sessions: dict[str, Any] | None = None
 
@@ -60,23 +63,60 @@ def _schedule(rules: dict[str, Any]) -> str | None:
     return ", ".join(parts) or None
 
 
-def _pending_has_value(client: SecretsManagerClient, arn: str, version_id: str) -> bool:
+def _pending_value(client: SecretsManagerClient, arn: str, version_id: str) -> str | None:
+    """The pending version's SecretString, or None when createSecret stored none yet."""
     try:
-        client.get_secret_value(SecretId=arn, VersionId=version_id, VersionStage=AWSPENDING)
+        response = client.get_secret_value(
+            SecretId=arn, VersionId=version_id, VersionStage=AWSPENDING
+        )
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
-            return False
+            return None
         raise
-    return True
+    return str(response.get("SecretString", ""))
+
+
+def _username(secret_string: str) -> str | None:
+    """The ``username`` of a secret value, or None when it has none that can be read."""
+    try:
+        value = json.loads(secret_string)
+    except ValueError:
+        return None
+    username = value.get("username") if isinstance(value, dict) else None
+    return username if isinstance(username, str) else None
+
+
+def _inferred_strategy(
+    client: SecretsManagerClient, arn: str, lambda_arn: str | None, pending: str | None
+) -> str | None:
+    """How the secret is rotated, when something tells: the rotation function's name, else
+    the rotation in progress (multi-user moves to the other user of the pair, single-user
+    keeps the user). Reads usernames only; nothing of a value is kept or shown."""
+    from rotation_tools.fleet import recognise_strategy  # noqa: PLC0415
+
+    named = recognise_strategy(lambda_arn)
+    if named != "unknown":
+        return named
+    if pending is None:
+        return None
+    current = client.get_secret_value(SecretId=arn, VersionStage=AWSCURRENT)
+    before, after = _username(current.get("SecretString", "")), _username(pending)
+    if before is None or after is None:
+        return None
+    return "single-user" if before == after else "multi-user"
 
 
 def collect_status(
-    client: SecretsManagerClient, secret_id: str, *, options: str = "", sessions: bool = True
+    client: SecretsManagerClient,
+    secret_id: str,
+    *,
+    remedies: Remedies | None = None,
+    sessions: bool = True,
 ) -> SecretStatus:
     """Read the secret's description and versions, and diagnose what they show.
 
-    ``options`` (`` --endpoint-url URL --region R``) is appended to every command the
-    diagnosis prints, so that a copied command acts where this one looked. ``sessions``:
+    ``remedies`` builds the commands the diagnosis prints, with the connection options this
+    command was given, so that a copied command acts where this one looked. ``sessions``:
     also log in as the master (multi-user secrets) and list who is logged in as each user
     of the pair (:mod:`rotation_tools.pair_sessions`).
     """
@@ -92,10 +132,12 @@ def collect_status(
             break
         kwargs["NextToken"] = page["NextToken"]
     rows = []
+    pending_value = None
     for version_id, stages in described.get("VersionIdsToStages", {}).items():
         has_value = None
         if AWSPENDING in stages and AWSCURRENT not in stages:
-            has_value = _pending_has_value(client, arn, version_id)
+            pending_value = _pending_value(client, arn, version_id)
+            has_value = pending_value is not None
         rows.append(VersionRow(version_id, list(stages), created.get(version_id), has_value))
     rows.sort(key=lambda r: r.created or datetime.datetime.min.replace(tzinfo=datetime.UTC))
     status = SecretStatus(
@@ -108,7 +150,8 @@ def collect_status(
         next_rotation=described.get("NextRotationDate"),
         versions=rows,
     )
-    _diagnose(status, options)
+    status.strategy = _inferred_strategy(client, arn, status.lambda_arn, pending_value)
+    _diagnose(status, remedies or Remedies())
     if sessions:
         from rotation_tools.pair_sessions import collect_pair_sessions  # noqa: PLC0415
 
@@ -116,48 +159,74 @@ def collect_status(
     return status
 
 
-def _diagnose(status: SecretStatus, options: str = "") -> None:
-    # The options go right after the secret id: before any trailing `# comment`.
-    quoted = shlex.quote(status.arn) + options
+def _diagnose(status: SecretStatus, remedies: Remedies) -> None:
+    secret = status.arn
     current = [r for r in status.versions if AWSCURRENT in r.stages]
     pending = [r for r in status.versions if AWSPENDING in r.stages and AWSCURRENT not in r.stages]
+    # Secrets Manager re-attempts only a rotation it started through a function; a direct
+    # one (`rotation rotate`, or steps invoked by hand) is resumed only by running it again.
+    managed = status.rotation_enabled and bool(status.lambda_arn)
     if not current:
         status.stuck = True
         status.diagnosis.append("No version is labelled AWSCURRENT: applications cannot read it.")
         previous = [r for r in status.versions if AWSPREVIOUS in r.stages]
         if previous:
             status.remedies.append(
-                "aws secretsmanager update-secret-version-stage --secret-id "
-                f"{quoted} --version-stage AWSCURRENT --move-to-version-id {previous[0].version_id}"
+                remedies.aws(
+                    "update-secret-version-stage",
+                    secret,
+                    "--version-stage AWSCURRENT --move-to-version-id",
+                    previous[0].version_id,
+                )
             )
     for row in pending:
         status.stuck = True
         since = f" since {row.created:%Y-%m-%d %H:%M:%S %Z}" if row.created else ""
         if row.has_value:
-            status.diagnosis.append(
+            what = (
                 f"A rotation is in progress or stuck{since}: version {row.version_id} is "
                 "AWSPENDING with a value, so createSecret ran and a later step failed or has "
-                "not run yet. Secrets Manager re-attempts it with the same token; every new "
-                "rotation is refused until it finishes. The rotation function's logs say which "
-                "step failed and why."
+                "not run yet."
             )
         else:
-            status.diagnosis.append(
+            what = (
                 f"A rotation is stuck before createSecret finished{since}: version "
-                f"{row.version_id} is AWSPENDING without a value. Usually the function could "
-                "not run at all (permissions, network, a wrong handler) or createSecret failed."
+                f"{row.version_id} is AWSPENDING without a value."
             )
+        if managed:
+            what += (
+                " Secrets Manager re-attempts it with the same token; every new rotation is "
+                "refused until it finishes. The rotation function's logs say which step "
+                "failed and why"
+                + (
+                    "."
+                    if row.has_value
+                    else " (often the function could not run at all: permissions, network, "
+                    "a wrong handler)."
+                )
+            )
+        else:
+            what += (
+                " No rotation function is attached, so nothing re-attempts it: it was started "
+                "directly (`rotation rotate`, or steps invoked by hand), and the error that "
+                "command printed said which step failed. Running the rotation again resumes "
+                "it with the same token."
+            )
+        status.diagnosis.append(what)
         # With a rotation function attached, `rotation rotate` needs --force (it refuses
         # to race with Secrets Manager by default); the token's rotation is resumed as is.
-        force = " --force" if status.rotation_enabled and status.lambda_arn else ""
         status.remedies.append(
-            f"rotation rotate {quoted} --strategy <single-user|multi-user>{force}   "
+            f"{remedies.rotate(secret, strategy=status.strategy, force=managed)}   "
             "# finish it from here with the same token"
         )
         status.remedies.append(
-            "aws secretsmanager update-secret-version-stage --secret-id "
-            f"{quoted} --version-stage AWSPENDING --remove-from-version-id {row.version_id}"
-            "   # or abandon it (the database may already have the pending password: "
+            remedies.aws(
+                "update-secret-version-stage",
+                secret,
+                "--version-stage AWSPENDING --remove-from-version-id",
+                row.version_id,
+            )
+            + "   # or abandon it (the database may already have the pending password: "
             "single-user secrets then need `rotation rotate` instead)"
         )
     done = [r for r in status.versions if AWSPENDING in r.stages and AWSCURRENT in r.stages]

@@ -15,7 +15,8 @@ Only drift is reconciled: an unreachable or misconfigured secret is not a passwo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from handlers.multi_user import owner_role
@@ -74,8 +75,7 @@ def _reconcile(
         return _with_actions(
             result,
             f"not reconciled: a rotation is in progress (version {result.rotating} is "
-            "AWSPENDING); let it finish, or resume it with `rotation rotate SECRET`, then "
-            "verify again",
+            "AWSPENDING); let it finish (the fix says how), then verify again",
         )
     deadline = Deadline.in_seconds(_PER_SECRET_S)
     session = verifier.store.session(deadline)
@@ -117,16 +117,7 @@ def _reconcile(
 
 
 def _with_actions(result: Verification, *actions: str) -> Verification:
-    return Verification(
-        result.secret,
-        result.name,
-        result.strategy,
-        result.state,
-        result.logins,
-        result.problem,
-        actions=(*result.actions, *actions),
-        rotating=result.rotating,
-    )
+    return dataclasses.replace(result, actions=(*result.actions, *actions))
 
 
 def verify_secrets(
@@ -160,13 +151,17 @@ def verify_secrets(
     return results
 
 
-def render_verifications(results: Sequence[Verification], console: Any) -> None:
+def render_verifications(
+    results: Sequence[Verification],
+    console: Any,
+    fix: Callable[[Verification], str] = lambda result: result.fix,
+) -> None:
     for result in results:
         console.check(
             result.valid,
             f"{result.name or result.secret}: {result.state.value}",
             result.problem,
-            result.fix,
+            fix(result),
         )
         for login in result.logins:
             if result.valid or login.state is CredentialState.VALID:

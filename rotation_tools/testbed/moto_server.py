@@ -9,8 +9,9 @@ import os
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["MotoEndpoint", "running_moto"]
+__all__ = ["MotoEndpoint", "running_moto", "secrets_manager_at"]
 
 REGION = "us-east-1"
 # moto accepts any credentials; these keep boto3 from looking for real ones.
@@ -34,6 +35,20 @@ class MotoEndpoint:
     def environment(self) -> dict[str, str]:
         """Environment variables that point boto3 at this server."""
         return {"AWS_ENDPOINT_URL": self.url, **FAKE_CREDENTIALS}
+
+
+def secrets_manager_at(url: str) -> Any:
+    """A Secrets Manager client for the emulator at ``url``, with its dummy credentials (none
+    are looked for in the environment or a profile)."""
+    import boto3  # noqa: PLC0415
+
+    return boto3.client(
+        "secretsmanager",
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 @contextlib.contextmanager

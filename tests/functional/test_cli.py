@@ -42,6 +42,9 @@ def test_demo_runs_and_proves_its_claims() -> None:
     result = rotation("demo")
     assert result.returncode == 0, result.stderr
     assert "every claim held" in result.stdout
+    banner = result.stdout.splitlines()[0]
+    assert "a Secrets Manager emulator and a throwaway PostgreSQL server" in banner
+    assert "embedded default" not in banner
     assert "the client saw zero failures: yes" in result.stdout
     assert "Cleaned up" in result.stdout
     assert "Traceback" not in result.stderr

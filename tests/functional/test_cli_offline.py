@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -47,10 +48,50 @@ def test_the_offline_sequence_of_the_readme(bed: Bed) -> None:
         result = _rotation(
             "invoke", "SingleUserFunction", "-e", f"events/{step.value}.json",
             "--env-vars", "events/env.json", "--endpoint-url", url,
-            "--secret-id", arn, "--token", token, env=env,
+            "--secret-id", arn, "--token", token, "--json", env=env,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) == "done"
+        assert json.loads(result.stdout) == {"ok": True, "result": "done"}
+    assert AWSCURRENT in bed.labels(arn)[token]
+    assert bed.logs_in(bed.value(arn))
+
+
+def _run_printed(line: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A `rotation ...` command line as printed, run as typed in ``cwd``."""
+    words = shlex.split(line)
+    assert words[0] == "rotation", line
+    return subprocess.run(
+        [sys.executable, "-m", "rotation_tools", *words[1:]],
+        capture_output=True, text=True, env=env, timeout=120, check=False, cwd=cwd,
+    )  # fmt: skip
+
+
+def test_start_and_invoke_print_commands_that_work_from_any_directory(
+    bed: Bed, tmp_path: Path
+) -> None:
+    """Outside the repository: `rotation start` prints the first step's command with paths
+    that work there, and each `rotation invoke` says what ran and prints the next one."""
+    arn, _, _ = bed.user_secret()
+    url = bed.sm.meta.endpoint_url
+    env = _without_endpoint_env()
+    started = _run_printed(f"rotation start {arn} --endpoint-url {url}", tmp_path, env)
+    assert started.returncode == 0, started.stderr
+    line = next(s.strip() for s in started.stdout.splitlines() if "rotation invoke" in s)
+    assert f"-e {ROOT / 'events' / 'createSecret.json'}" in line
+    token = line.split("--token ")[1].split()[0]
+    ran = []
+    while line:
+        result = _run_printed(line, tmp_path, env)
+        assert result.returncode == 0, result.stderr
+        first, *rest = result.stdout.splitlines()
+        step = first.split(" ran ")[1].split()[0]
+        assert first.startswith(f"SingleUserFunction ran {step} of {arn} (token {token}) in ")
+        assert first.endswith(' ms: "done"')
+        ran.append(step)
+        line = rest[0].removeprefix("Next: ") if rest[0].startswith("Next: ") else ""
+    assert ran == [step.value for step in Step]
+    assert rest == [f"The rotation is complete: `rotation status {arn} --endpoint-url {url}` "
+                    "shows the labels"]  # fmt: skip
     assert AWSCURRENT in bed.labels(arn)[token]
     assert bed.logs_in(bed.value(arn))
 
