@@ -24,6 +24,7 @@ from rotation.event import RotationEvent, Step, parse_event
 from rotation.events import RotationEvents
 from rotation.observability import logger, metrics
 from rotation.password import generate_password
+from rotation.proofs import ProofMemo
 from rotation.retry import DEFAULT_SAFETY_MARGIN_S, Deadline
 from rotation.secret import (
     AWSCURRENT,
@@ -50,6 +51,17 @@ _metrics_lock = threading.Lock()
 # (see Rotator._register_direct); removed again at once. Named for the command that uses
 # it, so that one left by a crash explains itself in `rotation status`.
 _DIRECT_CLAIM = "rotation-rotate-claim"
+# Why finishSecret refuses a pending version it could not log in with, and the fix.
+_UNPROVEN = (
+    "refusing to make the pending version AWSCURRENT: its password has not logged in for "
+    "this token (proof before promotion: finishSecret moves AWSCURRENT only to a version "
+    "whose password has logged in, in testSecret or in finishSecret itself), and logging in "
+    "with it now failed"
+)
+_UNPROVEN_FIX = (
+    "Nothing was changed. Run setSecret and testSecret for this token first (Secrets "
+    "Manager's re-attempt of the rotation does)"
+)
 _LOG_KEYS = ("secret_arn", "step", "token", "strategy", "function_request_id")
 
 
@@ -134,6 +146,8 @@ class Rotator:
         self.clock = clock
         self.direct = direct
         self.events = events if events is not None else RotationEvents.from_env()
+        # Which pending values logged in for their token in this container (see _prove).
+        self._proofs = ProofMemo(clock=clock)
 
     # -- the invocation ---------------------------------------------------------------
 
@@ -389,14 +403,16 @@ class Rotator:
         return Outcome.DONE if result.changed else Outcome.KEPT
 
     def _test(self, session: StoreSession, context: SecretContext) -> str:
+        pending = self._pending(session, context)
         self.strategy.test(
             TestRequest(
                 context=context,
-                pending=self._pending(session, context),
+                pending=pending,
                 deadline=session.deadline,
                 current=self._current(session, context),
             )
         )
+        self._proofs.record(context.arn, context.token, pending.secret_string)
         logger.info("pending credential works")
         return Outcome.DONE
 
@@ -413,6 +429,7 @@ class Rotator:
         current = self._current(session, context)
         if isinstance(self.strategy, FinishCheck):
             self.strategy.finish(FinishRequest(context=context, current=current, pending=pending))
+        self._prove(session, context, current, pending)
         try:
             session.move_current(context.arn, context.token, current.version_id)
         except SecretsManagerError:
@@ -433,6 +450,39 @@ class Rotator:
         )
         facts.promoted = (current.version_id, duration_s)
         return Outcome.DONE
+
+    def _prove(
+        self,
+        session: StoreSession,
+        context: SecretContext,
+        current: SecretVersion,
+        pending: SecretVersion,
+    ) -> None:
+        """Proof before promotion: the pending password must have logged in for this token.
+
+        Secrets Manager runs testSecret just before, usually in this same container: its
+        login is the proof, remembered here, and finishSecret costs nothing more. Otherwise
+        (a new container, a manual or out-of-order invoke, an old proof) the strategy's own
+        test runs now: one login. Done here, once, for every strategy, after the cheap
+        checks (a pending value for another target never gets a login).
+        """
+        if self._proofs.holds(context.arn, context.token, pending.secret_string):
+            return
+        logger.info("no proof in this container that the pending password logs in; testing")
+        request = TestRequest(
+            context=context, pending=pending, deadline=session.deadline, current=current
+        )
+        try:
+            self.strategy.test(request)
+        except RotationError as exc:
+            _restate(exc, f"{_UNPROVEN}: {exc.problem.rstrip('.')}. {_UNPROVEN_FIX}")
+            raise
+        except Exception as exc:
+            raise StagingError(
+                f"{_UNPROVEN}: unexpected {type(exc).__name__}: {exc}. {_UNPROVEN_FIX}"
+            ) from exc
+        self._proofs.record(context.arn, context.token, pending.secret_string)
+        logger.info("pending credential works")
 
     # -- cross-cutting ----------------------------------------------------------------
 
@@ -497,6 +547,12 @@ def _pending_elsewhere(versions: Mapping[str, tuple[str, ...]], token: str) -> l
         for version_id, stages in versions.items()
         if version_id != token and AWSPENDING in stages and AWSCURRENT not in stages
     ]
+
+
+def _restate(error: RotationError, problem: str) -> None:
+    """Replace ``error``'s problem in place, keeping its class (which names the cause)."""
+    error.problem = problem
+    error.args = (problem,)
 
 
 def _str_or_none(value: object) -> str | None:
