@@ -1,9 +1,10 @@
 """The step dispatcher: checks the event and the token's labels, then calls the strategy.
 
 One ``DescribeSecret`` per invocation answers every label question; version values come
-from the store's cache when this container has already seen them. Logging, metrics and the
-scrubbing of secret values out of errors happen here, around the strategy, so that
-strategies contain only engine code.
+from the store's cache when this container has already seen them. Logging, metrics, the
+scrubbing of secret values out of errors, keeping driver errors out of what is raised, and
+the proof a pending password logged in before finishSecret promotes it happen here, around
+the strategy, so that strategies contain only engine code.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from rotation.config import password_policy_from_env
+from rotation.driver_errors import detach_driver_errors
 from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.event import RotationEvent, Step, parse_event
 from rotation.events import RotationEvents
@@ -158,7 +160,9 @@ class Rotator:
         ------
         RotationError
             Any failure, with the secret, step and token filled in and every secret value
-            blanked out of the message (and out of every exception it chains to).
+            blanked out of the message (and out of every exception it chains to). No
+            database driver's error is in its chain (:mod:`rotation.driver_errors`); the
+            message names the driver error's class and SQLSTATE instead.
         """
         started = self.clock()
         deadline = Deadline.from_context(context, margin_s=self.margin_s, clock=self.clock)
@@ -169,36 +173,42 @@ class Rotator:
                 parsed = parse_event(event)
                 outcome = self._dispatch(parsed, deadline, facts)
             except Exception as exc:
-                error = self._contextualise(exc, parsed, event)
-                self._record(parsed, started, succeeded=False)
-                logger.error(
-                    "rotation step failed: %s", error, extra={"error_type": type(error).__name__}
-                )
-                # After the error is complete and scrubbed; never raises, never masks it.
-                self.events.step_failed(
-                    context,
-                    secret_arn=facts.arn or error.secret_id,
-                    step=error.step,
-                    token=error.token,
-                    strategy=self.strategy.name,
-                    error=error,
-                )
-                if error is exc:
-                    raise
-                raise error from exc
-            self._record(parsed, started, succeeded=True)
-            logger.info("rotation step finished", extra={"outcome": outcome})
-            if facts.promoted is not None and facts.arn is not None:
-                previous, duration_s = facts.promoted
-                self.events.succeeded(
-                    context,
-                    secret_arn=facts.arn,
-                    version_id=parsed.client_request_token,
-                    previous_version_id=previous,
-                    strategy=self.strategy.name,
-                    duration_s=duration_s,
-                )
-            return outcome
+                failure = self._contextualise(exc, parsed, event)
+            else:
+                self._succeeded(parsed, outcome, started, facts, context)
+                return outcome
+            self._record(parsed, started, succeeded=False)
+            logger.error(
+                "rotation step failed: %s", failure, extra={"error_type": type(failure).__name__}
+            )
+            # After the error is complete and scrubbed; never raises, never masks it.
+            self.events.step_failed(
+                context,
+                secret_arn=facts.arn or failure.secret_id,
+                step=failure.step,
+                token=failure.token,
+                strategy=self.strategy.name,
+                error=failure,
+            )
+            # Outside the except block: there, Python would chain the exception being handled
+            # (perhaps the driver's, holding the password it tried) to it as __context__.
+            raise failure
+
+    def _succeeded(
+        self, event: RotationEvent, outcome: str, started: float, facts: _Facts, context: object
+    ) -> None:
+        self._record(event, started, succeeded=True)
+        logger.info("rotation step finished", extra={"outcome": outcome})
+        if facts.promoted is not None and facts.arn is not None:
+            previous, duration_s = facts.promoted
+            self.events.succeeded(
+                context,
+                secret_arn=facts.arn,
+                version_id=event.client_request_token,
+                previous_version_id=previous,
+                strategy=self.strategy.name,
+                duration_s=duration_s,
+            )
 
     def _dispatch(self, event: RotationEvent, deadline: Deadline, facts: _Facts) -> str:
         session = self.store.session(deadline)
@@ -511,6 +521,9 @@ class Rotator:
         else:
             # A bug or an unmapped driver error: keep its class and (scrubbed) message.
             error = RotationError(f"unexpected {type(exc).__name__}: {scrubber.scrub(str(exc))}")
+            error.__cause__ = exc
+        # No driver error (whose connection holds the password tried) leaves the handler.
+        detach_driver_errors(error)
         error.problem = scrubber.scrub(error.problem)
         raw_map: dict[str, Any] = raw if isinstance(raw, dict) else {}
         return error.with_context(
