@@ -257,7 +257,7 @@ def _events_through(proxy: LossyProxy, bus: Bus, pauses: Pauses) -> RotationEven
     config = Config(
         read_timeout=0.3, connect_timeout=2.0, retries={"mode": "standard", "total_max_attempts": 1}
     )
-    client = botocore.session.get_session().create_client(
+    client: Any = botocore.session.get_session().create_client(
         "events", endpoint_url=proxy.url, config=config
     )
     bound_by_deadline(client)
