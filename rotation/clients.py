@@ -342,11 +342,16 @@ def call_api(
         problem = _transient_problem(exc, what=what, service=service, attempts=attempts)
         raise error(problem) from exc.original
     except _MaybeDeliveredError as exc:
-        problem = _transient_problem(exc.transient, what=what, service=service, attempts=attempts)
+        original = exc.transient.original
+        if isinstance(original, ReadTimeoutError):
+            read = (exc.transient.applied or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S))[1]
+            lost = f"did not answer {what} within {read:.1f} s (the read timeout)"
+        else:
+            lost = f"closed the connection before answering {what}"
         raise error(
-            f"{problem}; not retried: the request may have arrived, and this call must not "
-            "happen twice"
-        ) from exc.transient.original
+            f"{service} {lost}; not retried: the request may have arrived, and this call "
+            "must not happen twice"
+        ) from original
 
 
 def _transient_problem(exc: _TransientApiError, *, what: str, service: str, attempts: int) -> str:

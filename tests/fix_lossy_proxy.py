@@ -39,6 +39,8 @@ class LossyProxy:
         self._upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self._scripts: dict[str, deque[str]] = {}
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
         self._stop = threading.Event()
         self.received: list[str] = []  # every operation, in arrival order
         self.forwarded: list[str] = []  # the operations moto saw
@@ -65,6 +67,13 @@ class LossyProxy:
         with self._lock:
             self._scripts.setdefault(operation, deque()).extend(actions)
 
+    def wait_idle(self, timeout_s: float = 30.0) -> None:
+        """Until every request that arrived is handled (forwarded, answered or dropped): the
+        caller may give up on an answer before the proxy has forwarded its request."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s):
+                raise TimeoutError(f"the proxy still handles {self._in_flight} request(s)")
+
     def close(self) -> None:
         self._stop.set()
         self._server.shutdown()
@@ -79,6 +88,16 @@ class LossyProxy:
             return queue.popleft() if queue else FORWARD
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            self._handle_one(handler)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _handle_one(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
         operation = handler.headers.get("X-Amz-Target", "").rpartition(".")[2]
         action = self._next_action(operation)

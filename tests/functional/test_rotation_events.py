@@ -246,16 +246,19 @@ def test_no_bus_no_client_no_call(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> 
 # -- at most once: a lost answer is not retried ----------------------------------------------
 
 
-def _events_through(proxy: LossyProxy, bus: Bus, pauses: Pauses) -> RotationEvents:
-    """Rotation events sent through ``proxy``, with a short read timeout (0.3 s: the hang
-    case waits that long, once) and waits recorded instead of slept."""
+def _events_through(
+    proxy: LossyProxy, bus: Bus, pauses: Pauses, read_timeout_s: float = 10.0
+) -> RotationEvents:
+    """Rotation events sent through ``proxy``, waits recorded instead of slept."""
     import botocore.session  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
 
     from rotation.clients import bound_by_deadline  # noqa: PLC0415
 
     config = Config(
-        read_timeout=0.3, connect_timeout=2.0, retries={"mode": "standard", "total_max_attempts": 1}
+        read_timeout=read_timeout_s,
+        connect_timeout=2.0,
+        retries={"mode": "standard", "total_max_attempts": 1},
     )
     client: Any = botocore.session.get_session().create_client(
         "events", endpoint_url=proxy.url, config=config
@@ -284,7 +287,11 @@ def test_a_delivered_event_whose_answer_is_lost_is_not_sent_again(
 ) -> None:
     pauses = Pauses()
     lossy_proxy.script("PutEvents", loss)
-    _succeeded(_events_through(lossy_proxy, bus, pauses))
+    # The hang case gives up on the answer after 0.3 s, once; the other gets its connection
+    # closed right after the proxy forwarded the request, well within 10 s.
+    read_timeout_s = 0.3 if loss == HANG else 10.0
+    _succeeded(_events_through(lossy_proxy, bus, pauses, read_timeout_s))
+    lossy_proxy.wait_idle()  # the request may reach moto after the caller gave up
 
     assert lossy_proxy.forwarded == ["PutEvents"]
     assert lossy_proxy.received == ["PutEvents"]
@@ -304,6 +311,7 @@ def test_an_event_that_certainly_did_not_arrive_is_sent_again(
     pauses = Pauses()
     lossy_proxy.script("PutEvents", refusal)
     _succeeded(_events_through(lossy_proxy, bus, pauses))
+    lossy_proxy.wait_idle()
 
     assert lossy_proxy.received == ["PutEvents", "PutEvents"]
     assert lossy_proxy.forwarded == ["PutEvents"]
