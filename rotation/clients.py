@@ -72,6 +72,9 @@ _TRANSPORT_ERRORS = (
     ReadTimeoutError,
     ConnectionClosedError,
 )
+# Transport failures after which the request may have reached the service: an answer lost
+# on the way back. A call that must not happen twice (PutEvents) is not retried after them.
+_MAYBE_DELIVERED = (ReadTimeoutError, ConnectionClosedError)
 _HOOK_ID = "rotation-deadline-bound-send"
 # Less time than this left when a request would go out: it is not sent (a DeadlineError).
 # No HTTPS request to an AWS endpoint completes in less, and urllib3 refuses a timeout of 0
@@ -287,6 +290,14 @@ class _TransientApiError(Exception):
         self.applied = applied
 
 
+class _MaybeDeliveredError(Exception):
+    """Internal marker: this attempt's answer was lost, and the call is not retried."""
+
+    def __init__(self, transient: _TransientApiError) -> None:
+        super().__init__(str(transient))
+        self.transient = transient
+
+
 def call_api(
     fn: Callable[[], T],
     *,
@@ -295,6 +306,7 @@ def call_api(
     deadline: Deadline,
     policy: RetryPolicy | None,
     error: type[RotationError],
+    at_most_once: bool = False,
 ) -> T:
     """Make one API call, bounded by ``deadline``.
 
@@ -310,6 +322,10 @@ def call_api(
         The API's name, for messages ("Secrets Manager").
     error:
         What to raise when the retries or the time ran out.
+    at_most_once:
+        For a call whose repetition is visible (PutEvents delivers an event each time):
+        retried only where the request certainly did not arrive (no connection, an error
+        answer), never after a read timeout or a connection closed before the answer.
 
     Raises
     ------
@@ -337,7 +353,10 @@ def call_api(
                     raise _TransientApiError(exc, scope.applied) from exc
                 raise
             except _TRANSPORT_ERRORS as exc:
-                raise _TransientApiError(exc, scope.applied) from exc
+                transient = _TransientApiError(exc, scope.applied)
+                if at_most_once and isinstance(exc, _MAYBE_DELIVERED):
+                    raise _MaybeDeliveredError(transient) from exc
+                raise transient from exc
 
     try:
         return call_with_retries(
@@ -346,6 +365,17 @@ def call_api(
     except _TransientApiError as exc:
         problem = _transient_problem(exc, what=what, service=service, attempts=attempts)
         raise error(problem) from exc.original
+    except _MaybeDeliveredError as exc:
+        original = exc.transient.original
+        if isinstance(original, ReadTimeoutError):
+            read = (exc.transient.applied or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S))[1]
+            lost = f"did not answer {what} within {read:.1f} s (the read timeout)"
+        else:
+            lost = f"closed the connection before answering {what}"
+        raise error(
+            f"{service} {lost}; not retried: the request may have arrived, and this call "
+            "must not happen twice"
+        ) from original
 
 
 def _transient_problem(exc: _TransientApiError, *, what: str, service: str, attempts: int) -> str:

@@ -1,9 +1,10 @@
 """The step dispatcher: checks the event and the token's labels, then calls the strategy.
 
 One ``DescribeSecret`` per invocation answers every label question; version values come
-from the store's cache when this container has already seen them. Logging, metrics and the
-scrubbing of secret values out of errors happen here, around the strategy, so that
-strategies contain only engine code.
+from the store's cache when this container has already seen them. Logging, metrics, the
+scrubbing of secret values out of errors, keeping driver errors out of what is raised, and
+the proof a pending password logged in before finishSecret promotes it happen here, around
+the strategy, so that strategies contain only engine code.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from rotation.config import password_policy_from_env
+from rotation.driver_errors import detach_driver_errors
 from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.event import RotationEvent, Step, parse_event
 from rotation.events import RotationEvents
 from rotation.observability import logger, metrics
 from rotation.password import generate_password
+from rotation.proofs import ProofMemo
 from rotation.retry import DEFAULT_SAFETY_MARGIN_S, Deadline
 from rotation.secret import (
     AWSCURRENT,
@@ -50,6 +53,17 @@ _metrics_lock = threading.Lock()
 # (see Rotator._register_direct); removed again at once. Named for the command that uses
 # it, so that one left by a crash explains itself in `rotation status`.
 _DIRECT_CLAIM = "rotation-rotate-claim"
+# Why finishSecret refuses a pending version it could not log in with, and the fix.
+_UNPROVEN = (
+    "refusing to make the pending version AWSCURRENT: its password has not logged in for "
+    "this token (proof before promotion: finishSecret moves AWSCURRENT only to a version "
+    "whose password has logged in, in testSecret or in finishSecret itself), and logging in "
+    "with it now failed"
+)
+_UNPROVEN_FIX = (
+    "Nothing was changed. Run setSecret and testSecret for this token first (Secrets "
+    "Manager's re-attempt of the rotation does)"
+)
 _LOG_KEYS = ("secret_arn", "step", "token", "strategy", "function_request_id")
 
 
@@ -134,6 +148,8 @@ class Rotator:
         self.clock = clock
         self.direct = direct
         self.events = events if events is not None else RotationEvents.from_env()
+        # Which pending values logged in for their token in this container (see _prove).
+        self._proofs = ProofMemo(clock=clock)
 
     # -- the invocation ---------------------------------------------------------------
 
@@ -144,7 +160,9 @@ class Rotator:
         ------
         RotationError
             Any failure, with the secret, step and token filled in and every secret value
-            blanked out of the message (and out of every exception it chains to).
+            blanked out of the message (and out of every exception it chains to). No
+            database driver's error is in its chain (:mod:`rotation.driver_errors`); the
+            message names the driver error's class and SQLSTATE instead.
         """
         started = self.clock()
         deadline = Deadline.from_context(context, margin_s=self.margin_s, clock=self.clock)
@@ -155,36 +173,42 @@ class Rotator:
                 parsed = parse_event(event)
                 outcome = self._dispatch(parsed, deadline, facts)
             except Exception as exc:
-                error = self._contextualise(exc, parsed, event)
-                self._record(parsed, started, succeeded=False)
-                logger.error(
-                    "rotation step failed: %s", error, extra={"error_type": type(error).__name__}
-                )
-                # After the error is complete and scrubbed; never raises, never masks it.
-                self.events.step_failed(
-                    context,
-                    secret_arn=facts.arn or error.secret_id,
-                    step=error.step,
-                    token=error.token,
-                    strategy=self.strategy.name,
-                    error=error,
-                )
-                if error is exc:
-                    raise
-                raise error from exc
-            self._record(parsed, started, succeeded=True)
-            logger.info("rotation step finished", extra={"outcome": outcome})
-            if facts.promoted is not None and facts.arn is not None:
-                previous, duration_s = facts.promoted
-                self.events.succeeded(
-                    context,
-                    secret_arn=facts.arn,
-                    version_id=parsed.client_request_token,
-                    previous_version_id=previous,
-                    strategy=self.strategy.name,
-                    duration_s=duration_s,
-                )
-            return outcome
+                failure = self._contextualise(exc, parsed, event)
+            else:
+                self._succeeded(parsed, outcome, started, facts, context)
+                return outcome
+            self._record(parsed, started, succeeded=False)
+            logger.error(
+                "rotation step failed: %s", failure, extra={"error_type": type(failure).__name__}
+            )
+            # After the error is complete and scrubbed; never raises, never masks it.
+            self.events.step_failed(
+                context,
+                secret_arn=facts.arn or failure.secret_id,
+                step=failure.step,
+                token=failure.token,
+                strategy=self.strategy.name,
+                error=failure,
+            )
+            # Outside the except block: there, Python would chain the exception being handled
+            # (perhaps the driver's, holding the password it tried) to it as __context__.
+            raise failure
+
+    def _succeeded(
+        self, event: RotationEvent, outcome: str, started: float, facts: _Facts, context: object
+    ) -> None:
+        self._record(event, started, succeeded=True)
+        logger.info("rotation step finished", extra={"outcome": outcome})
+        if facts.promoted is not None and facts.arn is not None:
+            previous, duration_s = facts.promoted
+            self.events.succeeded(
+                context,
+                secret_arn=facts.arn,
+                version_id=event.client_request_token,
+                previous_version_id=previous,
+                strategy=self.strategy.name,
+                duration_s=duration_s,
+            )
 
     def _dispatch(self, event: RotationEvent, deadline: Deadline, facts: _Facts) -> str:
         session = self.store.session(deadline)
@@ -389,14 +413,16 @@ class Rotator:
         return Outcome.DONE if result.changed else Outcome.KEPT
 
     def _test(self, session: StoreSession, context: SecretContext) -> str:
+        pending = self._pending(session, context)
         self.strategy.test(
             TestRequest(
                 context=context,
-                pending=self._pending(session, context),
+                pending=pending,
                 deadline=session.deadline,
                 current=self._current(session, context),
             )
         )
+        self._proofs.record(context.arn, context.token, pending.secret_string)
         logger.info("pending credential works")
         return Outcome.DONE
 
@@ -413,6 +439,7 @@ class Rotator:
         current = self._current(session, context)
         if isinstance(self.strategy, FinishCheck):
             self.strategy.finish(FinishRequest(context=context, current=current, pending=pending))
+        self._prove(session, context, current, pending)
         try:
             session.move_current(context.arn, context.token, current.version_id)
         except SecretsManagerError:
@@ -433,6 +460,39 @@ class Rotator:
         )
         facts.promoted = (current.version_id, duration_s)
         return Outcome.DONE
+
+    def _prove(
+        self,
+        session: StoreSession,
+        context: SecretContext,
+        current: SecretVersion,
+        pending: SecretVersion,
+    ) -> None:
+        """Proof before promotion: the pending password must have logged in for this token.
+
+        Secrets Manager runs testSecret just before, usually in this same container: its
+        login is the proof, remembered here, and finishSecret costs nothing more. Otherwise
+        (a new container, a manual or out-of-order invoke, an old proof) the strategy's own
+        test runs now: one login. Done here, once, for every strategy, after the cheap
+        checks (a pending value for another target never gets a login).
+        """
+        if self._proofs.holds(context.arn, context.token, pending.secret_string):
+            return
+        logger.info("no proof in this container that the pending password logs in; testing")
+        request = TestRequest(
+            context=context, pending=pending, deadline=session.deadline, current=current
+        )
+        try:
+            self.strategy.test(request)
+        except RotationError as exc:
+            _restate(exc, f"{_UNPROVEN}: {exc.problem.rstrip('.')}. {_UNPROVEN_FIX}")
+            raise
+        except Exception as exc:
+            raise StagingError(
+                f"{_UNPROVEN}: unexpected {type(exc).__name__}: {exc}. {_UNPROVEN_FIX}"
+            ) from exc
+        self._proofs.record(context.arn, context.token, pending.secret_string)
+        logger.info("pending credential works")
 
     # -- cross-cutting ----------------------------------------------------------------
 
@@ -461,6 +521,9 @@ class Rotator:
         else:
             # A bug or an unmapped driver error: keep its class and (scrubbed) message.
             error = RotationError(f"unexpected {type(exc).__name__}: {scrubber.scrub(str(exc))}")
+            error.__cause__ = exc
+        # No driver error (whose connection holds the password tried) leaves the handler.
+        detach_driver_errors(error)
         error.problem = scrubber.scrub(error.problem)
         raw_map: dict[str, Any] = raw if isinstance(raw, dict) else {}
         return error.with_context(
@@ -497,6 +560,12 @@ def _pending_elsewhere(versions: Mapping[str, tuple[str, ...]], token: str) -> l
         for version_id, stages in versions.items()
         if version_id != token and AWSPENDING in stages and AWSCURRENT not in stages
     ]
+
+
+def _restate(error: RotationError, problem: str) -> None:
+    """Replace ``error``'s problem in place, keeping its class (which names the cause)."""
+    error.problem = problem
+    error.args = (problem,)
 
 
 def _str_or_none(value: object) -> str | None:

@@ -15,6 +15,14 @@ message is scrubbed once more here. Publishing never changes a step's outcome: a
 PutEvents call that fails (or that EventBridge answers with a failed entry) is logged and
 counted (``EventsNotPublished``), and the step succeeds or fails exactly as it did. Each
 call is bounded by the Lambda's remaining time, like every other API call.
+
+At most once. A PutEvents is retried only where the request certainly did not arrive: no
+connection could be made, EventBridge answered with a throttling or internal error, or it
+answered with the entry failed for such a reason. Never after a read timeout or a
+connection closed before the answer: the event may have been delivered, and a second
+request would deliver it again. Each detail also carries ``idempotencyId``, derived from
+what the event is about (never random), so that a consumer can recognise the same event
+should it ever see it twice (a hand-made re-publish, a future at-least-once path).
 """
 
 from __future__ import annotations
@@ -22,8 +30,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from rotation.aws_errors import error_code, error_message
 from rotation.clients import call_api, events_client
@@ -54,6 +65,11 @@ NOT_PUBLISHED_METRIC = "EventsNotPublished"
 _MARGIN_S = 0.5
 _BUDGET_S = 5.0
 _RETRIES = RetryPolicy(attempts=2, initial_wait_s=0.1, max_wait_s=0.5, jitter_s=0.1)
+# A failed entry with one of these codes was not put: sending it again cannot duplicate it.
+_RETRIED_ENTRY_CODES = frozenset({"ThrottlingException", "InternalFailure"})
+# The namespace of idempotency ids (uuid5): fixed, so that the id of an event is the same in
+# every container and every release.
+_ID_NAMESPACE = uuid.UUID("6f0f3c1e-4d0b-5b8e-9a51-2d3c7b1f0a64")
 
 
 class _PublishError(RotationError):
@@ -113,6 +129,8 @@ class RotationEvents:
             ROTATION_SUCCEEDED,
             secret_arn,
             {
+                # One rotation (a token) succeeds at most once.
+                "idempotencyId": _idempotency_id(ROTATION_SUCCEEDED, secret_arn, version_id),
                 "secretArn": secret_arn,
                 "versionId": version_id,
                 "previousVersionId": previous_version_id,
@@ -137,6 +155,14 @@ class RotationEvents:
             ROTATION_STEP_FAILED,
             secret_arn,
             {
+                # One invocation fails at most once; a re-attempt is a new invocation.
+                "idempotencyId": _idempotency_id(
+                    ROTATION_STEP_FAILED,
+                    secret_arn,
+                    step,
+                    token,
+                    getattr(context, "aws_request_id", None),
+                ),
                 "secretArn": secret_arn,
                 "step": step,
                 "token": token,
@@ -177,12 +203,13 @@ class RotationEvents:
                 entry["Resources"] = [secret_arn]
             client = self._client_for_events()
             response = call_api(
-                lambda: client.put_events(Entries=[entry]),
+                lambda: _put_entry(client, entry),
                 what="PutEvents",
                 service="EventBridge",
                 deadline=self._deadline(context),
                 policy=self.retry_policy,
                 error=_PublishError,
+                at_most_once=True,
             )
             if response.get("FailedEntryCount"):
                 failed = response.get("Entries", [{}])[0]
@@ -217,3 +244,22 @@ class RotationEvents:
             publish_count(NOT_PUBLISHED_METRIC, 1, {"DetailType": detail_type})
         except Exception:  # a metric must not fail the step either
             logger.warning("could not emit the EventsNotPublished metric")
+
+
+def _put_entry(client: EventBridgeClient, entry: PutEventsRequestEntryTypeDef) -> Any:
+    """One PutEvents of one entry. An entry EventBridge failed for throttling or an
+    internal error was not put: it is raised as that error answer, which call_api retries."""
+    response = client.put_events(Entries=[entry])
+    if response.get("FailedEntryCount"):
+        failed = response.get("Entries", [{}])[0]
+        code = failed.get("ErrorCode", "")
+        if code in _RETRIED_ENTRY_CODES:
+            raise ClientError(
+                {"Error": {"Code": code, "Message": failed.get("ErrorMessage", "")}}, "PutEvents"
+            )
+    return response
+
+
+def _idempotency_id(*parts: str | None) -> str:
+    """The same id for the same event, whichever container sends it (no value in it)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(part or "" for part in parts)))

@@ -12,21 +12,25 @@ one of them reaches CloudWatch.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import types
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from rotation.errors import RotationError
 
-__all__ = ["REDACTED", "Scrubber", "ScrubbingFilter", "is_secret_key"]
+__all__ = ["REDACTED", "Scrubber", "ScrubbingFilter", "is_secret_key", "renderings"]
 
 REDACTED = "********"
-# Short values would redact ordinary words (a password "a" would mangle every message);
-# the password policy makes real ones far longer.
-_MIN_SECRET_LENGTH = 4
+# A value shorter than this is blanked only as a whole token (see _short_pattern): blanked
+# as a substring, a password "on" would blank every "connection" and "host". Not a floor on
+# what is scrubbed: every registered value is, however short.
+_SHORT = 4
 _SECRET_KEY_MARKERS = ("password", "secret", "token", "key", "credential")
 # A warm container rotates many secrets over its life; remember the most recent values.
 _MAX_VALUES = 1024
@@ -40,21 +44,138 @@ def is_secret_key(key: str) -> bool:
     return any(marker in lowered for marker in _SECRET_KEY_MARKERS)
 
 
+# -- how code renders a value before the log sees it ------------------------------------------
+# A strategy that writes f"{password!r}", json.dumps(value) or a connection URL into a
+# message hands the log an escaped form: `pa\'ss` for `pa'ss`. Each function gives the body
+# of one such rendering (without its quotes); each registered value is blanked in all of them.
+
+
+def _repr_body(text: str) -> str:
+    """repr()'s escaping of each character, quotes left alone (repr of ``text`` by itself
+    when it holds a single kind of quote; repr of a list or dict renders each item so)."""
+    return "".join(repr(char)[1:-1] for char in text)
+
+
+def _repr_body_quoted(text: str) -> str:
+    """repr() of a string holding both kinds of quote: it escapes the single quote (and so
+    does libpq's conninfo quoting)."""
+    return _repr_body(text).replace("'", "\\'")
+
+
+def _json_body(text: str) -> str:
+    return json.dumps(text)[1:-1]
+
+
+def _json_body_unicode(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _url_quoted(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
+
+
+def _sql_quoted(text: str) -> str:
+    return text.replace("'", "''")
+
+
+# Applied twice over (a JSON document's repr, a JSON string inside JSON), then the flat ones.
+_NESTING_ESCAPES: tuple[Callable[[str], str], ...] = (
+    _repr_body,
+    _repr_body_quoted,
+    _json_body,
+    _json_body_unicode,
+)
+_FLAT_ESCAPES: tuple[Callable[[str], str], ...] = (_url_quoted, _sql_quoted)
+_NESTING = 2
+
+
+def renderings(value: str) -> frozenset[str]:
+    """``value`` and every escaped form of it that a message may carry."""
+    forms = {value}
+    layer = {value}
+    for _ in range(_NESTING):
+        layer = {escape(form) for form in layer for escape in _NESTING_ESCAPES} - forms
+        forms |= layer
+    forms |= {escape(value) for escape in _FLAT_ESCAPES}
+    forms.discard("")
+    return frozenset(forms)
+
+
+def _short_pattern(value: str, form: str) -> str:
+    """A regex matching ``form`` (a rendering of the short ``value``) as a whole token.
+
+    A value with a letter or digit is not blanked where it would split a run of letters and
+    digits: ``ab`` is blanked in ``password=ab;`` and ``'ab'``, not in ``about``. A value of
+    punctuation alone is blanked only standing between whitespace, quotes or the text's ends
+    (``*-`` would otherwise blank inside every option list and every redaction mark).
+    """
+    body = re.escape(form)
+    if any(char.isalnum() for char in value):
+        before = r"(?<![^\W_])" if form[0].isalnum() else ""
+        after = r"(?![^\W_])" if form[-1].isalnum() else ""
+        return f"{before}{body}{after}"
+    return rf"(?<![^\s'\"]){body}(?![^\s'\"])"
+
+
+def _make_blanker(values: Mapping[str, frozenset[str]]) -> Callable[[str], str]:
+    # Longest first: a value that contains another is blanked whole. Short values last
+    # (all are shorter than any long one), as tokens.
+    long_forms = sorted(
+        {form for value, forms in values.items() if len(value) >= _SHORT for form in forms},
+        key=len,
+        reverse=True,
+    )
+    short = sorted(
+        {(value, form) for value, forms in values.items() if len(value) < _SHORT for form in forms},
+        key=lambda pair: len(pair[1]),
+        reverse=True,
+    )
+    pattern = (
+        re.compile("|".join(_short_pattern(value, form) for value, form in short))
+        if short
+        else None
+    )
+
+    def blank(text: str) -> str:
+        for form in long_forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        if pattern is not None and pattern.search(text):
+            text = pattern.sub(REDACTED, text)
+        return text
+
+    return blank
+
+
 class Scrubber:
-    """A set of secret strings and a way to blank them out of text. Thread-safe."""
+    """A set of secret strings and a way to blank them out of text. Thread-safe.
+
+    Every registered value is blanked, however short (a value under four characters as a
+    whole token only), in every rendering of it a message may carry: as it is, as ``repr``
+    and ``%r`` write it, as JSON writes it (nested twice), URL-quoted and SQL-quoted.
+    The most recent ``max_values`` values are kept; registering one again makes it recent.
+    """
 
     def __init__(self, max_values: int = _MAX_VALUES) -> None:
-        self._values: OrderedDict[str, None] = OrderedDict()
+        self._values: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._max = max_values
         self._lock = threading.Lock()
+        self._blank: Callable[[str], str] | None = None
 
     def add(self, value: str | None) -> None:
-        if value and len(value) >= _MIN_SECRET_LENGTH:
-            with self._lock:
-                self._values[value] = None
+        if not value:
+            return
+        with self._lock:
+            if value in self._values:
                 self._values.move_to_end(value)
-                while len(self._values) > self._max:
-                    self._values.popitem(last=False)
+                return
+        forms = renderings(value)  # outside the lock: other threads keep logging meanwhile
+        with self._lock:
+            self._values[value] = forms
+            self._values.move_to_end(value)
+            while len(self._values) > self._max:
+                self._values.popitem(last=False)
+            self._blank = None
 
     def add_secret_json(self, raw: str, value: Mapping[str, Any] | None) -> None:
         """Register the raw secret string and every secret-looking field of its JSON."""
@@ -73,16 +194,9 @@ class Scrubber:
         strings (a whole log record) against one snapshot. It returns its argument itself
         when there was nothing to blank, so callers can tell by identity."""
         with self._lock:
-            # Longest first: a value that contains another is blanked whole.
-            values = sorted(self._values, key=len, reverse=True)
-
-        def blank(text: str) -> str:
-            for value in values:
-                if value in text:
-                    text = text.replace(value, REDACTED)
-            return text
-
-        return blank
+            if self._blank is None:
+                self._blank = _make_blanker(dict(self._values))
+            return self._blank
 
     def scrub(self, text: str) -> str:
         return self.blanker()(text)

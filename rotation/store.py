@@ -101,7 +101,8 @@ class SecretStore:
         bound_by_deadline(client)
         self.cache = cache if cache is not None else VersionCache()
         self.retry_policy = retry_policy or RetryPolicy()
-        self.scrubber = scrubber or default_scrubber
+        # Not `scrubber or ...`: an empty Scrubber is falsy, and the caller's must be used.
+        self.scrubber = scrubber if scrubber is not None else default_scrubber
 
     def session(self, deadline: Deadline) -> StoreSession:
         """The calls of one invocation, all bounded by ``deadline``."""
@@ -134,6 +135,11 @@ class StoreSession:
         self, version: SecretVersion, created: datetime.datetime | None = None
     ) -> SecretVersion:
         self._store.cache.put(version.arn, version.version_id, version.secret_string, created)
+        return self._register(version)
+
+    def _register(self, version: SecretVersion) -> SecretVersion:
+        """Make the scrubber blank the version's values (again: its LRU may have dropped
+        them while the version cache kept the value, in a container that lived long)."""
         try:
             parsed: dict[str, Any] | None = version.json()
         except RotationError:
@@ -161,7 +167,7 @@ class StoreSession:
         """
         cached = self._store.cache.get(arn, version_id)
         if cached is not None:
-            return SecretVersion(arn, version_id, cached, label)
+            return self._register(SecretVersion(arn, version_id, cached, label))
         kwargs: dict[str, str] = {"SecretId": arn, "VersionId": version_id}
         if label:
             kwargs["VersionStage"] = label

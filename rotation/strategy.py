@@ -144,7 +144,8 @@ class FinishResult:
 class RotationStrategy(Protocol):
     """What the dispatcher calls for createSecret, setSecret and testSecret.
 
-    finishSecret is pure label work and belongs to the dispatcher.
+    finishSecret is label work and belongs to the dispatcher (which calls ``test`` when it
+    holds no proof that the pending credential logs in).
     """
 
     name: str
@@ -168,7 +169,12 @@ class RotationStrategy(Protocol):
         ...
 
     def test(self, request: TestRequest) -> TestResult:
-        """Prove the pending credential works. Read-only; safe to run any number of times."""
+        """Prove the pending credential works. Read-only; safe to run any number of times.
+
+        finishSecret calls it too (``request.context.step`` is then finishSecret) when this
+        container has no proof that the pending credential logged in for the token: the
+        dispatcher never promotes a credential that has not.
+        """
         ...
 
 

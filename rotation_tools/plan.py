@@ -230,8 +230,9 @@ def _finish(arn: str, token: str, current_id: str | None) -> PlannedStep:
             f"RemoveFromVersionId={current_id})",
         ],
         notes=[
-            "no database login; Secrets Manager then takes AWSPENDING off the new version "
-            f"and {current_id} becomes AWSPREVIOUS"
+            "no database login: testSecret's login, in this same run, proved the new "
+            "password (finishSecret run alone logs in with it once first); Secrets Manager "
+            f"then takes AWSPENDING off the new version and {current_id} becomes AWSPREVIOUS"
         ],
     )
 

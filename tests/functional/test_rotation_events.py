@@ -6,6 +6,7 @@ import io
 import json
 import secrets
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,10 @@ from handlers.single_user import PostgresSingleUser
 from rotation import AWSCURRENT, AuthenticationError, Outcome, Rotator, SecretStore, Step
 from rotation.driver import LocalContext, RotationFailed
 from rotation.events import SOURCE, RotationEvents
+from rotation.retry import RetryPolicy
 from rotation_tools.testbed.pgcluster import free_port
+from tests.fix_faults import Pauses
+from tests.fix_lossy_proxy import FAIL_ENTRY, HANG, LOSE, THROTTLE, LossyProxy
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import Bed
@@ -106,8 +110,10 @@ def test_a_completed_rotation_publishes_one_succeeded_event(
     assert isinstance(detail["durationSeconds"], float)
     assert 0 <= detail["durationSeconds"] < 60
     assert set(detail) == {
-        "secretArn", "versionId", "previousVersionId", "strategy", "durationSeconds",
+        "idempotencyId", "secretArn", "versionId", "previousVersionId", "strategy",
+        "durationSeconds",
     }  # fmt: skip
+    assert str(uuid.UUID(detail["idempotencyId"])) == detail["idempotencyId"]
     body = json.dumps(received)
     for password in _passwords(bed, arn, old_password):
         assert password not in body
@@ -162,6 +168,7 @@ def test_a_failed_step_publishes_its_error_and_raises_it_unchanged(
     (received,) = bus.received()
     assert received["detail-type"] == "RotationStepFailed"
     detail = received["detail"]
+    assert uuid.UUID(detail.pop("idempotencyId"))
     assert detail == {
         "secretArn": arn,
         "step": "setSecret",
@@ -234,3 +241,101 @@ def test_no_bus_no_client_no_call(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> 
     assert events._client is None
     monkeypatch.setenv("EVENT_BUS_NAME", "  ")
     assert not RotationEvents.from_env().enabled
+
+
+# -- at most once: a lost answer is not retried ----------------------------------------------
+
+
+def _events_through(
+    proxy: LossyProxy, bus: Bus, pauses: Pauses, read_timeout_s: float = 10.0
+) -> RotationEvents:
+    """Rotation events sent through ``proxy``, waits recorded instead of slept."""
+    import botocore.session  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    from rotation.clients import bound_by_deadline  # noqa: PLC0415
+
+    config = Config(
+        read_timeout=read_timeout_s,
+        connect_timeout=2.0,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    )
+    client: Any = botocore.session.get_session().create_client(
+        "events", endpoint_url=proxy.url, config=config
+    )
+    bound_by_deadline(client)
+    policy = RetryPolicy(
+        attempts=3, initial_wait_s=0.01, max_wait_s=0.01, jitter_s=0.0, sleep=pauses
+    )
+    return RotationEvents(bus.name, client=client, retry_policy=policy)
+
+
+def _succeeded(events: RotationEvents) -> None:
+    events.succeeded(
+        LocalContext(),
+        secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf",
+        version_id="5b0d1e5e-0000-4000-8000-000000000001",
+        previous_version_id="5b0d1e5e-0000-4000-8000-000000000000",
+        strategy="postgres-single-user",
+        duration_s=1.0,
+    )
+
+
+@pytest.mark.parametrize("loss", [LOSE, HANG], ids=["closed-before-answer", "read-timeout"])
+def test_a_delivered_event_whose_answer_is_lost_is_not_sent_again(
+    bus: Bus, lossy_proxy: LossyProxy, json_log: io.StringIO, loss: str
+) -> None:
+    pauses = Pauses()
+    lossy_proxy.script("PutEvents", loss)
+    # The hang case gives up on the answer after 0.3 s, once; the other gets its connection
+    # closed right after the proxy forwarded the request, well within 10 s.
+    read_timeout_s = 0.3 if loss == HANG else 10.0
+    _succeeded(_events_through(lossy_proxy, bus, pauses, read_timeout_s))
+    lossy_proxy.wait_idle()  # the request may reach moto after the caller gave up
+
+    assert lossy_proxy.forwarded == ["PutEvents"]
+    assert lossy_proxy.received == ["PutEvents"]
+    assert pauses.waits == []
+    (received,) = bus.received()
+    assert received["detail-type"] == "RotationSucceeded"
+    (warning,) = [
+        json.loads(x) for x in json_log.getvalue().splitlines() if "could not publish" in x
+    ]
+    assert "not retried: the request may have arrived" in warning["cause"]
+
+
+@pytest.mark.parametrize("refusal", [THROTTLE, FAIL_ENTRY], ids=["error-answer", "failed-entry"])
+def test_an_event_that_certainly_did_not_arrive_is_sent_again(
+    bus: Bus, lossy_proxy: LossyProxy, json_log: io.StringIO, refusal: str
+) -> None:
+    pauses = Pauses()
+    lossy_proxy.script("PutEvents", refusal)
+    _succeeded(_events_through(lossy_proxy, bus, pauses))
+    lossy_proxy.wait_idle()
+
+    assert lossy_proxy.received == ["PutEvents", "PutEvents"]
+    assert lossy_proxy.forwarded == ["PutEvents"]
+    assert len(pauses.waits) == 1
+    (received,) = bus.received()
+    assert received["detail-type"] == "RotationSucceeded"
+    assert "could not publish" not in json_log.getvalue()
+
+
+def test_the_idempotency_id_names_the_event_not_the_request(
+    bus: Bus, lossy_proxy: LossyProxy
+) -> None:
+    """The same rotation's event sent twice (by hand, or from two containers) carries the
+    same id; another rotation's does not."""
+    events = _events_through(lossy_proxy, bus, Pauses())
+    _succeeded(events)
+    _succeeded(events)
+    events.succeeded(
+        LocalContext(),
+        secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf",
+        version_id="5b0d1e5e-0000-4000-8000-000000000002",
+        previous_version_id="5b0d1e5e-0000-4000-8000-000000000001",
+        strategy="postgres-single-user",
+        duration_s=1.0,
+    )
+    first, again, other = (event["detail"]["idempotencyId"] for event in bus.received())
+    assert first == again != other

@@ -11,15 +11,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import urllib.parse
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aws_lambda_powertools import Logger
 
-from rotation import Rotator, SecretStore, Step
+from rotation import AWSCURRENT, Deadline, Rotator, SecretStore, Step
 from rotation.observability import SERVICE, logger
-from rotation.scrub import REDACTED
+from rotation.scrub import REDACTED, Scrubber, renderings
 from rotation.strategy import CreateRequest, CreateResult, SetRequest, SetResult, TestRequest
 from tests.fix_rotation import Bed
 
@@ -191,3 +194,88 @@ def test_child_loggers_and_appended_keys_are_blanked(
     assert lines[f"child says {REDACTED}"]["leak"] == [REDACTED]
     assert f"ValueError: child saw {REDACTED}" in lines["child failed"]["exception"]
     assert lines["with an appended key"]["leaked_key"] == REDACTED
+
+
+def test_a_cached_version_is_blanked_after_the_scrubber_forgot_it(bed: Bed) -> None:
+    """A long-lived container: the scrubber's LRU drops a version's values while the version
+    cache still holds it; reading it from the cache registers them again."""
+    scrubber = Scrubber(max_values=8)
+    store = SecretStore(bed.handler_client, scrubber=scrubber)
+    session = store.session(Deadline.in_seconds(60))
+    first = "first-pw-kept-in-cache"
+    arn = bed.secret({"engine": "postgres", "host": "h", "username": "u", "password": first})
+    (first_id,) = bed.labels(arn)
+    session.get_version(arn, first_id, AWSCURRENT)
+    for n in range(12):  # many versions later, each read once (a rotation's reads)
+        version_id = str(uuid.uuid4())
+        value = {"engine": "postgres", "host": "h", "username": "u", "password": f"pw-{n}-x"}
+        bed.sm.put_secret_value(
+            SecretId=arn, ClientRequestToken=version_id, SecretString=json.dumps(value)
+        )
+        session.get_version(arn, version_id)
+    assert scrubber.scrub(f"pw {first}") == f"pw {first}"  # the LRU forgot it...
+    bed.calls.reset()
+
+    version = session.get_version(arn, first_id, AWSCURRENT)
+
+    assert bed.calls.names == []  # ...the version cache did not
+    assert version.json()["password"] == first
+    assert scrubber.scrub(f"pw {first}") == f"pw {REDACTED}"
+    assert scrubber.scrub(version.secret_string) == REDACTED
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    """Every string in a parsed JSON log line, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+
+
+class EscapingStrategy(ChattyStrategy):
+    """Writes the current password into messages itself: repr, %r, JSON, a URL."""
+
+    def set(self, request: SetRequest) -> SetResult:
+        password = request.current.json()["password"]
+        logger.info("tried %r", password)
+        logger.info(f"tried {password!r} as {request.current.json()!r}")
+        logger.info("document %s", json.dumps(request.current.json()))
+        logger.warning("attempt", extra={"attempt": repr({"user": "u", "password": password})})
+        logger.info("url postgresql://u:%s@h/db", urllib.parse.quote(password, safe=""))
+        try:
+            raise ValueError(f"refused {password!r}")
+        except ValueError:
+            logger.exception("failed")
+        return SetResult(changed=True, via="AWSCURRENT")
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        pytest.param("""pa\\ss'w"rd-XY""", id="backslash-and-quotes"),
+        pytest.param("q7", id="short"),
+        pytest.param("""a'\\""", id="short-escaped"),
+    ],
+)
+def test_a_password_rendered_escaped_or_short_is_blanked(
+    bed: Bed, powertools_output: io.StringIO, caplog: pytest.LogCaptureFixture, password: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    value = {"engine": "postgres", "host": "h", "username": "u", "password": password}
+    arn = bed.secret(value)
+    rotator = Rotator(EscapingStrategy(None), SecretStore(bed.handler_client))
+    driver = bed.driver(rotator)
+    driver.run(arn, driver.begin(arn), [Step.CREATE, Step.SET])
+
+    forms = renderings(password)
+    token = re.compile("|".join(rf"(?<![^\W_]){re.escape(form)}(?![^\W_])" for form in forms))
+    lines = [json.loads(line) for line in powertools_output.getvalue().splitlines()]
+    messages = [line.get("message") for line in lines]
+    assert f"tried '{REDACTED}'" in messages or f'tried "{REDACTED}"' in messages
+    for text in [leaf for line in lines for leaf in _leaves(line)] + [caplog.text]:
+        assert not token.search(text), text
