@@ -253,3 +253,38 @@ def test_calls_and_connections_per_secret(bed: Bed, multi: MultiBed) -> None:
     _verify(multi, pair, strategy="multi-user")
     assert sorted(multi.calls.names) == ["DescribeSecret", "GetSecretValue", "GetSecretValue"]
     assert multi.connections.total == 2
+
+
+def test_cli_reconcile_takes_the_managed_roles_option(multi: MultiBed) -> None:
+    """The option reaches the guard; without it (and without the variable) nothing changes."""
+    arn, user, _ = multi.app()
+    _change_behind_rotation(multi, user)
+    env_free = {k: v for k, v in os.environ.items() if k != "MASTER_MANAGED_ROLES"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "rotation_tools", "verify", arn, "--strategy", "single-user",
+         "--reconcile", "--json"],
+        capture_output=True, text=True, timeout=120, env=env_free, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1, refused.stderr
+    (document,) = json.loads(refused.stdout)
+    assert document["state"] == "drift"
+    (action,) = document["actions"]
+    assert "MASTER_MANAGED_ROLES is not set" in action
+    result = _cli(arn, "--strategy", "single-user", "--reconcile", "--master-managed-roles", user)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"set the password of {user!r} back to AWSCURRENT's" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--master-managed-roles", "app"], "applies to --reconcile only"),
+        (["--reconcile", "--master-managed-roles", "*"], "may not be '*' alone"),
+    ],
+    ids=["without-reconcile", "star-alone"],
+)
+def test_cli_managed_roles_misuse_is_a_usage_error(args: list[str], message: str) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:never-read-AbCdEf"
+    result = _cli(arn, "--strategy", "single-user", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
