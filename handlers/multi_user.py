@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from handlers.master import locate_master
+from handlers.pg_authorised import CLONE_SUFFIX
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
 from rotation.config import straggler_policy
@@ -30,7 +32,6 @@ from rotation.pg.secret import (
     PostgresSecret,
     check_no_weaker_tls,
     check_same_target,
-    master_login,
     parse_postgres_secret,
 )
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
@@ -57,7 +58,6 @@ __all__ = [
     "owner_role",
 ]
 
-CLONE_SUFFIX = "_clone"
 # PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 bytes (not characters).
 MAX_IDENTIFIER_BYTES = 63
 # How testSecret waits for the new password to reach a standby ``host``: until it logs in or
@@ -168,6 +168,21 @@ class PostgresMultiUser:
         # touching the database, re-attempts included.
         master = self._master(request, current)
         floor = current.sslmode
+        # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+        from handlers.pg_authority import MasterAction, precheck  # noqa: PLC0415
+
+        owner = owner_role(current.username)
+        # The guard's grounds (handlers.pg_authority): the master may change the partner of
+        # the user whose AWSCURRENT logs in below, and only that. What needs no database
+        # (the master's own user) is refused before any login.
+        action = MasterAction(
+            role=pending.username,
+            what="multi-user setSecret",
+            pair=(owner, owner + CLONE_SUFFIX),
+            proven=current.username,
+            may_create=True,
+        )
+        precheck(action, master_user=master.username)
 
         already = self.connector.try_login(pending, request.deadline, who=AWSPENDING, floor=floor)
         if not isinstance(already, AuthenticationError):
@@ -182,7 +197,6 @@ class PostgresMultiUser:
             )
         login.close()
 
-        owner = owner_role(current.username)
         with self.connector.connect(
             master, request.deadline, who="the master secret", floor=floor
         ) as conn:
@@ -193,9 +207,7 @@ class PostgresMultiUser:
             # Before the change, on the master's session: no extra connection. Refusing
             # here changes nothing, and the re-attempt runs this again.
             check_stragglers(conn, user=pending.username, policy=policy, strategy=self.name)
-            created = ensure_alternate_user(
-                conn, user=pending.username, owner=owner, password=pending.password
-            )
+            created = ensure_alternate_user(conn, action, password=pending.password)
         if created:
             logger.info("created the alternate user", extra={"user": pending.username})
         return SetResult(changed=True, via="masterarn")
@@ -211,25 +223,17 @@ class PostgresMultiUser:
             )
 
     def _master(self, request: SetRequest, current: PostgresSecret) -> PostgresSecret:
-        """The master credential, logging in at the primary the user's host belongs to."""
+        """The master credential, logging in at the primary the user's host belongs to
+        (:func:`handlers.master.locate_master`: the same rule on every path)."""
         assert current.masterarn is not None  # noqa: S101  # create() refuses a secret without
-        version = request.secrets.current_of(current.masterarn)
-        value = version.json()
-        master = parse_postgres_secret(value, "the master secret", require_engine=False)
-        if master.host:
-            host, port = master.host, master.port
-        else:
-            # Made by RDS: only username and password; the database is in the tags.
-            tags = request.secrets.describe(current.masterarn).tags
-            host, port = self.rds.primary_endpoint(tags, request.deadline)
-        if host.lower() != current.host.lower() and not self.rds.is_reader_of(
-            current.host, host, request.deadline
-        ):
-            raise SecretFormatError(
-                f"the master secret is for host {host!r}, which is neither the user's host "
-                f"({current.host!r}) nor the primary it reads from; refusing to use it"
-            )
-        return master_login(current, master, host=host, port=port, dbname=value.get("dbname"))
+        arn = current.masterarn
+        return locate_master(
+            current,
+            request.secrets.current_of(arn).json(),
+            tags=lambda: request.secrets.describe(arn).tags,
+            rds=self.rds,
+            deadline=request.deadline,
+        )
 
     # -- testSecret -------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from handlers.pg_authorised import AuthorisedRole
 from handlers.pg_sql import (
     grant_role,
     reset_role_setting,
@@ -200,14 +201,16 @@ def _plan(
     clone_state: RoleState,
     *,
     owner: str,
-    clone: str,
+    clone: AuthorisedRole,
     master: str,
     with_options: bool,
 ) -> list[_Change]:
-    """The statements that make the clone's state equal the owner's."""
+    """The statements that make the clone's state equal the owner's (``clone`` as the
+    master's guard authorised it: :mod:`handlers.pg_authority`)."""
+    target, clone_name = clone, clone.role
     changes: list[_Change] = []
     # A superuser's change by hand is a fix too: what already matches is left alone.
-    by_hand = f"or have a superuser make it match on {quoted_name(clone)} by hand"
+    by_hand = f"or have a superuser make it match on {quoted_name(clone_name)} by hand"
     wanted = {
         key: value for key, value in owner_state.settings.items() if key[1].lower() != _ROLE_SETTING
     }
@@ -220,12 +223,12 @@ def _plan(
         except ValueError as exc:
             raise ParityError(
                 f"the owner {owner!r}'s {_setting_item(database, name)} cannot be read as "
-                f"a list ({exc}); set it on {clone!r} by hand"
+                f"a list ({exc}); set it on {clone_name!r} by hand"
             ) from exc
         changes.append(
             _Change(
                 _setting_item(database, name),
-                set_role_setting(clone, database, name, values),
+                set_role_setting(target, database, name, values),
                 _grant_set(name, master) + f", {by_hand}, or remove it from {quoted_name(owner)}",
             )
         )
@@ -233,7 +236,7 @@ def _plan(
         changes.append(
             _Change(
                 _setting_item(database, name) + " (not on the owner)",
-                reset_role_setting(clone, database, name),
+                reset_role_setting(target, database, name),
                 _grant_set(name, master) + f", {by_hand}",
             )
         )
@@ -241,17 +244,17 @@ def _plan(
         changes.append(
             _Change(
                 "connection limit",
-                set_connection_limit(clone, owner_state.connection_limit),
+                set_connection_limit(target, owner_state.connection_limit),
                 by_hand,
             )
         )
     if clone_state.valid_until != owner_state.valid_until:
         changes.append(
-            _Change("VALID UNTIL", set_valid_until(clone, owner_state.valid_until), by_hand)
+            _Change("VALID UNTIL", set_valid_until(target, owner_state.valid_until), by_hand)
         )
     changes.extend(
         _membership_changes(
-            owner_state, clone_state, owner=owner, clone=clone, master=master,
+            owner_state, clone_state, owner=owner, clone=target, master=master,
             with_options=with_options,
         )
     )  # fmt: skip
@@ -270,12 +273,13 @@ def _membership_changes(
     clone_state: RoleState,
     *,
     owner: str,
-    clone: str,
+    clone: AuthorisedRole,
     master: str,
     with_options: bool,
 ) -> list[_Change]:
+    target, clone_name = clone, clone.role
     changes: list[_Change] = []
-    wanted = {r: o for r, o in owner_state.memberships.items() if r not in (owner, clone)}
+    wanted = {r: o for r, o in owner_state.memberships.items() if r not in (owner, clone_name)}
     have = {r: o for r, o in clone_state.memberships.items() if r != owner}
     for role, (inherit, set_) in sorted(wanted.items()):
         if have.get(role) == (inherit, set_):
@@ -283,20 +287,20 @@ def _membership_changes(
         changes.append(
             _Change(
                 f"membership in {role!r}",
-                grant_role(role, clone, inherit=inherit, set_=set_, with_options=with_options),
+                grant_role(role, target, inherit=inherit, set_=set_, with_options=with_options),
                 f"GRANT {quoted_name(role)} TO {quoted_name(master)} WITH ADMIN OPTION (needed "
                 "on PostgreSQL 16+), or have a superuser "
-                f"GRANT {quoted_name(role)} TO {quoted_name(clone)}",
+                f"GRANT {quoted_name(role)} TO {quoted_name(clone_name)}",
             )
         )
     for role in sorted(have.keys() - wanted.keys()):
         changes.append(
             _Change(
                 f"membership in {role!r} (not the owner's)",
-                revoke_role(role, clone),
+                revoke_role(role, target),
                 f"GRANT {quoted_name(role)} TO {quoted_name(master)} WITH ADMIN OPTION (needed on "
                 f"PostgreSQL 16+), or have the role that granted it (or a superuser) "
-                f"REVOKE {quoted_name(role)} FROM {quoted_name(clone)}",
+                f"REVOKE {quoted_name(role)} FROM {quoted_name(clone_name)}",
             )
         )
     return changes
@@ -334,9 +338,10 @@ def _one_line(exc: psycopg.Error) -> str:
     return " ".join(text.split())
 
 
-def match_owner(conn: psycopg.Connection[Any], *, owner: str, clone: str) -> list[str]:
-    """Make ``clone``'s settings, connection limit, validity and memberships match
-    ``owner``'s, inside the caller's transaction. Returns what was changed (names only).
+def match_owner(conn: psycopg.Connection[Any], *, owner: str, clone: AuthorisedRole) -> list[str]:
+    """Make ``clone``'s (as the master's guard authorised it) settings, connection limit,
+    validity and memberships match ``owner``'s, inside the caller's transaction. Returns
+    what was changed (names only).
 
     Each change runs in its own savepoint, so that every change the master may not make is
     reported at once; then the catalog is read again and compared exactly.
@@ -347,15 +352,16 @@ def match_owner(conn: psycopg.Connection[Any], *, owner: str, clone: str) -> lis
         Some change was refused (the message lists each, with its fix), or the clone still
         differs after the changes. The caller's transaction must then roll back.
     """
-    states = read_states(conn, (owner, clone))
-    if owner not in states or clone not in states:
-        raise ParityError(f"role {owner!r} or {clone!r} vanished during the rotation")
+    target, clone_name = clone, clone.role
+    states = read_states(conn, (owner, clone_name))
+    if owner not in states or clone_name not in states:
+        raise ParityError(f"role {owner!r} or {clone_name!r} vanished during the rotation")
     master = conn.info.user
     with_options = conn.info.server_version >= 160000
 
     def plan(current: Mapping[str, RoleState]) -> list[_Change]:
         return _plan(
-            current[owner], current[clone], owner=owner, clone=clone, master=master,
+            current[owner], current[clone_name], owner=owner, clone=target, master=master,
             with_options=with_options,
         )  # fmt: skip
 
@@ -374,18 +380,18 @@ def match_owner(conn: psycopg.Connection[Any], *, owner: str, clone: str) -> lis
             refused.append(f"{change.item}: {_one_line(exc)} ({exc.sqlstate}){fix}")
     if refused:
         raise ParityError(
-            f"the master could not make {clone!r} match its owner {owner!r}, so nothing was "
+            f"the master could not make {clone_name!r} match its owner {owner!r}, so nothing was "
             "changed (the clone would not behave like the user): " + "; ".join(refused)
         )
-    remaining = plan(read_states(conn, (owner, clone)))
+    remaining = plan(read_states(conn, (owner, clone_name)))
     if remaining:
         raise ParityError(
-            f"{', '.join(c.item for c in remaining)} of {clone!r} still differ from its owner "
+            f"{', '.join(c.item for c in remaining)} of {clone_name!r} still differ from its owner "
             f"{owner!r} after copying, so nothing was changed. A list setting an extension "
             "marks GUC_LIST_QUOTE cannot be reproduced from the catalog, and on PostgreSQL "
             "16+ a membership another role granted only that role can revoke: make these "
-            f"match on {clone!r} by hand (as a superuser), then re-run"
+            f"match on {clone_name!r} by hand (as a superuser), then re-run"
         )
     items = [change.item for change in changes]
-    logger.info("made the clone match its owner", extra={"user": clone, "changed": items})
+    logger.info("made the clone match its owner", extra={"user": clone_name, "changed": items})
     return items

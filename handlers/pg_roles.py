@@ -6,15 +6,20 @@ from typing import Any
 
 import psycopg
 
+from handlers.pg_authority import (
+    AuthorityError,
+    MasterAction,
+    PairError,
+    authorise,
+    own_login,
+)
 from handlers.pg_errors import statement_error
 from handlers.pg_parity import ParityError, match_owner
-from handlers.pg_parity import quoted_name as _quoted
 from handlers.pg_sql import (
     alter_password,
     create_login_role,
     default_role,
     grant_membership,
-    is_member_of,
     pair_lock,
     probe,
     role_exists,
@@ -29,13 +34,10 @@ __all__ = [
     "acting_role",
     "ensure_alternate_user",
     "in_recovery",
+    "master_set_password",
     "run_probe",
-    "set_password",
+    "set_own_password",
 ]
-
-
-class PairError(DatabaseError):
-    """A role with the alternate user's name is not the user's rotation partner."""
 
 
 _LOCK_PREFIX = "secrets-rotation:"
@@ -44,13 +46,37 @@ _LOCK_PREFIX = "secrets-rotation:"
 _ATTEMPTS = 2
 
 
-def set_password(conn: psycopg.Connection[Any], role: str, password: str) -> None:
-    """Set ``role``'s password from a SCRAM verifier, in its own transaction, holding the
-    pair's advisory lock (see :func:`handlers.pg_sql.pair_lock`)."""
+def set_own_password(conn: psycopg.Connection[Any], role: str, password: str) -> None:
+    """A session logged in as ``role`` sets its own password from a SCRAM verifier, in its
+    own transaction, holding the pair's advisory lock (see
+    :func:`handlers.pg_sql.pair_lock`). No master: the login itself is the authority."""
+    target = own_login(conn, role)
     try:
         with conn.transaction():
             conn.execute(pair_lock(), (_LOCK_PREFIX + role,))
-            conn.execute(alter_password(role, scram_verifier(conn, role, password)))
+            conn.execute(alter_password(target, scram_verifier(conn, role, password)))
+    except psycopg.Error as exc:
+        raise statement_error(exc, f"changing the password of {role!r}") from exc
+
+
+def master_set_password(conn: psycopg.Connection[Any], action: MasterAction, password: str) -> None:
+    """As the master: set ``action.role``'s password, if the guard
+    (:func:`handlers.pg_authority.authorise`) allows it, in one transaction holding the
+    role's advisory lock. Single-user recovery and single-user reconcile.
+
+    Raises
+    ------
+    AuthorityError
+        The guard refused; nothing changed.
+    """
+    role = action.role
+    try:
+        with conn.transaction():
+            conn.execute(pair_lock(), (_LOCK_PREFIX + role,))
+            target = authorise(conn, action)
+            conn.execute(alter_password(target, scram_verifier(conn, role, password)))
+    except AuthorityError:
+        raise
     except psycopg.Error as exc:
         raise statement_error(exc, f"changing the password of {role!r}") from exc
 
@@ -76,56 +102,33 @@ def in_recovery(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def _check_pair(conn: psycopg.Connection[Any], *, user: str, owner: str, exists: bool) -> None:
-    """Refuse to touch a role outside the pair ``owner`` / ``owner_clone``.
-
-    The clone is recognised by its membership in the owner role, not by its name alone: a
-    role that merely happens to be called ``<owner>_clone`` (or an owner whose "clone" was
-    never granted it) belongs to somebody else, and the master must not reset its password.
-    A clone that does not exist yet is created as a member, so it is in the pair by birth.
-    """
-    clone = user if user != owner else f"{owner}_clone"
-    if user == owner and not exists:
-        raise PairError(
-            f"the secret's user {clone!r} has no owner role {owner!r}: multi-user rotation "
-            f"alternates {owner!r} and {clone!r}. Create {owner!r} and "
-            f"GRANT {_quoted(owner)} TO {_quoted(clone)}, or rotate this secret with the "
-            "single-user strategy"
-        )
-    if not exists:
-        return
-    if conn.execute(is_member_of(), (owner, clone)).fetchone() is None:
-        raise PairError(
-            f"role {clone!r} exists but is not a member of {owner!r}, so it is not "
-            f"{owner!r}'s rotation partner and its password is not rotation's to change; "
-            "nothing was changed. To adopt it deliberately: "
-            f"GRANT {_quoted(owner)} TO {_quoted(clone)}; "
-            "otherwise rename or drop it"
-        )
-
-
 def ensure_alternate_user(
-    conn: psycopg.Connection[Any], *, user: str, owner: str, password: str
+    conn: psycopg.Connection[Any], action: MasterAction, *, password: str
 ) -> bool:
-    """Create ``user`` or change its password, and make it act as ``owner``; one transaction.
+    """Create ``action.role`` or change its password, and make it act as the pair's owner;
+    one transaction.
 
-    When ``user`` is the clone, it is also made to match the owner at login: settings,
+    When the role is the clone, it is also made to match the owner at login: settings,
     connection limit, validity and memberships (:func:`handlers.pg_parity.match_owner`).
-    When ``user`` is the owner, the clone is current and is left alone.
+    When it is the owner, the clone is current and is left alone.
 
-    Changes only a role of the pair (see :func:`_check_pair`). A crash leaves either no
-    clone or a complete one. Returns True when the role was created.
+    Changes only what the guard allows (:func:`handlers.pg_authority.authorise`: a real
+    pair, not the master, nothing privileged, on proven or managed grounds). A crash leaves
+    either no clone or a complete one. Returns True when the role was created.
 
     Raises
     ------
-    PairError
-        A role with the partner's name exists outside the pair; nothing changed.
+    AuthorityError
+        The guard refused (:class:`PairError`: a role with the partner's name exists
+        outside the pair); nothing changed.
     ParityError
         The clone could not be made to match the owner; nothing changed.
     """
+    assert action.pair is not None  # noqa: S101  # a pair action by construction
+    user = action.role
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            return _ensure_alternate_user_once(conn, user=user, owner=owner, password=password)
+            return _ensure_alternate_user_once(conn, action, password=password)
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation) as exc:
             # Mapped by SQLSTATE (42710, 23505): someone created the role between our check
             # and our CREATE. "Already done" for the creation; the next attempt finds the
@@ -137,24 +140,26 @@ def ensure_alternate_user(
 
 
 def _ensure_alternate_user_once(
-    conn: psycopg.Connection[Any], *, user: str, owner: str, password: str
+    conn: psycopg.Connection[Any], action: MasterAction, *, password: str
 ) -> bool:
+    assert action.pair is not None  # noqa: S101  # checked by the caller
+    user, owner = action.role, action.pair[0]
     try:
         with conn.transaction():
             conn.execute(pair_lock(), (_LOCK_PREFIX + owner,))
             exists = conn.execute(role_exists(), (user,)).fetchone() is not None
-            _check_pair(conn, user=user, owner=owner, exists=exists)
+            target = authorise(conn, action)
             verifier = scram_verifier(conn, user, password)
             conn.execute(
-                alter_password(user, verifier) if exists else create_login_role(user, verifier)
+                alter_password(target, verifier) if exists else create_login_role(target, verifier)
             )
             if user != owner:
                 # Also on an existing clone: upgrades one the AWS reference created.
-                conn.execute(grant_membership(owner, user))
-                conn.execute(default_role(user, owner))
-                match_owner(conn, owner=owner, clone=user)
+                conn.execute(grant_membership(owner, target))
+                conn.execute(default_role(target, owner))
+                match_owner(conn, owner=owner, clone=target)
     except (
-        PairError,
+        AuthorityError,
         ParityError,
         psycopg.errors.DuplicateObject,
         psycopg.errors.UniqueViolation,

@@ -12,7 +12,17 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from handlers.pg_authorised import AuthorisedRole
+
 __all__ = ["alter_password", "probe", "scram_verifier"]
+
+
+def _target(target: AuthorisedRole) -> sql.Identifier:
+    """The role a statement changes: only ever one the guard authorised
+    (:mod:`handlers.pg_authority`). Checked at run time too, so a bare name fails loudly."""
+    if not isinstance(target, AuthorisedRole):
+        raise TypeError(f"a role to change must come from the guard, got {type(target).__name__}")
+    return sql.Identifier(target.role)
 
 
 def scram_verifier(conn: psycopg.Connection[Any], role: str, password: str) -> str:
@@ -27,9 +37,9 @@ def scram_verifier(conn: psycopg.Connection[Any], role: str, password: str) -> s
     return verifier.decode("ascii")
 
 
-def alter_password(role: str, verifier: str) -> sql.Composed:
+def alter_password(target: AuthorisedRole, verifier: str) -> sql.Composed:
     """``ALTER ROLE <role> PASSWORD '<verifier>'``."""
-    return sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier))
+    return sql.SQL("ALTER ROLE {} PASSWORD {}").format(_target(target), sql.Literal(verifier))
 
 
 def probe(query: str) -> sql.SQL:
@@ -62,27 +72,60 @@ def is_member_of() -> sql.SQL:
     )
 
 
-def create_login_role(role: str, verifier: str) -> sql.Composed:
+def create_login_role(target: AuthorisedRole, verifier: str) -> sql.Composed:
     """``CREATE ROLE <role> WITH LOGIN PASSWORD '<verifier>'``."""
     return sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(
-        sql.Identifier(role), sql.Literal(verifier)
+        _target(target), sql.Literal(verifier)
     )
 
 
-def grant_membership(owner: str, member: str) -> sql.Composed:
+def grant_membership(owner: str, member: AuthorisedRole) -> sql.Composed:
     """``GRANT <owner> TO <member>``: the member gets the owner's privileges and may SET ROLE.
 
     Plain GRANT has the same meaning on PostgreSQL 13 to 18 (16 added ``WITH INHERIT/SET``
     options whose defaults are what we want: inherit per the member's INHERIT attribute,
     SET allowed).
     """
-    return sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(member))
+    return sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), _target(member))
 
 
-def default_role(member: str, owner: str) -> sql.Composed:
+def default_role(member: AuthorisedRole, owner: str) -> sql.Composed:
     """``ALTER ROLE <member> SET role = <owner>``: every session of the member starts as the
     owner, so objects it creates are owned by the owner."""
-    return sql.SQL("ALTER ROLE {} SET role = {}").format(sql.Identifier(member), sql.Literal(owner))
+    return sql.SQL("ALTER ROLE {} SET role = {}").format(_target(member), sql.Literal(owner))
+
+
+# -- The master's guard (handlers.pg_authority) reads these -------------------------------
+
+
+def session_role() -> sql.SQL:
+    """Who this session logged in as (``session_user``: ``SET ROLE`` does not change it)."""
+    return sql.SQL("SELECT session_user")
+
+
+def privileged_closure() -> sql.SQL:
+    """Parameterised: ``(roles, named)``. For each existing role in ``roles``: one row for
+    the role itself, and one for every role it is a member of, directly or not (any grant,
+    whatever its INHERIT/SET options), that has SUPERUSER, CREATEROLE, BYPASSRLS or
+    REPLICATION or whose name is in ``named``. Columns: (start, rolname, rolsuper,
+    rolcreaterole, rolbypassrls, rolreplication).
+
+    ``UNION`` (not ``UNION ALL``) ends the recursion on any repeated role; PostgreSQL 16+
+    may hold several grants of one role to one member (one per grantor), which it also
+    folds. Written against the catalog columns PostgreSQL 13 to 18 share.
+    """
+    return sql.SQL(
+        "WITH RECURSIVE closure(start, oid) AS ("
+        " SELECT r.rolname, r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY(%s)"
+        " UNION"
+        " SELECT c.start, m.roleid FROM pg_catalog.pg_auth_members m"
+        " JOIN closure c ON m.member = c.oid)"
+        " SELECT c.start::text, r.rolname::text, r.rolsuper, r.rolcreaterole, r.rolbypassrls,"
+        " r.rolreplication FROM closure c JOIN pg_catalog.pg_roles r ON r.oid = c.oid"
+        " WHERE r.rolname = c.start OR r.rolsuper OR r.rolcreaterole OR r.rolbypassrls"
+        " OR r.rolreplication OR r.rolname = ANY(%s)"
+        " ORDER BY 1, 2"
+    )
 
 
 # -- Role parity: the clone's settings, limits and memberships follow its owner's ----------
@@ -133,15 +176,15 @@ def role_memberships(server_version: int) -> sql.Composed:
     ).format(options)
 
 
-def _role_target(role: str, database: str | None) -> sql.Composed:
+def _role_target(role: AuthorisedRole, database: str | None) -> sql.Composed:
     if database is None:
-        return sql.SQL("ALTER ROLE {}").format(sql.Identifier(role))
-    return sql.SQL("ALTER ROLE {} IN DATABASE {}").format(
-        sql.Identifier(role), sql.Identifier(database)
-    )
+        return sql.SQL("ALTER ROLE {}").format(_target(role))
+    return sql.SQL("ALTER ROLE {} IN DATABASE {}").format(_target(role), sql.Identifier(database))
 
 
-def set_role_setting(role: str, database: str | None, name: str, values: list[str]) -> sql.Composed:
+def set_role_setting(
+    role: AuthorisedRole, database: str | None, name: str, values: list[str]
+) -> sql.Composed:
     """``ALTER ROLE <role> [IN DATABASE <db>] SET <name> TO '<v1>'[, '<v2>' ...]``.
 
     Every value is a literal: never spliced as SQL text, whatever it holds.
@@ -153,31 +196,29 @@ def set_role_setting(role: str, database: str | None, name: str, values: list[st
     )
 
 
-def reset_role_setting(role: str, database: str | None, name: str) -> sql.Composed:
+def reset_role_setting(role: AuthorisedRole, database: str | None, name: str) -> sql.Composed:
     """``ALTER ROLE <role> [IN DATABASE <db>] RESET <name>``."""
     return sql.SQL("{} RESET {}").format(_role_target(role, database), sql.Identifier(name))
 
 
-def set_connection_limit(role: str, limit: int) -> sql.Composed:
+def set_connection_limit(role: AuthorisedRole, limit: int) -> sql.Composed:
     """``ALTER ROLE <role> CONNECTION LIMIT <n>`` (-1: no limit)."""
     return sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
-        sql.Identifier(role), sql.Literal(int(limit))
+        _target(role), sql.Literal(int(limit))
     )
 
 
-def set_valid_until(role: str, valid_until: str) -> sql.Composed:
+def set_valid_until(role: AuthorisedRole, valid_until: str) -> sql.Composed:
     """``ALTER ROLE <role> VALID UNTIL '<timestamp>'`` (the grammar takes a string only)."""
-    return sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
-        sql.Identifier(role), sql.Literal(valid_until)
-    )
+    return sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(_target(role), sql.Literal(valid_until))
 
 
 def grant_role(
-    role: str, member: str, *, inherit: bool, set_: bool, with_options: bool
+    role: str, member: AuthorisedRole, *, inherit: bool, set_: bool, with_options: bool
 ) -> sql.Composed:
     """``GRANT <role> TO <member>``, on PostgreSQL 16+ ``WITH INHERIT <b>, SET <b>`` so the
     member gets no more than the grant it copies (granting again updates the options)."""
-    grant = sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(member))
+    grant = sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), _target(member))
     if not with_options:
         return grant
     return sql.SQL("{} WITH INHERIT {}, SET {}").format(
@@ -187,6 +228,6 @@ def grant_role(
     )
 
 
-def revoke_role(role: str, member: str) -> sql.Composed:
+def revoke_role(role: str, member: AuthorisedRole) -> sql.Composed:
     """``REVOKE <role> FROM <member>``."""
-    return sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
+    return sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), _target(member))

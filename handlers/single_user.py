@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from handlers.master import locate_master
 from handlers.pg_connect import PostgresConnector
+from handlers.rds import RdsTopology
+from rotation.config import ManagedRoles, master_managed_roles
 from rotation.errors import (
     AuthenticationError,
     DatabaseError,
     ReadOnlyHostError,
-    SecretFormatError,
 )
 from rotation.observability import logger
 from rotation.pg.secret import (
     PostgresSecret,
     check_no_weaker_tls,
     check_same_target,
-    master_login,
     parse_postgres_secret,
 )
 from rotation.pg.settings import PostgresSettings
@@ -41,6 +42,8 @@ from rotation.strategy import (
 if TYPE_CHECKING:
     import psycopg
 
+    from handlers.pg_authority import MasterAction
+
 __all__ = ["PostgresSingleUser"]
 
 # SQLSTATE read_only_sql_transaction: what a standby answers to ALTER ROLE.
@@ -48,14 +51,27 @@ _READ_ONLY = "25006"
 
 
 def _set_password(
-    conn: psycopg.Connection[Any], secret: PostgresSecret, role: str, password: str
+    conn: psycopg.Connection[Any],
+    secret: PostgresSecret,
+    role: str,
+    password: str,
+    *,
+    as_master: MasterAction | None = None,
 ) -> None:
-    """``ALTER ROLE`` with the pending password; a read-only host gets its own error."""
+    """``ALTER ROLE`` with the pending password, by the role itself or (``as_master``) by
+    the master through its guard; a read-only host gets its own error."""
     # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-    from handlers.pg_roles import in_recovery, set_password  # noqa: PLC0415
+    from handlers.pg_roles import (  # noqa: PLC0415
+        in_recovery,
+        master_set_password,
+        set_own_password,
+    )
 
     try:
-        set_password(conn, role, password)
+        if as_master is None:
+            set_own_password(conn, role, password)
+        else:
+            master_set_password(conn, as_master, password)
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) != _READ_ONLY:
             raise
@@ -82,12 +98,25 @@ class PostgresSingleUser:
     ----------
     connector:
         Opens connections; inject one with a counting ``connect`` in tests.
+    rds:
+        The RDS API, for an RDS-managed master secret (recovery only).
+    managed_roles:
+        The roles the master may repair (``MASTER_MANAGED_ROLES``); by default read from
+        the environment at each setSecret, before any login.
     """
 
     name = "postgres-single-user"
 
-    def __init__(self, connector: PostgresConnector | None = None) -> None:
+    def __init__(
+        self,
+        connector: PostgresConnector | None = None,
+        rds: RdsTopology | None = None,
+        *,
+        managed_roles: ManagedRoles | None = None,
+    ) -> None:
         self.connector = connector or PostgresConnector()
+        self.rds = rds or RdsTopology()
+        self.managed_roles = managed_roles
 
     @property
     def settings(self) -> PostgresSettings:
@@ -111,7 +140,11 @@ class PostgresSingleUser:
         1. AWSCURRENT: the normal case; log in as the user and change its own password.
         2. AWSPENDING: a re-attempt after a crash that came after the change; nothing to do.
         3. AWSPREVIOUS: the database still has the password before the current one.
-        4. the secret named by ``masterarn``, when the secret has one.
+        4. the secret named by ``masterarn``, when the secret has one, and only for a role
+           listed in ``MASTER_MANAGED_ROLES`` that is neither the master's own nor a
+           privileged one (:mod:`handlers.pg_authority`): no label proved the user's
+           credential in this rotation, so nothing but the operator's list says the master
+           may give this role a password the secret's writer chose.
 
         Only a refused credential moves on to the next one: a missing database, pg_hba.conf,
         TLS or a server that stays unreachable is the same for every credential, so it fails
@@ -125,6 +158,8 @@ class PostgresSingleUser:
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         check_same_target(current, pending, AWSPENDING)
+        # Resolved before any login: a malformed list fails the step before anything happens.
+        managed = self.managed_roles or master_managed_roles()
         deadline = request.deadline
         refused: list[AuthenticationError] = []
 
@@ -150,7 +185,7 @@ class PostgresSingleUser:
                 return outcome
 
         if current.masterarn:
-            return self._change_as_master(request, current, pending, refused)
+            return self._change_as_master(request, current, pending, refused, managed)
         tried = "; ".join(error.problem for error in refused)
         raise AuthenticationError(
             f"no labelled credential logs in any more, so the password cannot be changed "
@@ -185,20 +220,30 @@ class PostgresSingleUser:
         current: PostgresSecret,
         pending: PostgresSecret,
         refused: list[AuthenticationError],
+        managed: ManagedRoles,
     ) -> SetResult:
         assert current.masterarn is not None  # noqa: S101  # checked by the caller
-        master_version = request.secrets.current_of(current.masterarn)
-        master = parse_postgres_secret(
-            master_version.json(), "the master secret", require_engine=False
+        # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+        from handlers.pg_authority import AuthorityError, MasterAction, precheck  # noqa: PLC0415
+
+        arn = current.masterarn
+        # The rule setSecret of multi-user applies: the master's host, or its RDS-managed
+        # database found through the RDS API, must be the user's host or its primary.
+        as_master = locate_master(
+            current,
+            request.secrets.current_of(arn).json(),
+            tags=lambda: request.secrets.describe(arn).tags,
+            rds=self.rds,
+            deadline=request.deadline,
         )
-        if master.host and master.host.lower() != current.host.lower():
-            raise SecretFormatError(
-                f"the master secret's host ({master.host!r}) is not the user's host "
-                f"({current.host!r}); refusing to use it"
-            )
-        # The master logs in where the user lives (the same host, checked above), with its
-        # own secret's TLS mode or AWSCURRENT's, whichever is stronger.
-        as_master = master_login(current, master, host=current.host, port=current.port, dbname=None)
+        action = MasterAction(role=current.username, what="single-user recovery", managed=managed)
+        tried = "; ".join(error.problem for error in refused)
+        try:
+            # Before the master logs in: an unlisted role sends its credential nowhere.
+            precheck(action, master_user=as_master.username)
+        except AuthorityError as exc:
+            problem = f"no labelled credential logs in ({tried}); {exc.problem}"
+            raise AuthorityError(problem) from exc
         logger.warning(
             "no labelled credential logs in; repairing with the master secret",
             extra={"refused": [error.problem for error in refused]},
@@ -206,7 +251,7 @@ class PostgresSingleUser:
         with self.connector.connect(
             as_master, request.deadline, who="the master secret", floor=current.sslmode
         ) as conn:
-            _set_password(conn, as_master, current.username, pending.password)
+            _set_password(conn, as_master, current.username, pending.password, as_master=action)
         return SetResult(changed=True, via="masterarn")
 
     # -- testSecret -------------------------------------------------------------------

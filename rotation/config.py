@@ -26,12 +26,15 @@ __all__ = [
     "ENV_EXCLUDE_NUMBERS",
     "ENV_EXCLUDE_PUNCTUATION",
     "ENV_EXCLUDE_UPPERCASE",
+    "ENV_MASTER_MANAGED_ROLES",
     "ENV_PASSWORD_LENGTH",
     "ENV_REQUIRE_EACH_INCLUDED_TYPE",
     "ENV_STRAGGLER_POLICY",
     "STRAGGLER_POLICIES",
+    "ManagedRoles",
     "PasswordPolicy",
     "event_bus_name",
+    "master_managed_roles",
     "parse_bool",
     "password_policy_from_env",
     "postgres_settings",
@@ -47,6 +50,9 @@ ENV_EXCLUDE_PUNCTUATION = "EXCLUDE_PUNCTUATION"
 ENV_EXCLUDE_UPPERCASE = "EXCLUDE_UPPERCASE"
 ENV_EXCLUDE_LOWERCASE = "EXCLUDE_LOWERCASE"
 ENV_REQUIRE_EACH_INCLUDED_TYPE = "REQUIRE_EACH_INCLUDED_TYPE"
+# The roles the master may give a password without a login as them in this rotation
+# (single-user recovery, `rotation verify --reconcile`); see handlers.pg_authority.
+ENV_MASTER_MANAGED_ROLES = "MASTER_MANAGED_ROLES"
 # Ours, not the contract's: what multi-user setSecret does when clients are still logged in
 # as the user whose password it is about to change, and where rotation events go.
 ENV_STRAGGLER_POLICY = "STRAGGLER_POLICY"
@@ -189,3 +195,73 @@ def event_bus_name(env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     value = env.get(ENV_EVENT_BUS_NAME, "").strip()
     return value or None
+
+
+@dataclass(frozen=True)
+class ManagedRoles:
+    """``MASTER_MANAGED_ROLES``: the roles the master may give a password without a login as
+    them in this rotation. Names match exactly (PostgreSQL role names are case-sensitive);
+    an entry ending in ``*`` matches every name that starts with what precedes it.
+
+    It only ever *narrows* what the master may do: the master's own role and privileged
+    roles are refused whatever it lists (:mod:`handlers.pg_authority`).
+    """
+
+    entries: tuple[str, ...] = ()
+    # Where the list came from, for messages ("the function's environment", "--master-...").
+    source: str = f"environment variable {ENV_MASTER_MANAGED_ROLES}"
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.entries)
+
+    def allows(self, role: str) -> bool:
+        """Whether ``role`` is listed (exactly, or under a ``prefix*`` entry)."""
+        for entry in self.entries:
+            if entry.endswith("*"):
+                if role.startswith(entry[:-1]):
+                    return True
+            elif role == entry:
+                return True
+        return False
+
+    @classmethod
+    def parse(cls, raw: str | None, *, source: str | None = None) -> ManagedRoles:
+        """Read the comma-separated list (blank entries and surrounding spaces ignored).
+
+        Raises
+        ------
+        ConfigurationError
+            A ``*`` anywhere but at the end of an entry, or an entry that is only ``*``: a
+            list that names every role is the unguarded recovery this variable replaces.
+        """
+        where = source or cls.source
+        entries = tuple(item.strip() for item in (raw or "").split(",") if item.strip())
+        for entry in entries:
+            if "*" in entry[:-1]:
+                raise ConfigurationError(
+                    f"{where} may end an entry with '*' (a prefix), nowhere else; got {entry!r}"
+                )
+            if entry == "*":
+                raise ConfigurationError(
+                    f"{where} may not be '*' alone: that would let whoever writes a secret "
+                    "point the master at any role. List the roles (or a prefix such as "
+                    "'app_*') the master may repair"
+                )
+        return cls(entries, where)
+
+
+def master_managed_roles(
+    env: Mapping[str, str] | None = None, *, explicit: str | None = None
+) -> ManagedRoles:
+    """``MASTER_MANAGED_ROLES`` (or ``explicit``, the command's option, when given).
+
+    Raises
+    ------
+    ConfigurationError
+        A malformed list (see :meth:`ManagedRoles.parse`).
+    """
+    if explicit is not None:
+        return ManagedRoles.parse(explicit, source="option --master-managed-roles")
+    env = os.environ if env is None else env
+    return ManagedRoles.parse(env.get(ENV_MASTER_MANAGED_ROLES))

@@ -90,15 +90,26 @@ def _unreadable(args: argparse.Namespace, client: Any, secret_id: str) -> Any:
 
 
 def cmd_verify(args: argparse.Namespace, console: Any) -> int:
+    from rotation.config import master_managed_roles  # noqa: PLC0415
+    from rotation.errors import ConfigurationError  # noqa: PLC0415
     from rotation_tools.remedies import Remedies, verify_fix  # noqa: PLC0415
     from rotation_tools.verify import render_verifications, verify_secrets  # noqa: PLC0415
 
+    if args.master_managed_roles is not None and not args.reconcile:
+        console.error("--master-managed-roles applies to --reconcile only")
+        return EXIT_USAGE
+    try:
+        managed = master_managed_roles(explicit=args.master_managed_roles)
+    except ConfigurationError as exc:
+        console.error(exc.problem)
+        return EXIT_USAGE
     client = secrets_manager(args)
     results = verify_secrets(
         client,
         args.secrets,
         strategy=args.strategy,
         reconcile=args.reconcile,
+        managed_roles=managed,
     )
     remedies = Remedies.from_args(args)
     fixes = {}

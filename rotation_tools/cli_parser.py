@@ -60,7 +60,15 @@ def _verify_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--reconcile",
         action="store_true",
         help="on drift, with a masterarn in the secret: set the database password back to "
-        "AWSCURRENT's (single-user), or re-create the pair (multi-user)",
+        "AWSCURRENT's (single-user), or reset the existing pair's drifted users (multi-user), "
+        "as the master; only for roles MASTER_MANAGED_ROLES lists",
+    )
+    verify.add_argument(
+        "--master-managed-roles",
+        metavar="ROLES",
+        default=None,
+        help="with --reconcile: the roles the master may repair (comma-separated names, a "
+        "trailing * matches a prefix); default: the MASTER_MANAGED_ROLES environment variable",
     )
 
 

@@ -23,6 +23,7 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.multi_user import alternate_username, owner_role
+from handlers.pg_authority import PRIVILEGED_ROLE_NAMES, planned
 from handlers.pg_connect import APPLICATION_NAME, PostgresConnector
 from handlers.pg_errors import statement_error
 from handlers.pg_parity import RoleState, _plan, read_states
@@ -34,11 +35,13 @@ from handlers.pg_sql import (
     grant_membership,
     is_member_of,
     pair_lock,
+    privileged_closure,
     probe,
     role_exists,
     role_limits,
     role_memberships,
     role_settings,
+    session_role,
 )
 from rotation import Deadline, RetryPolicy, RotationError, SecretFormatError
 from rotation.config import event_bus_name
@@ -253,7 +256,7 @@ def _single_user(
         statements=_transaction(
             [
                 _render(pair_lock(), (_LOCK_PREFIX + user,), session),
-                _render(alter_password(user, REDACTED), (), session),
+                _render(alter_password(planned(user), REDACTED), (), session),
             ],
             session,
         ),
@@ -395,19 +398,23 @@ def _master_statements(
             f"{len(sessions.sessions)} session(s) are logged in as {user!r} now: stragglers "
             "(STRAGGLER_POLICY=refuse would fail setSecret until they leave)"
         )
+    # The master's guard (handlers.pg_authority) reads these in the same transaction.
+    target = planned(user)
     changes = [
         _render(pair_lock(), (_LOCK_PREFIX + owner,), session),
         _render(role_exists(), (user,), session),
+        _render(session_role(), (), session),
+        _render(privileged_closure(), ([owner, clone], list(PRIVILEGED_ROLE_NAMES)), session),
     ]
     if exists:
         changes.append(_render(is_member_of(), (owner, clone), session))
-        changes.append(_render(alter_password(user, REDACTED), (), session))
+        changes.append(_render(alter_password(target, REDACTED), (), session))
     else:
-        changes.append(_render(create_login_role(user, REDACTED), (), session))
+        changes.append(_render(create_login_role(target, REDACTED), (), session))
     if user != owner:
         changes += [
-            _render(grant_membership(owner, user), (), session),
-            _render(default_role(user, owner), (), session),
+            _render(grant_membership(owner, target), (), session),
+            _render(default_role(target, owner), (), session),
         ]
         reads = [
             _render(role_settings(), ([owner, clone],), session),
@@ -416,7 +423,7 @@ def _master_statements(
         ]
         changes += reads
         parity = _plan(
-            states[owner], states.get(clone) or _fresh_clone(owner), owner=owner, clone=clone,
+            states[owner], states.get(clone) or _fresh_clone(owner), owner=owner, clone=target,
             master=master.username, with_options=version >= 160000,
         )  # fmt: skip
         for change in parity:

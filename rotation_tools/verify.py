@@ -4,11 +4,17 @@ and ``--reconcile``, which repairs drift with the master credential.
 Reconciling sets the database back to what Secrets Manager holds, never the other way round:
 applications read AWSCURRENT, so the database must accept it.
 
+Drift means no stored password logs in, so nothing proves the secret's writer may have the
+master act on the role it names: the master acts only on a role listed in
+``MASTER_MANAGED_ROLES`` (the environment, or ``--master-managed-roles``), never on its own
+role or a privileged one (the guard, :mod:`handlers.pg_authority`).
+
 - single-user: the master sets the user's password to AWSCURRENT's (a SCRAM verifier
-  computed here, as setSecret does: ``handlers.pg_roles.set_password``);
-- multi-user: the master re-creates each drifted user of the pair with its version's
-  password, through setSecret's own ``ensure_alternate_user`` (a dropped clone is created
-  again as a member acting as the owner; a role outside the pair is refused).
+  computed here, as setSecret does: ``handlers.pg_roles.master_set_password``);
+- multi-user: the master resets each drifted user of an existing, verified pair with its
+  version's password, through setSecret's own ``ensure_alternate_user``; AWSPREVIOUS must
+  name AWSCURRENT's partner, and a user that does not exist is reported, not created (only
+  a rotation, whose AWSCURRENT logs in, creates a clone).
 
 Only drift is reconciled: an unreachable or misconfigured secret is not a password problem.
 """
@@ -19,14 +25,16 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from handlers.multi_user import owner_role
+from handlers.master import locate_master
+from handlers.multi_user import CLONE_SUFFIX, owner_role
+from handlers.pg_authority import MasterAction, PairError, precheck
 from handlers.pg_connect import PostgresConnector
-from handlers.pg_roles import ensure_alternate_user, set_password
+from handlers.pg_roles import ensure_alternate_user, master_set_password
 from handlers.rds import RdsTopology
 from handlers.verify import CredentialState, Verification, Verifier
-from rotation.config import postgres_settings
-from rotation.errors import RotationError, SecretFormatError
-from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
+from rotation.config import ManagedRoles, master_managed_roles, postgres_settings
+from rotation.errors import RotationError
+from rotation.pg.secret import PostgresSecret
 from rotation.pg.settings import PostgresSettings
 from rotation.retry import Deadline, RetryPolicy
 from rotation.secret import AWSCURRENT, AWSPREVIOUS
@@ -46,25 +54,44 @@ def _master(
     session: StoreSession, current: PostgresSecret, deadline: Deadline, rds: RdsTopology
 ) -> PostgresSecret:
     """The master credential, logging in at the user's host or the primary it reads from
-    (the rule setSecret applies)."""
+    (the rule setSecret applies: :func:`handlers.master.locate_master`)."""
     assert current.masterarn is not None  # noqa: S101  # checked by the caller
-    version = session.get_current_of(current.masterarn)
-    value = version.json()
-    master = parse_postgres_secret(value, "the master secret", require_engine=False)
-    if master.host:
-        host, port = master.host, master.port
-    else:  # an RDS-managed master secret: the database is in its tags
-        host, port = rds.primary_endpoint(session.describe(current.masterarn).tags, deadline)
-    if host.lower() != current.host.lower() and not rds.is_reader_of(current.host, host, deadline):
-        raise SecretFormatError(
-            f"the master secret is for host {host!r}, which is neither the user's host "
-            f"({current.host!r}) nor the primary it reads from; refusing to use it"
+    arn = current.masterarn
+    return locate_master(
+        current,
+        session.get_current_of(arn).json(),
+        tags=lambda: session.describe(arn).tags,
+        rds=rds,
+        deadline=deadline,
+    )
+
+
+_WHAT = "rotation verify --reconcile"
+
+
+def _action(
+    strategy: str, secret: PostgresSecret, current: PostgresSecret, managed: ManagedRoles
+) -> MasterAction:
+    """What the master is asked to do for one drifted version (see the module docstring)."""
+    if strategy == "single-user":
+        return MasterAction(role=secret.username, what=_WHAT, managed=managed)
+    owner = owner_role(current.username)
+    # AWSPREVIOUS must be AWSCURRENT's partner: MasterAction refuses a role outside the pair.
+    pair = (owner, owner + CLONE_SUFFIX)
+    if secret.username not in pair:
+        raise PairError(
+            f"AWSPREVIOUS names user {secret.username!r}, which is not in AWSCURRENT's pair "
+            f"({pair[0]!r}, {pair[1]!r}); refusing to reconcile it. Nothing was changed"
         )
-    return master_login(current, master, host=host, port=port, dbname=value.get("dbname"))
+    return MasterAction(role=secret.username, what=_WHAT, pair=pair, managed=managed)
 
 
 def _reconcile(
-    verifier: Verifier, result: Verification, secret_id: str, rds: RdsTopology
+    verifier: Verifier,
+    result: Verification,
+    secret_id: str,
+    rds: RdsTopology,
+    managed: ManagedRoles,
 ) -> Verification:
     """Repair drift as the master; then check again. Returns the new verdict, with what was
     done in ``actions`` (or why nothing was)."""
@@ -90,28 +117,31 @@ def _reconcile(
     drifted = {login.label for login in result.logins if login.state is CredentialState.DRIFT}
     versions = {AWSCURRENT: current, AWSPREVIOUS: credentials.previous}
     master = _master(session, current, deadline, rds)
+    # Every drifted version is asked of the guard by name before the master logs in: an
+    # unlisted role, or the master's own, sends the master's credential nowhere.
+    planned = [
+        (label, secret, _action(verifier.strategy, secret, current, managed))
+        for label in (AWSCURRENT, AWSPREVIOUS)
+        if label in drifted and (secret := versions[label]) is not None
+    ]
+    for _, _, action in planned:
+        precheck(action, master_user=master.username)
     actions = []
     with verifier.connector.connect(
         master, deadline, who="the master secret", floor=current.sslmode
     ) as conn:
-        for label in (AWSCURRENT, AWSPREVIOUS):
-            secret = versions[label]
-            if label not in drifted or secret is None:
-                continue
-            if verifier.strategy == "single-user":
-                set_password(conn, secret.username, secret.password)
+        for label, secret, action in planned:
+            if action.pair is None:
+                master_set_password(conn, action, secret.password)
                 actions.append(
                     f"set the password of {secret.username!r} back to {label}'s, as the master"
                 )
             else:
-                created = ensure_alternate_user(
-                    conn,
-                    user=secret.username,
-                    owner=owner_role(secret.username),
-                    password=secret.password,
+                ensure_alternate_user(conn, action, password=secret.password)
+                actions.append(
+                    f"reset the password of {secret.username!r} with {label}'s password, "
+                    "as the master"
                 )
-                what = "re-created" if created else "reset the password of"
-                actions.append(f"{what} {secret.username!r} with {label}'s password, as the master")
     after = verifier.verify(secret_id, Deadline.in_seconds(_PER_SECRET_S))
     return _with_actions(after, *actions)
 
@@ -129,13 +159,22 @@ def verify_secrets(
     settings: PostgresSettings | None = None,
     connector: PostgresConnector | None = None,
     rds: RdsTopology | None = None,
+    managed_roles: ManagedRoles | None = None,
 ) -> list[Verification]:
-    """Verify each secret in turn; with ``reconcile``, repair the ones that drifted."""
+    """Verify each secret in turn; with ``reconcile``, repair the ones that drifted, as the
+    master, for the roles ``managed_roles`` lists (``MASTER_MANAGED_ROLES`` by default).
+
+    Raises
+    ------
+    ConfigurationError
+        ``MASTER_MANAGED_ROLES`` is malformed (with ``reconcile`` only).
+    """
     connector = connector or PostgresConnector(
         settings or postgres_settings(), retry_policy=_RETRIES
     )
     verifier = Verifier(SecretStore(client), connector, strategy)
     rds = rds or RdsTopology()
+    managed = (managed_roles or master_managed_roles()) if reconcile else ManagedRoles()
     results = []
     for secret_id in secret_ids:
         result = verifier.verify(secret_id, Deadline.in_seconds(_PER_SECRET_S))
@@ -143,7 +182,7 @@ def verify_secrets(
         # touch it.
         if reconcile and result.state in (CredentialState.DRIFT, CredentialState.ROTATING):
             try:
-                result = _reconcile(verifier, result, secret_id, rds)
+                result = _reconcile(verifier, result, secret_id, rds, managed)
             except RotationError as exc:
                 verifier.store.scrubber.scrub_exception_chain(exc)
                 result = _with_actions(result, f"reconcile failed: {exc.problem}")

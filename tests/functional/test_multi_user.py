@@ -338,7 +338,7 @@ def test_a_failure_inside_the_clone_transaction_leaves_no_clone(
 ) -> None:
     """CREATE ROLE ran, then the next statement failed: the whole transaction rolls back."""
 
-    def broken_grant(owner: str, member: str) -> sql.Composed:
+    def broken_grant(owner: str, member: object) -> sql.Composed:
         return sql.SQL("GRANT {} TO no_such_role_at_all").format(sql.Identifier(owner))
 
     monkeypatch.setattr(pg_roles, "grant_membership", broken_grant)

@@ -14,8 +14,10 @@ import pytest
 from psycopg import sql
 
 from handlers import pg_parity
+from handlers.pg_authority import MasterAction, authorise
 from handlers.pg_parity import ParityError, match_owner, split_guc_list
 from rotation import AWSCURRENT, AWSPENDING, AWSPREVIOUS
+from rotation.config import ManagedRoles
 from tests.fix_multi import MASTER, MultiBed
 from tests.fix_postgres import admin_connect
 
@@ -365,8 +367,12 @@ def _mirror(bed: MultiBed, owner: str, clone: str) -> list[str]:
 
 
 def _mirror_on(conn: psycopg.Connection[Any], owner: str, clone: str) -> list[str]:
+    # Through the master's guard, as every caller of match_owner goes (the clone listed).
+    action = MasterAction(
+        role=clone, what="a test", pair=(owner, clone), managed=ManagedRoles((clone,))
+    )
     with conn.transaction():
-        return match_owner(conn, owner=owner, clone=clone)
+        return match_owner(conn, owner=owner, clone=authorise(conn, action))
 
 
 @pytest.mark.parametrize("name", ["search_path", "temp_tablespaces", "local_preload_libraries"])

@@ -66,10 +66,11 @@ def test_single_user_previous_without_tls_is_raised_to_currents_mode(
 
 
 def test_single_user_master_without_tls_is_raised_to_currents_mode(
-    bed: Bed, server_log: ServerLog
+    bed: Bed, server_log: ServerLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A master secret with ``"ssl": false`` repairs the user over TLS."""
     user, _ = bed.make_user()
+    monkeypatch.setenv("MASTER_MANAGED_ROLES", user)
     master_arn = bed.secret(bed.pg.secret_value("postgres", bed.pg.superuser_password, ssl=False))
     value = bed.pg.secret_value(user, "not-the-db-password-1", masterarn=master_arn)
     value.pop("ssl", None)

@@ -16,6 +16,7 @@ from psycopg import sql
 
 from handlers.pg_connect import PostgresConnector
 from rotation import LocalRotation, Step
+from rotation.config import ManagedRoles
 from rotation.retry import RetryPolicy
 from rotation_tools.testbed.pgcluster import running_cluster
 from rotation_tools.verify import verify_secrets
@@ -28,10 +29,17 @@ pytestmark = pytest.mark.functional
 FAST = RetryPolicy(attempts=2, initial_wait_s=0.01, max_wait_s=0.02, jitter_s=0.0)
 
 
-def _verify(bed: Any, *ids: str, strategy: str, reconcile: bool = False) -> list[Any]:
+def _verify(
+    bed: Any, *ids: str, strategy: str, reconcile: bool = False, managed: str | None = None
+) -> list[Any]:
     connector = PostgresConnector(connect=bed.connections, retry_policy=FAST)
     return verify_secrets(
-        bed.handler_client, list(ids), strategy=strategy, reconcile=reconcile, connector=connector
+        bed.handler_client,
+        list(ids),
+        strategy=strategy,
+        reconcile=reconcile,
+        connector=connector,
+        managed_roles=ManagedRoles.parse(managed) if managed is not None else None,
     )
 
 
@@ -54,7 +62,7 @@ def test_single_user_drift_is_found_and_reconciled(multi: MultiBed) -> None:
     assert password not in json.dumps(result.as_json())
 
     log = ServerLog(multi.pg)
-    (result,) = _verify(multi, arn, strategy="single-user", reconcile=True)
+    (result,) = _verify(multi, arn, strategy="single-user", reconcile=True, managed=user)
     assert result.state.value == "valid"
     assert result.actions == (f"set the password of {user!r} back to AWSCURRENT's, as the master",)
     # The password reached the server only as a SCRAM verifier.
@@ -66,7 +74,7 @@ def test_single_user_drift_is_found_and_reconciled(multi: MultiBed) -> None:
     assert again.actions == ()
 
 
-def test_multi_user_checks_previous_and_recreates_the_pair(multi: MultiBed) -> None:
+def test_multi_user_checks_previous_and_resets_the_pair(multi: MultiBed) -> None:
     arn, user, _ = multi.app()
     assert LocalRotation(multi.sm, multi.rotator().handle).rotate(arn).succeeded
     clone = f"{user}_clone"
@@ -81,23 +89,41 @@ def test_multi_user_checks_previous_and_recreates_the_pair(multi: MultiBed) -> N
     (result,) = _verify(multi, arn, strategy="multi-user")
     assert result.state.value == "drift"
     assert result.problem.startswith(f"AWSPREVIOUS ({user}):")
-    # And the current user is dropped altogether.
+
+    (result,) = _verify(multi, arn, strategy="multi-user", reconcile=True, managed=f"{user}*")
+    assert result.state.value == "valid", result
+    assert result.actions == (
+        f"reset the password of {user!r} with AWSPREVIOUS's password, as the master",
+    )
+    assert multi.labelled_logins(arn) == ["AWSCURRENT", "AWSPREVIOUS"]
+    # The clone still acts as the owner.
+    with psycopg.connect(**multi.pg.conninfo(clone, multi.value(arn)["password"])) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (user,)
+
+
+def test_multi_user_reconcile_reports_a_dropped_user_and_creates_nothing(
+    multi: MultiBed,
+) -> None:
+    """Before #20, reconcile re-created a missing clone as a member of the owner: with a
+    secret naming any role, whoever wrote it got a login acting as that role."""
+    arn, user, _ = multi.app()
+    assert LocalRotation(multi.sm, multi.rotator().handle).rotate(arn).succeeded
+    clone = f"{user}_clone"
     with admin_connect(multi.pg) as conn:
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(clone)))
     (result,) = _verify(multi, arn, strategy="multi-user")
     assert result.state.value == "drift"
     assert result.problem.startswith(f"AWSCURRENT ({clone}):")
 
-    (result,) = _verify(multi, arn, strategy="multi-user", reconcile=True)
-    assert result.state.value == "valid", result
-    assert result.actions == (
-        f"re-created {clone!r} with AWSCURRENT's password, as the master",
-        f"reset the password of {user!r} with AWSPREVIOUS's password, as the master",
-    )
-    assert multi.labelled_logins(arn) == ["AWSCURRENT", "AWSPREVIOUS"]
-    # The re-created clone is in the pair again: it acts as the owner.
-    with psycopg.connect(**multi.pg.conninfo(clone, multi.value(arn)["password"])) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == (user,)
+    (result,) = _verify(multi, arn, strategy="multi-user", reconcile=True, managed=f"{user}*")
+    assert result.state.value == "drift"
+    (action,) = result.actions
+    assert action.startswith(f"reconcile failed: role {clone!r} does not exist")
+    assert "reported, not created" in action
+    with admin_connect(multi.pg) as conn:
+        assert (
+            conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (clone,)).fetchone() is None
+        )
 
 
 def test_reconcile_without_a_master_says_so(bed: Bed) -> None:
@@ -227,3 +253,38 @@ def test_calls_and_connections_per_secret(bed: Bed, multi: MultiBed) -> None:
     _verify(multi, pair, strategy="multi-user")
     assert sorted(multi.calls.names) == ["DescribeSecret", "GetSecretValue", "GetSecretValue"]
     assert multi.connections.total == 2
+
+
+def test_cli_reconcile_takes_the_managed_roles_option(multi: MultiBed) -> None:
+    """The option reaches the guard; without it (and without the variable) nothing changes."""
+    arn, user, _ = multi.app()
+    _change_behind_rotation(multi, user)
+    env_free = {k: v for k, v in os.environ.items() if k != "MASTER_MANAGED_ROLES"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "rotation_tools", "verify", arn, "--strategy", "single-user",
+         "--reconcile", "--json"],
+        capture_output=True, text=True, timeout=120, env=env_free, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1, refused.stderr
+    (document,) = json.loads(refused.stdout)
+    assert document["state"] == "drift"
+    (action,) = document["actions"]
+    assert "MASTER_MANAGED_ROLES is not set" in action
+    result = _cli(arn, "--strategy", "single-user", "--reconcile", "--master-managed-roles", user)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"set the password of {user!r} back to AWSCURRENT's" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--master-managed-roles", "app"], "applies to --reconcile only"),
+        (["--reconcile", "--master-managed-roles", "*"], "may not be '*' alone"),
+    ],
+    ids=["without-reconcile", "star-alone"],
+)
+def test_cli_managed_roles_misuse_is_a_usage_error(args: list[str], message: str) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:never-read-AbCdEf"
+    result = _cli(arn, "--strategy", "single-user", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from psycopg import sql
 
+from handlers.pg_authority import planned
 from handlers.pg_parity import RoleState, _plan, setting_values, split_guc_list
 from handlers.pg_sql import grant_role, reset_role_setting, set_role_setting, set_valid_until
 
@@ -54,21 +55,23 @@ def test_only_list_quote_settings_are_split() -> None:
 
 
 def test_every_value_is_a_literal_and_every_name_an_identifier() -> None:
-    statement = set_role_setting('a"b', "my db", "search_path", ["x'; DROP ROLE y; --", "B c"])
+    statement = set_role_setting(
+        planned('a"b'), "my db", "search_path", ["x'; DROP ROLE y; --", "B c"]
+    )
     assert _render(statement) == (
         'ALTER ROLE "a""b" IN DATABASE "my db" SET "search_path" TO '
         "'x''; DROP ROLE y; --', 'B c'"
     )
-    assert _render(reset_role_setting("c", None, "myapp.tenant")) == (
+    assert _render(reset_role_setting(planned("c"), None, "myapp.tenant")) == (
         'ALTER ROLE "c" RESET "myapp.tenant"'
     )
-    assert _render(set_valid_until("c", "2031-01-01T00:00:00.000000Z")) == (
+    assert _render(set_valid_until(planned("c"), "2031-01-01T00:00:00.000000Z")) == (
         "ALTER ROLE \"c\" VALID UNTIL '2031-01-01T00:00:00.000000Z'"
     )
-    assert _render(grant_role("g", "c", inherit=False, set_=True, with_options=True)) == (
+    assert _render(grant_role("g", planned("c"), inherit=False, set_=True, with_options=True)) == (
         'GRANT "g" TO "c" WITH INHERIT FALSE, SET TRUE'
     )
-    assert _render(grant_role("g", "c", inherit=False, set_=True, with_options=False)) == (
+    assert _render(grant_role("g", planned("c"), inherit=False, set_=True, with_options=False)) == (
         'GRANT "g" TO "c"'
     )
 
@@ -83,7 +86,9 @@ def _state(
 
 
 def _items(owner: RoleState, clone: RoleState) -> list[str]:
-    changes = _plan(owner, clone, owner="app", clone="app_clone", master="m", with_options=True)
+    changes = _plan(
+        owner, clone, owner="app", clone=planned("app_clone"), master="m", with_options=True
+    )
     return [change.item for change in changes]
 
 

@@ -1,0 +1,407 @@
+"""The hostile secret writer: whoever can write one secret must not be able to point the
+master credential at a role of their choosing (issue #20; the contract's *The master's
+authority*; the guard is :mod:`handlers.pg_authority`).
+
+For every path through which the master acts (single-user recovery, multi-user setSecret
+creating the clone, multi-user setSecret on an existing pair, where parity runs, and
+``rotation verify --reconcile`` for either strategy; each once more with an RDS-managed
+master found through moto's RDS API), the attacker writes the secret they would: another
+application's role, the master itself, a CREATEROLE role, a member (two levels down) of a
+CREATEROLE role, a member of ``rds_superuser``, a ``<victim>_clone`` that does not exist yet,
+another host. Each case asserts from ``pg_authid``, ``pg_auth_members`` and
+``pg_db_role_setting`` that nothing changed, and that the error names the rule.
+
+MASTER_MANAGED_ROLES is as generous as an operator could make it (every role the attacker
+names but the other application's): the refusals below come from the rules that hold
+whatever the list says, except where the list is the rule under test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from psycopg import sql
+
+from handlers.multi_user import PostgresMultiUser
+from handlers.pg_connect import PostgresConnector
+from handlers.rds import INSTANCE_TAG, RdsTopology
+from handlers.single_user import PostgresSingleUser
+from rotation import AWSCURRENT, LocalRotation, RetryPolicy, RotationError, Rotator, SecretStore
+from rotation.config import ManagedRoles
+from rotation_tools.verify import verify_secrets
+from tests.fix_multi import MASTER, MultiBed
+from tests.fix_postgres import admin_connect, set_role_password
+
+pytestmark = pytest.mark.functional
+
+FAST = RetryPolicy(attempts=2, initial_wait_s=0.01, max_wait_s=0.02, jitter_s=0.0)
+JUNK = "the-attackers-own-password-1"
+
+PATHS = [
+    "single-user-recovery",
+    "multi-user-setsecret",
+    "multi-user-parity",
+    "reconcile-single-user",
+    "reconcile-multi-user",
+]
+CASES = [
+    "another-application",
+    "the-master",
+    "createrole",
+    "member-of-createrole",
+    "member-of-rds_superuser",
+    "missing-clone",
+    "another-host",
+]
+_MULTI_SET = ("multi-user-setsecret", "multi-user-parity")
+
+
+@dataclass
+class World:
+    """The roles on the server: a victim application, and roles the attacker holds."""
+
+    bed: MultiBed
+    victim: str
+    victim_password: str
+    creator: str  # LOGIN CREATEROLE; the attacker knows its password
+    member: str  # member of a plain role that is a member of a CREATEROLE role
+    ops: str  # the CREATEROLE role at the top of that chain
+    rds_member: str  # member of a role named rds_superuser (no attributes of its own)
+    known: dict[str, str]  # the passwords the attacker knows
+
+    def secret_for(self, case: str, path: str, master_arn: str, host: str) -> str:
+        """The secret the attacker writes for ``case``."""
+        username, password = {
+            "another-application": (self.victim, JUNK),
+            "the-master": (MASTER, JUNK),
+            "createrole": (self.creator, JUNK),
+            "member-of-createrole": (self.member, JUNK),
+            "member-of-rds_superuser": (self.rds_member, JUNK),
+            "missing-clone": (f"{self.victim}_clone", JUNK),
+            "another-host": (self.victim, JUNK),
+        }[case]
+        if path in _MULTI_SET:
+            # Multi-user setSecret needs AWSCURRENT to log in: the attacker uses the
+            # passwords they know (the master's: its secret's value copied into this one).
+            password = self.known.get(username, password)
+        value = self.bed.pg.secret_value(username, password, masterarn=master_arn)
+        value["host"] = "localhost" if case == "another-host" else host
+        return self.bed.secret(value)
+
+    def managed(self, case: str) -> ManagedRoles:
+        """Everything the attacker names but the other application (the list is the rule
+        under test there), as generous as an operator could be."""
+        roles = [MASTER, self.creator, self.member, self.rds_member, f"{self.victim}_clone"]
+        if case == "another-host":
+            roles.append(self.victim)
+        return ManagedRoles(tuple(roles))
+
+
+def _role(conn: Any, statement: str, *names: str) -> None:
+    conn.execute(sql.SQL(statement).format(*(sql.Identifier(n) for n in names)))
+
+
+@pytest.fixture
+def world(multi: MultiBed) -> Iterator[World]:
+    yield from _world(multi)
+
+
+@pytest.fixture
+def world_tls(multi_tls: MultiBed) -> Iterator[World]:
+    yield from _world(multi_tls)
+
+
+def _world(bed: MultiBed) -> Iterator[World]:
+    _, victim, victim_password = bed.app(f"hw_victim_{secrets.token_hex(3)}")
+    tag = secrets.token_hex(3)
+    creator, member, mid, ops = (f"hw_{kind}_{tag}" for kind in ("creator", "member", "mid", "ops"))
+    rds_member = f"hw_rdsmember_{tag}"
+    known = {MASTER: bed.master_password}
+    made: list[str] = []
+    with admin_connect(bed.pg) as conn:
+        _role(conn, "CREATE ROLE {} LOGIN CREATEROLE", creator)
+        _role(conn, "CREATE ROLE {} NOLOGIN CREATEROLE", ops)
+        _role(conn, "CREATE ROLE {} NOLOGIN IN ROLE {}", mid, ops)
+        _role(conn, "CREATE ROLE {} LOGIN IN ROLE {}", member, mid)
+        conn.execute("CREATE ROLE rds_superuser NOLOGIN")  # as on RDS; dropped afterwards
+        _role(conn, "CREATE ROLE {} LOGIN IN ROLE rds_superuser", rds_member)
+        for name in (creator, member, rds_member):
+            known[name] = secrets.token_urlsafe(18)
+            set_role_password(conn, name, known[name])
+        made += [rds_member, member, mid, ops, creator]
+        ours = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'").fetchone()
+    world = World(bed, victim, victim_password, creator, member, ops, rds_member, known)
+    yield world
+    with admin_connect(bed.pg) as conn:
+        for name in [*(f"{n}_clone" for n in made), *made]:
+            _role(conn, "DROP ROLE IF EXISTS {}", name)
+        if ours:
+            conn.execute("DROP ROLE IF EXISTS rds_superuser")
+
+
+def _make_pairs(world: World) -> None:
+    """multi-user-parity: every role the attacker names already has a clone that is a
+    member (as an earlier, legitimate rotation left it), so setSecret would alter it and
+    run parity."""
+    with admin_connect(world.bed.pg) as conn:
+        for owner in (world.victim, world.creator, world.member, world.rds_member):
+            _role(conn, "CREATE ROLE {} LOGIN IN ROLE {}", f"{owner}_clone", owner)
+
+
+def _database_state(world: World) -> list[Any]:
+    """Every role's password verifier and attributes, every membership, every setting."""
+    with admin_connect(world.bed.pg) as conn:
+        return [
+            conn.execute(
+                "SELECT rolname, rolpassword, rolsuper, rolcreaterole, rolbypassrls,"
+                " rolreplication, rolcanlogin, rolconnlimit, rolvaliduntil"
+                " FROM pg_authid ORDER BY rolname"
+            ).fetchall(),
+            conn.execute(
+                "SELECT roleid::regrole::text, member::regrole::text FROM pg_auth_members"
+                " ORDER BY 1, 2"
+            ).fetchall(),
+            conn.execute(
+                "SELECT setrole, setdatabase, setconfig FROM pg_db_role_setting ORDER BY 1, 2"
+            ).fetchall(),
+        ]
+
+
+def _expected(world: World, path: str, case: str) -> str:
+    """A regular expression for the rule the error must name."""
+    multi_set = path in _MULTI_SET
+    reconcile_multi = path == "reconcile-multi-user"
+    return {
+        "another-application": (
+            "confused-deputy guard" if multi_set else r"does not list .*MASTER_MANAGED_ROLES"
+        ),
+        "the-master": rf"the master's own role \('{MASTER}'\)",
+        "createrole": rf"'{world.creator}'.* has CREATEROLE.*never changes a privileged role",
+        "member-of-createrole": (
+            rf"is a member of '{world.ops}' \(CREATEROLE\).*never changes a privileged role"
+        ),
+        "member-of-rds_superuser": (
+            r"is a member of 'rds_superuser' \(a privileged role by name\)"
+        ),
+        "missing-clone": (
+            "confused-deputy guard"
+            if multi_set
+            else "reported, not created"
+            if reconcile_multi
+            else rf"role '{world.victim}_clone' does not exist; .* creates no role"
+        ),
+        "another-host": "neither the user's host",
+    }[case]
+
+
+def _master_logs_in(case: str) -> bool:
+    """Whether the master may log in at all before the refusal (the guard's database part);
+    every other refusal happens before its credential is sent anywhere."""
+    return case in {
+        "createrole",
+        "member-of-createrole",
+        "member-of-rds_superuser",
+        "missing-clone",
+    }
+
+
+def _attack(world: World, path: str, case: str, *, master_arn: str, host: str, rds: Any) -> str:
+    """Run ``path`` on the attacker's secret; returns the error text it ended with."""
+    bed = world.bed
+    arn = world.secret_for(case, path, master_arn, host)
+    connector = PostgresConnector(connect=bed.connections, retry_policy=FAST)
+    topology = RdsTopology(rds) if rds is not None else None
+    managed = world.managed(case)
+    if path.startswith("reconcile"):
+        strategy = path.removeprefix("reconcile-")
+        before = _database_state(world)
+        bed.connections.reset()
+        (result,) = verify_secrets(
+            bed.handler_client, [arn], strategy=strategy, reconcile=True, connector=connector,
+            rds=topology, managed_roles=managed,
+        )  # fmt: skip
+        assert result.state.value == "drift", result
+        assert _database_state(world) == before
+        (action,) = result.actions
+        assert action.startswith("reconcile failed: "), action
+        return action
+    if path == "single-user-recovery":
+        strategy_obj: Any = PostgresSingleUser(connector, rds=topology, managed_roles=managed)
+    else:
+        strategy_obj = PostgresMultiUser(connector, rds=topology)
+    rotator = Rotator(strategy_obj, SecretStore(bed.handler_client))
+    driver = LocalRotation(bed.sm, rotator.handle)
+    token = driver.begin(arn)
+    rotator.handle(bed.event(arn, "createSecret", token))
+    before = _database_state(world)
+    labels = bed.labels(arn)
+    bed.connections.reset()
+    with pytest.raises(RotationError) as caught:
+        rotator.handle(bed.event(arn, "setSecret", token))
+    assert _database_state(world) == before
+    assert bed.labels(arn) == labels
+    message = str(caught.value)
+    assert arn in message
+    assert "setSecret" in message
+    return message
+
+
+def _check(world: World, path: str, case: str, message: str) -> None:
+    assert re.search(_expected(world, path, case), message), message
+    assert (
+        "Nothing was changed" in message
+        or "nothing was changed" in message
+        or ("confused-deputy" in message or "neither the user's host" in message)
+    )
+    for password in (JUNK, world.bed.master_password, *world.known.values()):
+        assert password not in message
+    if not _master_logs_in(case) and case != "the-master":
+        # (With "the-master", the attacker's own secret logs in as that user, with JUNK.)
+        assert world.bed.connections.by_user.get(MASTER, 0) == 0
+    # The victim's application still logs in with its own password.
+    assert world.bed.logs_in({"username": world.victim, "password": world.victim_password})
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("path", PATHS)
+def test_the_master_refuses_the_hostile_writer(world: World, path: str, case: str) -> None:
+    if path == "multi-user-parity":
+        _make_pairs(world)
+    master_arn = world.bed.master_secret()
+    message = _attack(world, path, case, master_arn=master_arn, host=world.bed.pg.host, rds=None)
+    _check(world, path, case, message)
+
+
+@pytest.fixture
+def rds(moto_endpoint: Any) -> Any:
+    return boto3.client("rds")
+
+
+def _rds_master(world: World, rds: Any) -> tuple[str, str]:
+    """An RDS-managed master secret (username and password only, tagged with its
+    instance), and the instance's endpoint, which the test bed routes to the cluster."""
+    bed = world.bed
+    instance = rds.create_db_instance(
+        DBInstanceIdentifier=f"db-{secrets.token_hex(4)}", Engine="postgres",
+        DBInstanceClass="db.t3.micro", MasterUsername=MASTER,
+        MasterUserPassword="irrelevant-here", Port=bed.pg.port, AllocatedStorage=20,
+    )["DBInstance"]  # fmt: skip
+    arn = bed.sm.create_secret(
+        Name=f"rds!db-{secrets.token_hex(4)}",
+        SecretString=json.dumps({"username": MASTER, "password": bed.master_password}),
+        Tags=[{"Key": INSTANCE_TAG, "Value": instance["DBInstanceArn"]}],
+    )["ARN"]
+    return str(arn), str(instance["Endpoint"]["Address"])
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("path", PATHS)
+def test_an_rds_managed_master_refuses_the_hostile_writer(
+    world_tls: World, rds: Any, path: str, case: str
+) -> None:
+    """The same, with the master found through the RDS API: before #20, single-user
+    recovery sent this master's credential to whatever host AWSCURRENT named."""
+    if path == "multi-user-parity":
+        _make_pairs(world_tls)
+    master_arn, endpoint = _rds_master(world_tls, rds)
+    message = _attack(world_tls, path, case, master_arn=master_arn, host=endpoint, rds=rds)
+    _check(world_tls, path, case, message)
+
+
+# -- what still works ----------------------------------------------------------------------
+
+
+def _drift(world: World, role: str) -> None:
+    with admin_connect(world.bed.pg) as conn:
+        set_role_password(conn, role, secrets.token_urlsafe(18))
+
+
+def test_a_listed_role_whose_password_drifted_is_recovered(world: World) -> None:
+    bed = world.bed
+    arn = bed.secret(
+        bed.pg.secret_value(world.victim, world.victim_password, masterarn=bed.master_secret())
+    )
+    _drift(world, world.victim)
+    strategy = PostgresSingleUser(
+        PostgresConnector(connect=bed.connections, retry_policy=FAST),
+        managed_roles=ManagedRoles.parse(f"hw_victim_*, {world.creator}"),
+    )
+    run = LocalRotation(bed.sm, Rotator(strategy, SecretStore(bed.handler_client)).handle).rotate(
+        arn
+    )
+    assert run.succeeded, run.steps
+    assert bed.labelled_logins(arn) == [AWSCURRENT]
+
+
+def test_a_listed_role_is_recovered_through_an_rds_managed_master(
+    world_tls: World, rds: Any
+) -> None:
+    bed = world_tls.bed
+    master_arn, endpoint = _rds_master(world_tls, rds)
+    value = bed.pg.secret_value(world_tls.victim, world_tls.victim_password, masterarn=master_arn)
+    arn = bed.secret({**value, "host": endpoint})
+    _drift(world_tls, world_tls.victim)
+    strategy = PostgresSingleUser(
+        PostgresConnector(connect=bed.connections, retry_policy=FAST),
+        rds=RdsTopology(rds),
+        managed_roles=ManagedRoles((world_tls.victim,)),
+    )
+    run = LocalRotation(bed.sm, Rotator(strategy, SecretStore(bed.handler_client)).handle).rotate(
+        arn
+    )
+    assert run.succeeded, run.steps
+    assert bed.connections.by_user[MASTER] == 1
+    assert bed.logs_in({**bed.value(arn), "host": bed.pg.host})
+
+
+def test_unset_master_managed_roles_fails_recovery_naming_the_variable(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The behaviour change: recovery through the master needs MASTER_MANAGED_ROLES."""
+    monkeypatch.delenv("MASTER_MANAGED_ROLES", raising=False)
+    bed = world.bed
+    arn = bed.secret(
+        bed.pg.secret_value(world.victim, world.victim_password, masterarn=bed.master_secret())
+    )
+    _drift(world, world.victim)
+    before = _database_state(world)
+    strategy = PostgresSingleUser(PostgresConnector(connect=bed.connections, retry_policy=FAST))
+    rotator = Rotator(strategy, SecretStore(bed.handler_client))
+    token = LocalRotation(bed.sm, rotator.handle).begin(arn)
+    rotator.handle(bed.event(arn, "createSecret", token))
+    bed.connections.reset()
+    with pytest.raises(RotationError) as caught:
+        rotator.handle(bed.event(arn, "setSecret", token))
+    message = str(caught.value)
+    assert arn in message
+    assert "setSecret" in message
+    assert "MASTER_MANAGED_ROLES is not set" in message
+    assert "lists the roles the master may give a password" in message
+    assert "add it to MASTER_MANAGED_ROLES" in message
+    assert bed.connections.by_user.get(MASTER, 0) == 0
+    assert _database_state(world) == before
+
+
+def test_a_list_naming_every_role_is_refused_before_any_login(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MASTER_MANAGED_ROLES", "app_1, *")
+    bed = world.bed
+    arn = bed.secret(
+        bed.pg.secret_value(world.victim, world.victim_password, masterarn=bed.master_secret())
+    )
+    strategy = PostgresSingleUser(PostgresConnector(connect=bed.connections, retry_policy=FAST))
+    rotator = Rotator(strategy, SecretStore(bed.handler_client))
+    token = LocalRotation(bed.sm, rotator.handle).begin(arn)
+    rotator.handle(bed.event(arn, "createSecret", token))
+    bed.connections.reset()
+    with pytest.raises(RotationError, match=r"may not be '\*' alone"):
+        rotator.handle(bed.event(arn, "setSecret", token))
+    assert bed.connections.total == 0
