@@ -26,9 +26,9 @@ SOURCES = sorted(
 _CHANGES_A_ROLE = re.compile(
     r"^\s*(ALTER ROLE|CREATE ROLE|CREATE USER|ALTER USER|GRANT|REVOKE|DROP ROLE)\b", re.I
 )
-# Not master actions: the demo and the test bed set up their own throwaway databases as
-# their superuser, outside any rotation.
-_SETUP_ONLY = ("rotation_tools/demo.py", "rotation_tools/testbed/")
+# Not master actions: the demo, the sandbox (seed.py) and the test bed set up their own
+# throwaway databases as their superuser, outside any rotation.
+_SETUP_ONLY = ("rotation_tools/demo.py", "rotation_tools/seed.py", "rotation_tools/testbed/")
 
 
 def _relative(path: Path) -> str:
