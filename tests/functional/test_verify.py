@@ -288,3 +288,34 @@ def test_cli_managed_roles_misuse_is_a_usage_error(args: list[str], message: str
     result = _cli(arn, "--strategy", "single-user", *args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr
+
+
+def _verifier(bed: Any, role: str) -> Any:
+    with admin_connect(bed.pg) as conn:
+        return conn.execute(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
+        ).fetchone()
+
+
+def test_multi_user_reconcile_refuses_a_previous_outside_the_pair(multi: MultiBed) -> None:
+    """A secret's writer moves AWSPREVIOUS to a version naming another application's role
+    (listed in MASTER_MANAGED_ROLES by an operator for its own recovery): reconcile acts only
+    on AWSCURRENT's pair, so the victim's password is not touched."""
+    arn, user, _ = multi.app()
+    _, victim, victim_password = multi.app()
+    assert LocalRotation(multi.sm, multi.rotator().handle).rotate(arn).succeeded
+    planted = {**multi.value(arn), "username": victim, "password": "chosen-by-the-writer"}
+    multi.sm.put_secret_value(
+        SecretId=arn, SecretString=json.dumps(planted), VersionStages=["AWSPREVIOUS"]
+    )
+    before = _verifier(multi, victim)
+
+    (result,) = _verify(
+        multi, arn, strategy="multi-user", reconcile=True, managed=f"{user}*,{victim}"
+    )
+    assert result.state.value == "drift"
+    assert any("not in AWSCURRENT's pair" in action for action in result.actions), result
+    assert "chosen-by-the-writer" not in json.dumps(result.as_json())
+    assert _verifier(multi, victim) == before
+    with psycopg.connect(**multi.pg.conninfo(victim, victim_password)) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (victim,)
