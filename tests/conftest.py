@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fix_race",
     "tests.fix_silent",
     "tests.fix_logs",
+    "tests.fix_sm_endpoint",
 ]

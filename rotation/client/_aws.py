@@ -251,4 +251,3 @@ def _stop_retrying(
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
     raise ClientError(response[1], operation.name)
-

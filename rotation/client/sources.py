@@ -60,8 +60,9 @@ class SecretSource(Protocol):
 _FIX: dict[FailureKind, tuple[type[SecretsManagerError], str]] = {
     "transient": (
         SecretsManagerUnavailableError,
-        "transient: a value read before is served meanwhile; if it lasts, check the network "
-        "path to Secrets Manager (VPC endpoint or NAT, security groups, proxy) and its quotas",
+        "transient (a value read before, if any, is served meanwhile); if it lasts, check the "
+        "network path to Secrets Manager (VPC endpoint or NAT, security groups, proxy) and "
+        "the account's API quotas",
     ),
     "access-denied": (
         SecretAccessError,
