@@ -157,7 +157,9 @@ class LabelledVersions:
             raise _NoTimeLeftError(
                 f"reading {stage} of {self.secret_id}: no time was left for the read"
             )
-        return self.source.get(self.secret_id, stage, force=force, timeout_s=timeout_s)
+        # The protocol's get does not name timeout_s (older sources lack it); ours take it.
+        get: Callable[..., str | None] = self.source.get
+        return get(self.secret_id, stage, force=force, timeout_s=timeout_s)
 
     def refresh(
         self, stage: str, tried: Collection[str], *, timeout_s: float = math.inf

@@ -46,14 +46,13 @@ AWSPREVIOUS = "AWSPREVIOUS"
 class SecretSource(Protocol):
     """Where secret values come from. ``None`` when no version carries ``stage``.
 
-    ``timeout_s`` is the caller's time left: the read returns or raises within it. (A
-    source of your own whose ``get`` does not take it is still called, without it: its
-    reads are then bounded only by itself.)
+    A source's ``get`` may also take ``timeout_s`` (keyword, seconds: the caller's time
+    left), as this module's do; it is then given one, and must return or raise within it.
+    A source whose ``get`` does not take it is called without: its reads are bounded only
+    by itself.
     """
 
-    def get(
-        self, secret_id: str, stage: str, *, force: bool = False, timeout_s: float = math.inf
-    ) -> str | None: ...
+    def get(self, secret_id: str, stage: str, *, force: bool = False) -> str | None: ...
 
 
 # What each kind of failure means, and what fixes it (the secret and stage are prefixed).

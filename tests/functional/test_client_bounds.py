@@ -62,7 +62,7 @@ def _timed(call: Callable[[], Any]) -> tuple[float, BaseException | None]:
 
 
 def _connect(name: str, budget: float | None, mode: str) -> Callable[[], Any]:
-    kwargs = {} if budget is None else {"timeout_s": budget}
+    kwargs: dict[str, Any] = {} if budget is None else {"timeout_s": budget}
     if mode == "async":
         return lambda: asyncio.run(connect_async(name, **kwargs))
     return lambda: connect(name, **kwargs)
