@@ -177,9 +177,11 @@ class SecretsManagerSource:
         cached = None if force else self._cache.get(secret_id, stage)
         if cached is not None:
             return cached
-        client = self._secrets_manager()
         try:
+            # The time starts now: building the client on the first read (importing boto3,
+            # parsing botocore's models) counts against it too.
             with within(timeout_s):
+                client = self._secrets_manager()
                 response = client.get_secret_value(SecretId=secret_id, VersionStage=stage)
         except OutOfTime:
             raise read_failure(
