@@ -741,6 +741,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
                 f"| {row['budget_s']:.1f} s | {row['mode']} | {row['time']['max']:.2f} s | "
                 f"{row['time']['median']:.2f} s | {row['http_connections']} | {raised} |"
             )
+        lines.append("")
     if results.get("notes"):
         lines += ["## Before and after", "", *results["notes"], ""]
     path.write_text("\n".join(lines))
