@@ -519,6 +519,75 @@ def status_all(endpoint: str, per_group: int, runs: int) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def hung_endpoint() -> Iterator[tuple[str, list[Any]]]:
+    """A socket that accepts connections and never answers; the accepted ones listed."""
+    import socket  # noqa: PLC0415
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    accepted: list[Any] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(sock.accept()[0])
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", accepted
+    finally:
+        sock.close()
+        thread.join(5)
+        for conn in accepted:
+            conn.close()
+
+
+def client_hung_endpoint(runs: int) -> list[dict[str, Any]]:
+    """The application client's worst case: ``connect()`` against a Secrets Manager
+    endpoint that accepts connections and never answers, with the client it builds itself
+    (SECRETS_MANAGER_ENDPOINT), next to its budget (the default, and 2 s)."""
+    import asyncio  # noqa: PLC0415
+
+    from rotation.client import ConnectRetry, connect, connect_async  # noqa: PLC0415
+
+    rows = []
+    for budget in (2.0, ConnectRetry().timeout_s):
+        for mode in ("sync", "async"):
+            times: list[float] = []
+            connections: list[int] = []
+            errors: Counter[str] = Counter()
+            for _ in range(runs):
+                with hung_endpoint() as (url, accepted):
+                    os.environ["SECRETS_MANAGER_ENDPOINT"] = url
+                    name = f"bench/hung-{secrets.token_hex(4)}"
+                    start = time.monotonic()
+                    try:
+                        if mode == "async":
+                            asyncio.run(connect_async(name, timeout_s=budget))
+                        else:
+                            connect(name, timeout_s=budget)
+                    except Exception as exc:  # the expected outcome, by type
+                        errors[type(exc).__name__] += 1
+                    times.append(time.monotonic() - start)
+                    connections.append(len(accepted))
+            os.environ.pop("SECRETS_MANAGER_ENDPOINT", None)
+            rows.append(
+                {
+                    "budget_s": budget,
+                    "mode": mode,
+                    "time": summary(times),
+                    "http_connections": max(connections),
+                    "errors": dict(errors),
+                }
+            )
+    return rows
+
+
 def machine(postgres: int) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -652,6 +721,27 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         f"unzipped, {p['zipped_mb']:.1f} MB zipped.",
         "",
     ]
+    if results.get("client_hung_endpoint"):
+        lines += [
+            "",
+            "## The application client against a hung Secrets Manager (noisy)",
+            "",
+            "`connect()` with the boto3 client it builds itself, pointed "
+            "(`SECRETS_MANAGER_ENDPOINT`) at a socket that accepts connections and never "
+            "answers, nothing cached: the worst case, next to the budget it must keep "
+            "(`ConnectRetry().timeout_s`, or the caller's `timeout_s`). Before #21 a 2 s "
+            "budget took 45.6 s and 3 HTTP connections (3 attempts of 15 s).",
+            "",
+            "| budget | mode | worst | median | HTTP connections per connect() | raised |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in results["client_hung_endpoint"]:
+            raised = ", ".join(f"{n} {name}" for name, n in sorted(row["errors"].items()))
+            lines.append(
+                f"| {row['budget_s']:.1f} s | {row['mode']} | {row['time']['max']:.2f} s | "
+                f"{row['time']['median']:.2f} s | {row['http_connections']} | {raised} |"
+            )
+        lines.append("")
     if results.get("notes"):
         lines += ["## Before and after", "", *results["notes"], ""]
     path.write_text("\n".join(lines))
@@ -670,6 +760,11 @@ def main() -> int:
     parser.add_argument(
         "--client-import-only", action="store_true", help="only the client's import time"
     )
+    parser.add_argument(
+        "--client-hung-only",
+        action="store_true",
+        help="only the client against a hung endpoint, merged into the committed results",
+    )
     args = parser.parse_args()
     status_groups, status_runs = (10, 3) if args.quick else (100, 10)
     if args.status_only:
@@ -683,6 +778,18 @@ def main() -> int:
         results_file.write_text(json.dumps(committed, indent=2, default=str))
         write_report(committed, args.out / "RESULTS.md")
         print(json.dumps(measured, indent=1))
+        return 0
+    hung_runs = 1 if args.quick else 3
+    if args.client_hung_only:
+        os.environ.update(FAKE_CREDENTIALS)
+        print("client against a hung endpoint ...", flush=True)
+        hung = client_hung_endpoint(hung_runs)
+        results_file = args.out / "results.json"
+        committed = json.loads(results_file.read_text())
+        committed["client_hung_endpoint"] = hung
+        results_file.write_text(json.dumps(committed, indent=2, default=str))
+        write_report(committed, args.out / "RESULTS.md")
+        print(json.dumps(hung, indent=1))
         return 0
     rotations, cold_runs, fleet_size = (5, 3, 40) if args.quick else (30, 10, 500)
     import_runs = 5 if args.quick else 20
@@ -724,6 +831,8 @@ def main() -> int:
         results["fleet"] = [fleet(bed, arns, c) for c in (1, 8, 32)]
         print("status --all ...", flush=True)
         results["status_all"] = status_all(moto_url, status_groups, status_runs)
+    print("client against a hung endpoint ...", flush=True)
+    results["client_hung_endpoint"] = client_hung_endpoint(hung_runs)
     print("package ...", flush=True)
     results["package"] = package_size()
     results["notes"] = notes_file.read_text().splitlines() if notes_file.exists() else []

@@ -23,7 +23,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from rotation.aws_errors import error_code
+from rotation.aws_calls import ROTATION_DISTRIBUTION, attempt_timeouts, user_agent_extra
+from rotation.aws_errors import TRANSIENT_CODES, error_code
 from rotation.config import secrets_manager_endpoint
 from rotation.errors import DeadlineError, RotationError
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
@@ -53,19 +54,6 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 15.0
 
-# Error codes that mean "try again": throttling and the services' own transient faults
-# (Secrets Manager says ThrottlingException, RDS says Throttling).
-_TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "InternalServiceError",
-        "InternalFailure",
-        "ServiceUnavailable",
-    }
-)
 _TRANSPORT_ERRORS = (
     EndpointConnectionError,
     ConnectTimeoutError,
@@ -133,6 +121,8 @@ def _create_client(service: str, endpoint_url: str | None, *, retries: bool) -> 
         retries={"mode": "standard", "total_max_attempts": 3 if retries else 1},
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
+        # CloudTrail tells the rotation function's calls from an application's.
+        user_agent_extra=user_agent_extra(ROTATION_DISTRIBUTION),
     )
     # Resolved here and passed explicitly, so that the client's own connections and the
     # deadline-bound ones (see _DeadlineBoundSend) verify TLS against the same roots.
@@ -177,13 +167,6 @@ def _out_of_time(service: str, what: str) -> DeadlineError:
 _current_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "rotation_api_attempt", default=None
 )
-
-
-def attempt_timeouts(configured: tuple[float, float], remaining_s: float) -> tuple[float, float]:
-    """The (connect, read) timeouts of one attempt: the configured ones, each cut to the
-    time the step has left."""
-    connect, read = configured
-    return min(connect, remaining_s), min(read, remaining_s)
 
 
 class _DeadlineBoundSend:
@@ -349,7 +332,7 @@ def call_api(
             try:
                 return fn()
             except ClientError as exc:
-                if error_code(exc) in _TRANSIENT_CODES:
+                if error_code(exc) in TRANSIENT_CODES:
                     raise _TransientApiError(exc, scope.applied) from exc
                 raise
             except _TRANSPORT_ERRORS as exc:

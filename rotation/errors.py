@@ -15,6 +15,9 @@ secret value it has seen out of the message before the error leaves the handler.
     ├── SecretFormatError       a secret value is not JSON or lacks / mistypes a field
     ├── StagingError            the token or the secret's labels do not allow this step
     ├── SecretsManagerError     a Secrets Manager call failed (permissions, KMS, throttling)
+    │   ├── SecretsManagerUnavailableError  unreachable, throttled, timed out, 5xx: transient
+    │   ├── SecretAccessError   the caller may not read it: IAM, the KMS key, credentials
+    │   └── SecretDeletedError  the secret does not exist, or is scheduled for deletion
     ├── RdsError                an RDS API call failed (permissions, throttling, network)
     └── DatabaseError           the database could not be reached or refused us
         ├── UnreachableError    no server answered (DNS, TCP, timeout): transient, retried
@@ -50,8 +53,11 @@ __all__ = [
     "ReadOnlyHostError",
     "ReplicaLagError",
     "RotationError",
+    "SecretAccessError",
+    "SecretDeletedError",
     "SecretFormatError",
     "SecretsManagerError",
+    "SecretsManagerUnavailableError",
     "ServerUnavailableError",
     "StagingError",
     "TlsError",
@@ -128,6 +134,23 @@ class StagingError(RotationError):
 
 class SecretsManagerError(RotationError):
     """A Secrets Manager call failed for a reason other than the secret's labels."""
+
+
+class SecretsManagerUnavailableError(SecretsManagerError):
+    """Secrets Manager did not answer in time, could not be reached, throttled the call or
+    failed on its side (5xx): transient. The application client serves the value it read
+    before, if any."""
+
+
+class SecretAccessError(SecretsManagerError):
+    """The caller may not read the secret: an IAM or resource policy denies it, its KMS key
+    is disabled, deleted or not usable by the caller, or its AWS credentials are refused.
+    Waiting does not fix it; the message says what does."""
+
+
+class SecretDeletedError(SecretsManagerError):
+    """The secret does not exist (deleted, or a wrong name, region or account), or it is
+    scheduled for deletion. Waiting does not fix it; the message says what does."""
 
 
 class RdsError(RotationError):

@@ -23,23 +23,17 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from rotation.aws_errors import error_code, error_message, http_status
+from rotation.aws_errors import (
+    BAD_CREDENTIALS_CODES,
+    DENIED_CODES,
+    KMS_CODES,
+    NOT_FOUND_CODES,
+    error_code,
+    error_message,
+    http_status,
+)
 
 __all__ = ["AwsProblem", "aws_cause", "explain"]
-
-_NOT_FOUND = frozenset({"ResourceNotFoundException"})
-_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
-_KMS = frozenset({"DecryptionFailure", "EncryptionFailure", "KMSAccessDeniedException"})
-_BAD_CREDENTIALS = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "InvalidSignatureException",
-        "ExpiredTokenException",
-        "ExpiredToken",
-        "SignatureDoesNotMatch",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -112,15 +106,15 @@ def _answered(cause: ClientError, secret_id: str, operation: str, where: _Where)
     """Secrets Manager answered, with an error."""
     code = error_code(cause)
     message = error_message(cause)
-    denied = code in _DENIED or http_status(cause) == 403
-    if code in _NOT_FOUND:
+    denied = code in DENIED_CODES or http_status(cause) == 403
+    if code in NOT_FOUND_CODES:
         return AwsProblem(
             "not-found",
             f"Secrets Manager{where.at} has no secret {secret_id}{where.note(code)}",
             "check the secret's name or ARN, the region (--region, AWS_REGION or "
             "AWS_DEFAULT_REGION) and the endpoint (--endpoint-url)",
         )
-    if code in _KMS or (denied and "kms" in message.lower()):
+    if code in KMS_CODES or (denied and "kms" in message.lower()):
         return AwsProblem(
             "kms",
             f"Secrets Manager could not use the KMS key of {secret_id} for {operation} "
@@ -136,7 +130,7 @@ def _answered(cause: ClientError, secret_id: str, operation: str, where: _Where)
             f"the caller's credentials need secretsmanager:{operation} on it (an IAM policy, "
             "and the secret's resource policy if it has one)",
         )
-    if code in _BAD_CREDENTIALS:
+    if code in BAD_CREDENTIALS_CODES:
         return AwsProblem(
             "credentials",
             f"Secrets Manager{where.at} refused the AWS credentials{where.note(code)}",

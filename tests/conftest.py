@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fix_silent",
     "tests.fix_logs",
     "tests.fix_lossy_proxy",
+    "tests.fix_sm_endpoint",
 ]

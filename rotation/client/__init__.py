@@ -20,6 +20,7 @@ Modules: :mod:`~rotation.client.sources` (where values come from, and their cach
 :mod:`~rotation.client.credentials` (which labelled version logs in), ``_versions`` (one
 process's view of a secret's labels: single-flight, rate-limited refreshes), ``_retry``
 (the client's retry and refresh policies), ``_connect`` (connections and pools),
+``_aws`` (the boto3 client it builds, and every read bounded by the caller's time),
 ``_config`` (the environment, read in one place).
 
 Example

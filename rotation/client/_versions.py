@@ -9,6 +9,7 @@ secret and process.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import threading
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 from rotation.client._retry import RefreshPolicy
 from rotation.client.sources import SecretSource
-from rotation.errors import SecretsManagerError
+from rotation.errors import SecretsManagerError, SecretsManagerUnavailableError
 
 __all__ = ["LabelledVersions"]
 
@@ -39,6 +40,11 @@ def _held(lock: threading.Lock) -> Iterator[None]:
         lock.release()
 
 
+class _NoTimeLeftError(SecretsManagerUnavailableError):
+    """The caller's time ran out before the read could start (nothing was asked, so
+    nothing is remembered)."""
+
+
 @dataclass
 class _Label:
     """What this process knows of one label, guarded by ``lock``.
@@ -53,8 +59,9 @@ class _Label:
     # The last forced read: when it started, and how long until the next may start.
     refreshed_at: float = -math.inf
     interval_s: float = 0.0
-    # The last failed read's message, raised again until ``failed_until``.
+    # The last failed read's message and type, raised again until ``failed_until``.
     failure: str | None = None
+    failure_type: type[SecretsManagerError] = SecretsManagerError
     failed_until: float = -math.inf
     # Serving ``value`` although reading it again failed (logged once until a read works).
     stale: bool = False
@@ -89,6 +96,7 @@ class LabelledVersions:
         self.policy = policy
         self._labels: dict[str, _Label] = {}
         self._labels_lock = threading.Lock()
+        self._bounded = _takes_timeout(source)
 
     def _label(self, stage: str) -> _Label:
         with self._labels_lock:
@@ -96,35 +104,44 @@ class LabelledVersions:
 
     def read(self, stage: str, *, timeout_s: float = math.inf) -> str | None:
         """The value under ``stage`` as the source's cache has it (asking Secrets Manager
-        only when the cache is empty or older than ``max_age``).
+        only when the cache is empty or older than ``max_age``), within ``timeout_s``.
 
-        Stale if error: when that read fails (Secrets Manager unreachable, throttled) and
-        this process knows a value, it gets that value (logged once), not the error: a
-        working credential outlives an outage. Another thread's read of the label is waited
-        for at most ``timeout_s`` (the caller's time left), then the known value is served.
+        Stale if error: when that read fails for a transient cause (Secrets Manager
+        unreachable, throttled, not answering, failing on its side) and this process knows
+        a value, it gets that value (logged once), not the error: a working credential
+        outlives an outage. With a value known, the read (or the wait for another thread's
+        read of the label) gets half of ``timeout_s``, so that the login still has the
+        rest. A permission, key or existence error is raised even then: serving an old
+        password would hide a fact that only a person can fix.
 
         Raises
         ------
-        SecretsManagerError
-            The read failed, or the wait ran out, and no value is known yet.
+        SecretsManagerUnavailableError
+            A transient failure, or the time ran out, and no value is known yet.
+        SecretAccessError, SecretDeletedError, SecretsManagerError
+            The read failed for a cause that waiting does not fix.
         """
         label = self._label(stage)
-        if not _acquire(label.lock, timeout_s):
+        start = self.clock()
+        # With a value to fall back on, the read leaves the login half of the time.
+        share = timeout_s / 2 if label.known else timeout_s
+        if not _acquire(label.lock, share):
             # The reading thread holds the lock: what it had before is what we serve.
             if label.known:
                 return label.value
-            raise SecretsManagerError(
+            raise SecretsManagerUnavailableError(
                 f"reading {stage} of {self.secret_id}: another thread's read did not end "
                 f"within the caller's time ({timeout_s:.1f} s)"
             )
         try:
             try:
                 self._raise_remembered(label, stage)
-                value = self.source.get(self.secret_id, stage, force=False)
+                left = share - (self.clock() - start)
+                value = self._get(stage, force=False, timeout_s=left)
             except SecretsManagerError as exc:
-                if label.failure is None:
+                if label.failure is None and not isinstance(exc, _NoTimeLeftError):
                     self._remember(label, exc)
-                if not label.known:
+                if not label.known or not isinstance(exc, SecretsManagerUnavailableError):
                     raise
                 self._serve_stale(label, stage, exc)
                 return label.value
@@ -132,6 +149,17 @@ class LabelledVersions:
             return value
         finally:
             label.lock.release()
+
+    def _get(self, stage: str, *, force: bool, timeout_s: float) -> str | None:
+        if not self._bounded:
+            return self.source.get(self.secret_id, stage, force=force)
+        if timeout_s <= 0:
+            raise _NoTimeLeftError(
+                f"reading {stage} of {self.secret_id}: no time was left for the read"
+            )
+        # The protocol's get does not name timeout_s (older sources lack it); ours take it.
+        get: Callable[..., str | None] = self.source.get
+        return get(self.secret_id, stage, force=force, timeout_s=timeout_s)
 
     def refresh(
         self, stage: str, tried: Collection[str], *, timeout_s: float = math.inf
@@ -146,6 +174,7 @@ class LabelledVersions:
         known before is returned.
         """
         label = self._label(stage)
+        start = self.clock()
         if not _acquire(label.lock, timeout_s):
             # Another thread's read is still under way and the caller's time is up: what
             # was known before (a value the caller has tried tells it nothing new, and its
@@ -159,7 +188,10 @@ class LabelledVersions:
                 self._raise_remembered(label, stage)
                 return label.value
             try:
-                value = self.source.get(self.secret_id, stage, force=True)
+                left = timeout_s - (self.clock() - start)
+                value = self._get(stage, force=True, timeout_s=left)
+            except _NoTimeLeftError:
+                return label.value  # the caller's time is up; nothing was asked
             except SecretsManagerError as exc:
                 label.refreshed_at = now
                 label.interval_s = self.policy.after(label.interval_s, new=False)
@@ -187,6 +219,7 @@ class LabelledVersions:
 
     def _remember(self, label: _Label, exc: SecretsManagerError) -> None:
         label.failure = exc.problem
+        label.failure_type = type(exc)
         label.failed_until = self.clock() + max(label.interval_s, self.policy.min_interval_s)
 
     def _raise_remembered(self, label: _Label, stage: str) -> None:
@@ -198,7 +231,19 @@ class LabelledVersions:
             return
         # A fresh error each time: one exception object raised in many threads would share
         # (and grow) one traceback.
-        raise SecretsManagerError(
+        raise label.failure_type(
             f"{label.failure} (a moment ago: {stage} of {self.secret_id} is asked again "
             f"in {left:.1f} s, not by every connection)"
         )
+
+
+def _takes_timeout(source: SecretSource) -> bool:
+    """Whether ``source.get`` takes ``timeout_s`` (ours do; one written before it existed
+    is called without it)."""
+    try:
+        parameters = inspect.signature(source.get).parameters
+    except (TypeError, ValueError):
+        return False
+    return "timeout_s" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )

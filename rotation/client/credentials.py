@@ -11,6 +11,14 @@ One round of a ``connect()`` tries, in this order, each credential at most once:
 4. AWSPENDING (the single-user window: the database has the pending password, AWSCURRENT
    has not moved yet), then AWSPREVIOUS.
 
+Every credential but AWSCURRENT itself must log in where AWSCURRENT does: the same host,
+port and database, and the same user or its pair's other user (``<user>`` /
+``<user>_clone``, multi-user rotation). Any other is never tried, and is logged once (no
+value) as a sign the secret was edited: after a migration done by editing the secret, a
+refused AWSCURRENT must not move the application back to the old database, and a planted
+AWSPENDING must not steer it to another server (the rotation function refuses the same,
+:func:`rotation.pg.secret.check_same_target`).
+
 Steps 3 and 4 are *forced refreshes*, which :class:`~rotation.client._versions.
 LabelledVersions` makes single-flight and rate-limited per process (herd safety). How a
 failed login goes on depends on why it failed (:mod:`rotation.pg.login`):
@@ -27,9 +35,11 @@ failed login goes on depends on why it failed (:mod:`rotation.pg.login`):
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,6 +51,7 @@ from rotation.client.sources import (
     AWSCURRENT,
     AWSPENDING,
     AWSPREVIOUS,
+    SecretsManagerSource,
     SecretSource,
     default_source,
 )
@@ -56,7 +67,7 @@ from rotation.pg.login import (
     login_failure_reason,
     login_problem,
 )
-from rotation.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation.pg.secret import PostgresSecret, parse_postgres_secret, target_mismatch
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import at_least, resolve_sslmode, tls_parameters
 
@@ -83,6 +94,8 @@ FROM_SECRET = frozenset(
 )
 # libpq's smallest useful connect_timeout (it treats 1 as 2).
 _MIN_CONNECT_TIMEOUT_S = 2
+# Off-target versions remembered as logged (a bound, not a value: forgetting logs again).
+_OFF_TARGET_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -150,10 +163,21 @@ def check_connect_kwargs(
 
 def check_pool_kwargs(pool_kwargs: Mapping[str, Any], *, where: str) -> None:
     """:func:`check_connect_kwargs` for a pool's arguments: its ``conninfo`` (refused
-    unless empty) and its ``kwargs`` (each new connection's keywords)."""
+    unless empty) and its ``kwargs`` (each new connection's keywords). A callable
+    ``kwargs`` (psycopg_pool calls it for each new connection) is checked on each call,
+    where the pool's connection class receives what it returned."""
     if pool_kwargs.get("conninfo"):
         check_connect_kwargs({"conninfo": pool_kwargs["conninfo"]}, where=where)
-    check_connect_kwargs(pool_kwargs.get("kwargs") or {}, where=where)
+    kwargs = pool_kwargs.get("kwargs")
+    if getattr(kwargs, "__func__", None) is RotatingCredentials.current_parameters:
+        raise TypeError(
+            f"{where}: kwargs=current_parameters is refused here: this pool already picks "
+            "each connection's credentials (with the fallbacks); drop kwargs=, or give "
+            "current_parameters to a plain psycopg_pool.ConnectionPool instead"
+        )
+    if callable(kwargs):
+        return
+    check_connect_kwargs(kwargs or {}, where=where)
 
 
 class RotatingCredentials:
@@ -204,6 +228,8 @@ class RotatingCredentials:
         )
         self._working: _Working | None = None
         self._lock = threading.Lock()
+        # The off-target versions logged already (by their value's hash: no value kept).
+        self._off_target: set[tuple[str, int]] = set()
 
     @property
     def settings(self) -> PostgresSettings:
@@ -241,7 +267,7 @@ class RotatingCredentials:
         """``psycopg.connect`` keyword arguments for AWSCURRENT from the cache (usable as a
         pool's callable ``kwargs``, without the fallbacks of :meth:`connect`)."""
         check_connect_kwargs(extra, where="current_parameters()")
-        raw = self.versions.read(AWSCURRENT)
+        raw = self.versions.read(AWSCURRENT, timeout_s=self.retry.timeout_s)
         if raw is None:
             raise SecretFormatError(f"{self.secret_id} has no AWSCURRENT version")
         return self.parameters(_Candidate.parse(AWSCURRENT, raw), extra)
@@ -354,6 +380,33 @@ class RotatingCredentials:
             if self._working is not None and self._working.candidate.raw == candidate.raw:
                 self._working = None
 
+    def _on_target(self, current: _Candidate | None, candidate: _Candidate) -> bool:
+        """Whether ``candidate`` logs in where ``current`` (AWSCURRENT) does; an off-target
+        one is logged once per value, and never tried."""
+        if current is None:
+            return False  # no AWSCURRENT to compare with: no fallback either
+        if candidate.raw == current.raw:
+            return True
+        field_name = target_mismatch(current.secret, candidate.secret, users="pair")
+        if field_name is None:
+            return True
+        with self._lock:
+            seen = (candidate.stage, hash(candidate.raw))
+            if seen in self._off_target:
+                return False
+            if len(self._off_target) >= _OFF_TARGET_KEPT:
+                self._off_target.clear()
+            self._off_target.add(seen)
+        # Here, not at import: importing the client touches no logger. Names only.
+        logging.getLogger(__name__).warning(
+            "%s: %s names another %s than AWSCURRENT: it is never tried (a sign the secret "
+            "was edited by hand, or a version planted; fix or remove that version)",
+            self.secret_id,
+            "an earlier AWSCURRENT" if candidate.stage == AWSCURRENT else candidate.stage,
+            field_name,
+        )
+        return False
+
 
 class LoginAttempt:
     """One ``connect()`` in progress: which credential next, and what a failure means.
@@ -409,15 +462,17 @@ class LoginAttempt:
         versions = self._creds.versions
         tried_keys = set(self._refused_keys)
         tried_raw: set[str] = set()
-        # The TLS floor: no version is tried with weaker TLS than the newest AWSCURRENT read.
+        # The TLS floor: no version is tried with weaker TLS than the newest AWSCURRENT read,
+        # and none that logs in elsewhere than it (the target).
         floor = "disable"
+        reference: _Candidate | None = None
 
         def current(raw: str | None) -> _Candidate | None:
-            nonlocal floor
+            nonlocal floor, reference
             if raw is None:
                 return None
             found = _Candidate.parse(AWSCURRENT, raw)
-            floor, self._current_raw = found.secret.sslmode, raw
+            floor, self._current_raw, reference = found.secret.sslmode, raw, found
             return found
 
         def labelled(stage: str) -> _Candidate | None:
@@ -438,6 +493,8 @@ class LoginAttempt:
             if found is None:
                 continue
             tried_raw.add(found.raw)
+            if not self._creds._on_target(reference, found):
+                continue
             candidate = _Candidate(found.stage, found.raw, found.secret.with_tls_floor(floor))
             if candidate.key in tried_keys:
                 continue
@@ -523,23 +580,70 @@ def _unchained(error: Exception) -> Exception:
     return error
 
 
-# The process-wide credentials: one per secret and secret store. The key holds the ids of
-# the caller's source and client (None when not given); the value keeps the options it was
-# made with, which hold those objects, so that their ids stay theirs.
-_registry: dict[tuple[str, int | None, int | None], tuple[RotatingCredentials, dict[str, Any]]] = {}
+# The process-wide credentials: one per secret and secret store, the least recently used
+# dropped past _REGISTRY_SIZE (a pool or engine keeps its own object alive; a later call
+# then makes a new one). The key names the store by what it is, not by the Python object
+# that reaches it (see _store_key): an application that builds a boto3 client per call
+# gets one entry, not one per client.
+_REGISTRY_SIZE = 256
+_registry: OrderedDict[tuple[str, tuple[Any, ...]], tuple[RotatingCredentials, dict[str, Any]]] = (
+    OrderedDict()
+)
 _registry_lock = threading.Lock()
 # What an option not given at first amounts to, for comparing a later call's.
 _DEFAULTS: dict[str, Any] = {"max_age_s": DEFAULT_MAX_AGE_S}
+
+
+def _client_identity(client: Any) -> tuple[Any, ...] | None:
+    """A boto3 client's store: its endpoint, region and access key id (another account or
+    principal may see another secret under the same name). None when not readable."""
+    meta = getattr(client, "meta", None)
+    get_credentials = getattr(client, "_get_credentials", None)  # botocore's own accessor
+    if meta is None or not callable(get_credentials):
+        return None
+    try:
+        found = get_credentials()
+        access_key = None if found is None else found.access_key
+    except Exception:  # a provider that fails now fails on the first read
+        return None
+    return ("client", meta.endpoint_url, meta.region_name, access_key)
+
+
+def _store_key(options: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What names the secret store of ``options``: a boto3 client by its identity (also
+    inside a :class:`SecretsManagerSource` given one); any other object by itself, held by
+    the registry entry so that its id cannot be reused while it is a key."""
+    source, client = options.get("source"), options.get("client")
+    if source is None and client is None:
+        return ("default",)
+    if source is not None:
+        # Our own source class only: a subclass may read elsewhere than its client says.
+        inner = source.client if type(source) is SecretsManagerSource else None
+        found = None if inner is None else _client_identity(inner)
+        store: tuple[Any, ...] = ("source", id(source)) if found is None else found
+        max_age = getattr(source, "max_age_s", None)
+        return (*store, "max_age", max_age) if found is not None else store
+    found = _client_identity(client)
+    return ("client-object", id(client)) if found is None else found
+
+
+def registry_size() -> int:
+    """How many process-wide credentials objects are held (for tests and diagnostics)."""
+    with _registry_lock:
+        return len(_registry)
 
 
 def credentials(secret_id: str, **options: Any) -> RotatingCredentials:
     """The process-wide :class:`RotatingCredentials` for ``secret_id`` in one secret store
     (made on first use, with ``options``).
 
-    A different ``source`` or ``client`` is a different store (another region, account or
-    endpoint may hold a secret of the same name): it gets its own object. For the same
-    store, later calls get the same object, so that every integration shares one cache
-    and one single-flight refresh.
+    A different store (another endpoint, region, or principal: a boto3 client with other
+    credentials) gets its own object, since it may hold another secret of the same name.
+    For the same store, later calls get the same object, whichever client or source object
+    reaches it, so that every integration shares one cache and one single-flight refresh;
+    reads go through the client the object was made with. At most 256 objects are held
+    (the least recently used is dropped), so a process that builds a client per call does
+    not grow.
 
     Raises
     ------
@@ -547,18 +651,16 @@ def credentials(secret_id: str, **options: Any) -> RotatingCredentials:
         A later call for the same secret and store asks for other options (a different
         ``max_age_s``, ``retry``...) than the object was made with: they could not apply.
     """
-    source, client = options.get("source"), options.get("client")
-    key = (
-        secret_id,
-        None if source is None else id(source),
-        None if client is None else id(client),
-    )
+    key = (secret_id, _store_key(options))
     with _registry_lock:
         found = _registry.get(key)
         if found is None:
             made = RotatingCredentials(secret_id, **options)
             _registry[key] = (made, dict(options))
+            if len(_registry) > _REGISTRY_SIZE:
+                _registry.popitem(last=False)
             return made
+        _registry.move_to_end(key)
         made, first = found
         for name, value in sorted(options.items()):
             if name in {"source", "client"}:

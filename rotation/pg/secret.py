@@ -4,23 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from rotation.errors import SecretFormatError
 from rotation.pg.tls import at_least, resolve_sslmode
 
 __all__ = [
+    "CLONE_SUFFIX",
     "ENGINES",
     "PostgresSecret",
     "check_no_weaker_tls",
     "check_same_target",
     "master_login",
+    "paired_username",
     "parse_postgres_secret",
+    "target_mismatch",
 ]
 
 ENGINES = frozenset({"postgres", "aurora-postgresql"})
 DEFAULT_PORT = 5432
 DEFAULT_DBNAME = "postgres"
+# Multi-user rotation alternates ``<user>`` and ``<user>_clone``.
+CLONE_SUFFIX = "_clone"
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,38 @@ def parse_postgres_secret(
     )
 
 
+def paired_username(username: str) -> str:
+    """The other user of a multi-user pair: ``name`` <-> ``name_clone``."""
+    if username.endswith(CLONE_SUFFIX):
+        return username.removesuffix(CLONE_SUFFIX)
+    return username + CLONE_SUFFIX
+
+
+def target_mismatch(
+    current: PostgresSecret,
+    other: PostgresSecret,
+    *,
+    users: Literal["same", "pair", "any"] = "same",
+) -> str | None:
+    """The first of host, port, dbname and username in which ``other`` leaves
+    ``current``'s target, or None when it logs in where ``current`` does.
+
+    ``users``: ``same`` (the username must match), ``pair`` (it may also be the pair's
+    other user, see :func:`paired_username`) or ``any`` (the caller checks it).
+    """
+    fields = [
+        ("host", current.host.lower() != other.host.lower()),
+        ("port", current.port != other.port),
+        ("dbname", current.dbname != other.dbname),
+    ]
+    if users != "any":
+        allowed = {current.username}
+        if users == "pair":
+            allowed.add(paired_username(current.username))
+        fields.append(("username", other.username not in allowed))
+    return next((name for name, differs in fields if differs), None)
+
+
 def check_same_target(
     current: PostgresSecret, other: PostgresSecret, label: str, *, same_user: bool = True
 ) -> None:
@@ -115,21 +152,19 @@ def check_same_target(
 
     A pending version planted with another host would otherwise make us log in there with
     the current credential, or set a password on a server the secret is not about.
-    ``same_user=False`` leaves the username to the caller (multi-user alternates it).
+    ``same_user=False`` leaves the username to the caller (multi-user alternates it). The
+    application client applies the same rule to its fallbacks (:func:`target_mismatch`).
     """
-    fields = [
-        ("host", current.host.lower(), other.host.lower()),
-        ("port", current.port, other.port),
-        ("dbname", current.dbname, other.dbname),
-    ]
-    if same_user:
-        fields.append(("username", current.username, other.username))
-    for name, mine, theirs in fields:
-        if mine != theirs:
-            raise SecretFormatError(
-                f"the {label} version's {name} ({theirs!r}) differs from AWSCURRENT's "
-                f"({mine!r}); refusing to rotate across targets"
-            )
+    name = target_mismatch(current, other, users="same" if same_user else "any")
+    if name is None:
+        return
+    mine, theirs = getattr(current, name), getattr(other, name)
+    if name == "host":
+        mine, theirs = current.host.lower(), other.host.lower()
+    raise SecretFormatError(
+        f"the {label} version's {name} ({theirs!r}) differs from AWSCURRENT's "
+        f"({mine!r}); refusing to rotate across targets"
+    )
 
 
 def check_no_weaker_tls(current: PostgresSecret, pending: PostgresSecret) -> None:

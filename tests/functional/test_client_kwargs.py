@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import psycopg_pool
 import pytest
 
 import rotation.client.sqlalchemy as rotating_sqlalchemy
@@ -181,3 +182,44 @@ def test_django_name_host_port_settings_still_apply(bed: Bed, django_settings: N
     finally:
         wrapper.close()
     assert isinstance(psycopg.__version__, str)
+
+
+# -- a pool's callable kwargs (#21) ---------------------------------------------------------
+
+
+def test_make_pool_takes_a_callable_kwargs_and_checks_what_it_returns(bed: Bed) -> None:
+    arn, user, _ = bed.user_secret()
+    creds = RotatingCredentials(arn, client=new_client())
+    calls: list[int] = []
+
+    def per_connection() -> dict[str, Any]:
+        calls.append(1)
+        return {"application_name": f"callable-{len(calls)}"}
+
+    with (
+        make_pool(arn, credentials_=creds, kwargs=per_connection, min_size=1) as pool,
+        pool.connection() as conn,
+    ):
+        row = conn.execute("SELECT current_user, current_setting('application_name')").fetchone()
+    assert row is not None
+    assert row[0] == user
+    assert str(row[1]).startswith("callable-")
+    assert calls
+
+    # What the callable returns is checked like a static kwargs, at each new connection.
+    refused = make_pool(arn, credentials_=creds, kwargs=lambda: {"user": "postgres"}, open=False)
+    assert callable(refused.kwargs)
+    returned = refused.kwargs()
+    with pytest.raises(TypeError, match="user= is refused"):
+        refused.connection_class.connect(**returned)
+
+    # current_parameters belongs to a plain pool (as the README says), not to make_pool.
+    with pytest.raises(TypeError, match="current_parameters is refused here"):
+        make_pool(arn, credentials_=creds, kwargs=creds.current_parameters, open=False)
+    with (
+        psycopg_pool.ConnectionPool(kwargs=creds.current_parameters, min_size=1) as plain,
+        plain.connection() as conn,
+    ):
+        row = conn.execute("SELECT current_user").fetchone()
+    assert row is not None
+    assert row[0] == user

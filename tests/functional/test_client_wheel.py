@@ -24,7 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DIST_INFO = "pg_secrets_rotation_client-0.1.0.dist-info/"
 # Of the `rotation` package, the wheel holds exactly these modules besides its subpackages
 # rotation.client and rotation.pg.
-SHARED = {"rotation/__init__.py", "rotation/errors.py", "rotation/aws_errors.py"}
+SHARED = {
+    "rotation/__init__.py",
+    "rotation/errors.py",
+    "rotation/aws_errors.py",
+    "rotation/aws_calls.py",
+}
 
 
 @pytest.fixture(scope="module")

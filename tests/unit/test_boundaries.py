@@ -3,8 +3,9 @@
 * ``rotation`` is the framework: it imports neither ``handlers`` (the PostgreSQL
   strategies import the framework, never the reverse) nor the tooling.
 * The contract the application client ships with (``rotation/pg``, ``rotation/errors.py``,
-  ``rotation/aws_errors.py``) imports nothing of the Lambda side: an application that
-  installs the client must not load the dispatcher, Powertools or tenacity.
+  ``rotation/aws_errors.py``, ``rotation/aws_calls.py``) imports nothing of the Lambda
+  side: an application that installs the client must not load the dispatcher, Powertools
+  or tenacity.
 * On the Lambda side only :mod:`rotation.config` reads the environment (its docstring's
   promise); the client resolves its own.
 * No two of our modules import each other, directly or around a loop (such a cycle once
@@ -27,7 +28,12 @@ FRAMEWORK = ROOT / "rotation"
 
 # What the application client ships with besides its own package.
 CONTRACT = sorted(
-    [*(FRAMEWORK / "pg").rglob("*.py"), FRAMEWORK / "errors.py", FRAMEWORK / "aws_errors.py"]
+    [
+        *(FRAMEWORK / "pg").rglob("*.py"),
+        FRAMEWORK / "errors.py",
+        FRAMEWORK / "aws_errors.py",
+        FRAMEWORK / "aws_calls.py",
+    ]
 )
 LAMBDA_SIDE = tuple(
     f"rotation.{name}"

@@ -18,10 +18,17 @@ SHIPPED = [
     PACKAGE / "__init__.py",
     PACKAGE / "errors.py",
     PACKAGE / "aws_errors.py",
+    PACKAGE / "aws_calls.py",
     *sorted((PACKAGE / "client").rglob("*.py")),
     *sorted((PACKAGE / "pg").rglob("*.py")),
 ]
-ALLOWED_ROTATION = ("rotation.client", "rotation.pg", "rotation.errors", "rotation.aws_errors")
+ALLOWED_ROTATION = (
+    "rotation.client",
+    "rotation.pg",
+    "rotation.errors",
+    "rotation.aws_errors",
+    "rotation.aws_calls",
+)
 ALLOWED_THIRD_PARTY = {"psycopg", "psycopg_pool", "boto3", "botocore", "sqlalchemy", "django"}
 
 

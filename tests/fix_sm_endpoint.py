@@ -1,0 +1,153 @@
+"""Local stand-ins for Secrets Manager's HTTP endpoint, where moto cannot play the part.
+
+- :class:`HungEndpoint`: a socket that accepts connections and never answers (a Secrets
+  Manager endpoint behind a broken proxy or a black-holed NAT). It counts the connections.
+- :class:`FakeSecretsManager`: answers ``GetSecretValue`` with a value per stage, or with
+  an error code and HTTP status moto cannot produce (AccessDenied for a caller, a disabled
+  KMS key, throttling), or not at all (``hang``); it records each request's User-Agent.
+
+They fake AWS, never PostgreSQL: the values they serve point at the real test server.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+
+class HungEndpoint:
+    """Accepts TCP connections and never sends a byte back."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._accepted: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            with self._lock:
+                self._accepted.append(conn)  # held open, never read from or answered
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._accepted)
+
+    def close(self) -> None:
+        self._sock.close()
+        self._thread.join(5)
+        with self._lock:
+            for conn in self._accepted:
+                conn.close()
+
+
+@dataclass
+class Answer:
+    """What :class:`FakeSecretsManager` answers: a value, an error, or nothing."""
+
+    value: str | None = field(default=None, repr=False)
+    error: str | None = None
+    status: int = 400
+    hang: bool = False
+
+
+class FakeSecretsManager:
+    """``GetSecretValue`` over HTTP: ``answers[stage]`` says what each stage gets (a stage
+    not listed is ResourceNotFoundException)."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Answer] = {}
+        self.user_agents: list[str] = []
+        self.requests = 0
+        self._release = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with fake._lock:
+                    fake.requests += 1
+                    fake.user_agents.append(self.headers.get("User-Agent", ""))
+                    answer = fake.answers.get(body.get("VersionStage", "AWSCURRENT"))
+                if answer is not None and answer.hang:
+                    fake._release.wait()
+                    return
+                if answer is None:
+                    answer = Answer(error="ResourceNotFoundException", status=400)
+                if answer.error is not None:
+                    payload: dict[str, Any] = {
+                        "__type": answer.error,
+                        "message": f"{answer.error} (from the test's endpoint)",
+                    }
+                    self._send(answer.status, payload)
+                    return
+                self._send(
+                    200,
+                    {
+                        "ARN": body.get("SecretId", ""),
+                        "Name": body.get("SecretId", ""),
+                        "SecretString": answer.value,
+                        "VersionId": "v1",
+                        "VersionStages": [body.get("VersionStage", "AWSCURRENT")],
+                    },
+                )
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet
+
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def hung_endpoint() -> Iterator[HungEndpoint]:
+    endpoint = HungEndpoint()
+    try:
+        yield endpoint
+    finally:
+        endpoint.close()
+
+
+@pytest.fixture
+def fake_sm() -> Iterator[FakeSecretsManager]:
+    fake = FakeSecretsManager()
+    try:
+        yield fake
+    finally:
+        fake.close()

@@ -1,0 +1,58 @@
+"""Where a version logs in, compared with AWSCURRENT (rotation.pg.secret): the rule the
+rotation function and the application client share."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotation.errors import SecretFormatError
+from rotation.pg.secret import (
+    PostgresSecret,
+    check_same_target,
+    paired_username,
+    target_mismatch,
+)
+
+CURRENT = PostgresSecret("postgres", "DB.example.com", 5432, "app", "pw", "appdb")
+
+
+def _other(**changes: object) -> PostgresSecret:
+    fields = {
+        "engine": "postgres",
+        "host": "db.example.com",
+        "port": 5432,
+        "username": "app",
+        "password": "other",
+        "dbname": "appdb",
+        **changes,
+    }
+    return PostgresSecret(**fields)  # type: ignore[arg-type]
+
+
+def test_the_pair() -> None:
+    assert paired_username("app") == "app_clone"
+    assert paired_username("app_clone") == "app"
+
+
+@pytest.mark.parametrize(
+    ("changes", "users", "expected"),
+    [
+        ({}, "same", None),
+        ({"host": "other.example.com"}, "pair", "host"),
+        ({"port": 5433}, "pair", "port"),
+        ({"dbname": "olddb"}, "pair", "dbname"),
+        ({"username": "app_clone"}, "pair", None),
+        ({"username": "app_clone"}, "same", "username"),
+        ({"username": "stranger"}, "pair", "username"),
+        ({"username": "stranger"}, "any", None),
+    ],
+)
+def test_target_mismatch(changes: dict[str, object], users: str, expected: str | None) -> None:
+    assert target_mismatch(CURRENT, _other(**changes), users=users) == expected  # type: ignore[arg-type]
+
+
+def test_check_same_target_names_the_field_not_the_password() -> None:
+    with pytest.raises(SecretFormatError, match="dbname") as raised:
+        check_same_target(CURRENT, _other(dbname="olddb"), "AWSPENDING")
+    assert "other" not in str(raised.value).replace("olddb", "")
+    check_same_target(CURRENT, _other(username="app_clone"), "AWSPENDING", same_user=False)
