@@ -8,19 +8,26 @@ to pass an expiry at most the TTL away (TTL 0 where the test allows: then none).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from psycopg import sql
 
+from handlers import single_user
 from handlers.multi_user import PostgresMultiUser
 from handlers.pg_connect import PostgresConnector
 from handlers.pg_expiry import is_rotation_expiry
-from rotation import AWSCURRENT, AWSPREVIOUS, Rotator, SecretStore
-from tests.fix_multi import MultiBed, bed_resolver
+from rotation import AWSCURRENT, AWSPREVIOUS, Outcome, Rotator, SecretStore, Step
+from rotation.driver import RotationFailed
+from rotation.strategy import PromotedRequest
+from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from tests.fix_aws import new_client
+from tests.fix_multi import HostMap, MultiBed, _ensure_master, bed_resolver
 from tests.fix_postgres import ServerLog, admin_connect
-from tests.fix_rotation import SimulatedCrash
+from tests.fix_rotation import Bed, SimulatedCrash
 from tests.functional.test_crash_recovery import CrashAtCall
 
 pytestmark = pytest.mark.functional
@@ -197,3 +204,183 @@ def test_crash_sweep_with_the_ttl_on(multi: MultiBed, when: str, rotation: int) 
         assert previous["username"] != current["username"]
         assert validity(multi, previous["username"])[1], f"crash {when} call {index}"
         assert not multi.logs_in(previous)
+
+
+class FollowUpHook(PostgresMultiUser):
+    """The multi-user strategy with something done at the start of finishSecret's
+    follow-up: right after the label move, before the expiry."""
+
+    def __init__(self, bed: MultiBed, ttl: int, before: Any) -> None:
+        super().__init__(
+            PostgresConnector(connect=bed.connections, resolver=bed_resolver), previous_ttl=ttl
+        )
+        self.before = before
+
+    def promoted(self, request: PromotedRequest) -> None:
+        self.before()
+        super().promoted(request)
+
+
+def test_a_late_finish_never_expires_a_user_a_later_rotation_made_current(
+    multi: MultiBed,
+) -> None:
+    """A duplicate finishSecret of rotation N read the labels while N's token still held
+    AWSPENDING, then stalled; meanwhile N completed and rotation N+1 set the previous
+    user's new password. The duplicate's expiry must not land on that user, which N+1 makes
+    AWSCURRENT (TTL 0: it would be locked out at once)."""
+    arn, user, _ = multi.app()
+    rotator = ttl_rotator(multi, 0)
+    driver = multi.driver(rotator)
+    token = driver.begin(arn)
+    driver.run(arn, token, [Step.CREATE, Step.SET, Step.TEST])
+    rotator.handle(multi.event(arn, "finishSecret", token))  # AWSPENDING still on the token
+    assert validity(multi, user)[1]  # N expired the owner, now AWSPREVIOUS
+    later = multi.driver(ttl_rotator(multi, 0))
+    tokens: list[str] = []
+
+    def meanwhile() -> None:
+        driver.complete(arn, token)
+        tokens.append(later.begin(arn))
+        later.run(arn, tokens[0], [Step.CREATE, Step.SET])
+
+    late = ttl_rotator(multi, 0, FollowUpHook(multi, 0, meanwhile))
+    assert late.handle(multi.event(arn, "finishSecret", token)) == Outcome.ALREADY_CURRENT
+    assert validity(multi, user) == ("infinity", False)  # N+1 cleared it; nobody set it again
+    later.run(arn, tokens[0], [Step.TEST, Step.FINISH])
+    later.complete(arn, tokens[0])
+    current = assert_current_clean(multi, arn)
+    assert current["username"] == user
+    assert validity(multi, f"{user}_clone")[1]  # N+1's own expiry: the clone
+
+
+def test_two_finish_secrets_at_once(multi: MultiBed) -> None:
+    """Two containers run finishSecret together and meet in the follow-up: both end well,
+    AWSCURRENT clean, AWSPREVIOUS expired."""
+    arn, _, _ = multi.app()
+    driver = multi.driver(ttl_rotator(multi, 0))
+    token = driver.begin(arn)
+    driver.run(arn, token, [Step.CREATE, Step.SET, Step.TEST])
+    gate = threading.Barrier(2, timeout=60)
+    outcomes: list[object] = []
+
+    def finish() -> None:
+        rotator = ttl_rotator(multi, 0, FollowUpHook(multi, 0, gate.wait))
+        rotator.store = SecretStore(new_client())
+        try:
+            outcomes.append(rotator.handle(multi.event(arn, "finishSecret", token)))
+        except Exception as exc:  # recorded and asserted below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=finish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(outcome, str) for outcome in outcomes), outcomes
+    driver.complete(arn, token)
+    assert_current_clean(multi, arn)
+    previous = multi.value(arn, AWSPREVIOUS)
+    assert validity(multi, previous["username"])[1]
+
+
+def test_the_masters_own_expiry_fails_finish_after_the_move_and_the_reattempt_completes(
+    multi: MultiBed,
+) -> None:
+    arn, _, _ = multi.app()
+
+    def master_expires() -> None:
+        with admin_connect(multi.pg) as conn:
+            conn.execute("ALTER ROLE rotation_master VALID UNTIL '2000-01-01'")
+
+    driver = multi.driver(ttl_rotator(multi, 0, FollowUpHook(multi, 0, master_expires)))
+    token = driver.begin(arn)
+    try:
+        with pytest.raises(RotationFailed, match="AWSCURRENT is on the new version"):
+            driver.run(arn, token)
+    finally:
+        with admin_connect(multi.pg) as conn:
+            conn.execute("ALTER ROLE rotation_master VALID UNTIL 'infinity'")
+    assert AWSCURRENT in multi.labels(arn)[token]
+    assert_current_clean(multi, arn)
+    previous = multi.value(arn, AWSPREVIOUS)
+    assert multi.logs_in(previous)  # not expired yet: the master could not log in
+    again = multi.driver(ttl_rotator(multi, 0))
+    assert again.run(arn, token).succeeded  # Secrets Manager's re-attempt
+    again.complete(arn, token)
+    assert validity(multi, previous["username"])[1]
+    assert_current_clean(multi, arn)
+
+
+@pytest.fixture(scope="module")
+def restart_pg() -> Iterator[PostgresCluster]:
+    """A cluster of its own: restarting the session's would disturb every other test."""
+    with running_cluster(tls=False) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def restart_bed(restart_pg: PostgresCluster, moto_endpoint: Any, sm: Any) -> Iterator[MultiBed]:
+    bed = MultiBed(pg=restart_pg, sm=sm, master_password=_ensure_master(restart_pg))
+    yield bed
+    bed.cleanup()
+
+
+class CutMaster(HostMap):
+    """Restarts the server right after the master's ``n``-th login opens: that session is
+    cut as in a failover."""
+
+    def __init__(self, cluster: PostgresCluster, n: int) -> None:
+        super().__init__(cluster)
+        self.n = n
+
+    def __call__(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        conn = super().__call__(**kwargs)
+        if kwargs["user"] == "rotation_master" and self.by_user["rotation_master"] == self.n:
+            self.cluster.restart()
+        return conn
+
+
+def test_a_restart_between_the_label_move_and_the_expiry(restart_bed: MultiBed) -> None:
+    """The server restarts after finishSecret moved AWSCURRENT and before the expiry: the
+    follow-up logs in after it and sets the expiry."""
+    arn, _, _ = restart_bed.app()
+    hook = FollowUpHook(restart_bed, 0, restart_bed.pg.restart)
+    assert restart_bed.driver(ttl_rotator(restart_bed, 0, hook)).rotate(arn).succeeded
+    assert_current_clean(restart_bed, arn)
+    assert validity(restart_bed, restart_bed.value(arn, AWSPREVIOUS)["username"])[1]
+
+
+def test_a_restart_cutting_the_expiry_is_completed_by_the_reattempt(
+    restart_bed: MultiBed,
+) -> None:
+    arn, _, _ = restart_bed.app()
+    restart_bed.connections = CutMaster(restart_bed.pg, 2)  # setSecret's is the 1st
+    driver = restart_bed.driver(ttl_rotator(restart_bed, 0))
+    token = driver.begin(arn)
+    with pytest.raises(RotationFailed, match="terminating connection"):
+        driver.run(arn, token)
+    assert AWSCURRENT in restart_bed.labels(arn)[token]
+    assert_current_clean(restart_bed, arn)
+    restart_bed.connections = HostMap(restart_bed.pg)
+    again = restart_bed.driver(ttl_rotator(restart_bed, 0))
+    assert again.run(arn, token).succeeded
+    again.complete(arn, token)
+    assert_current_clean(restart_bed, arn)
+    assert validity(restart_bed, restart_bed.value(arn, AWSPREVIOUS)["username"])[1]
+
+
+def test_single_user_ignores_the_ttl_and_says_so_once(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PREVIOUS_PASSWORD_TTL", "5")
+    monkeypatch.setattr(single_user, "_ttl_noted", [])
+    for _ in range(2):
+        arn, user, _ = bed.user_secret()
+        assert bed.driver(bed.rotator()).rotate(arn).succeeded
+        with admin_connect(bed.pg) as conn:
+            row = conn.execute(
+                "SELECT rolvaliduntil FROM pg_roles WHERE rolname = %s", (user,)
+            ).fetchone()
+        assert row == (None,)
+    said = [r for r in caplog.records if "single-user rotation ignores it" in r.getMessage()]
+    assert len(said) == 1
