@@ -121,6 +121,18 @@ def rotation_expiry() -> sql.SQL:
     )
 
 
+def role_validity_passed() -> sql.SQL:
+    """Parameterised: ``(role,)``; the role's validity spelt as :func:`role_limits` does,
+    and whether it has passed on the server's clock."""
+    return sql.SQL(
+        "SELECT CASE WHEN rolvaliduntil IS NULL THEN 'infinity'"
+        " WHEN isfinite(rolvaliduntil) THEN pg_catalog.to_char("
+        "rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        " ELSE rolvaliduntil::text END, coalesce(rolvaliduntil <= pg_catalog.now(), false)"
+        " FROM pg_catalog.pg_roles WHERE rolname = %s"
+    )
+
+
 # -- The master's guard (handlers.pg_authority) reads these -------------------------------
 
 

@@ -385,3 +385,30 @@ def test_single_user_ignores_the_ttl_and_says_so_once(
         assert row == (None,)
     said = [r for r in caplog.records if "single-user rotation ignores it" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_verify_reports_an_expired_previous_as_expected_not_drift(multi: MultiBed) -> None:
+    from rotation_tools.verify import verify_secrets  # noqa: PLC0415
+
+    arn, user, _ = multi.app()
+    assert multi.driver(ttl_rotator(multi, 0)).rotate(arn).succeeded
+    connector = PostgresConnector(connect=multi.connections, resolver=bed_resolver)
+
+    def verify() -> Any:
+        (result,) = verify_secrets(
+            multi.handler_client, [arn], strategy="multi-user", connector=connector
+        )
+        return result
+
+    result = verify()
+    assert result.state.value == "valid", result
+    assert [(r.label, r.state.value) for r in result.logins] == [
+        (AWSCURRENT, "valid"),
+        (AWSPREVIOUS, "expired"),
+    ]
+    assert "PREVIOUS_PASSWORD_TTL" in result.logins[1].problem
+    # An expiry the operator set (unmarked) is not the rotation's: that is drift.
+    with multi.master_connect() as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} VALID UNTIL '2001-01-01'").format(
+            sql.Identifier(user)))  # fmt: skip
+    assert verify().state.value == "drift"
