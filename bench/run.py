@@ -164,6 +164,55 @@ def rotator_for(bed: Bed, strategy: str, meter: Meter | None = None) -> tuple[Ro
     return Rotator(build_strategy(strategy, connector), SecretStore(client)), client
 
 
+def quiet(bed: Bed) -> dict[str, Any]:
+    """Logins per step, from the server's own log (``log_connections``): a clean rotation,
+    and a re-attempt (Secrets Manager's: every step again, same token, a new container)
+    after each step, for single-user, multi-user, and multi-user with
+    ``PREVIOUS_PASSWORD_TTL=0``. Counts, not times: stable across runs."""
+    from handlers.multi_user import PostgresMultiUser  # noqa: PLC0415
+
+    def rotator(kind: str) -> Rotator:
+        connector = PostgresConnector(bed.settings)
+        if kind == "multi-user-ttl":
+            return Rotator(PostgresMultiUser(connector, previous_ttl=0), SecretStore(bed.client()))
+        return Rotator(build_strategy(kind, connector), SecretStore(bed.client()))
+
+    def counted(run: Any) -> dict[str, int]:
+        mark = len(bed.cluster.server_log())
+        run()
+        text = bed.cluster.server_log()[mark:]
+        return {
+            "connections": text.count("connection authorized:"),
+            "refused": text.count("password authentication failed"),
+        }
+
+    def per_step(driver: LocalRotation, arn: str, token: str) -> dict[str, dict[str, int]]:
+        counts = {
+            step.value: counted(lambda step=step: driver.run(arn, token, [step])) for step in Step
+        }
+        driver.complete(arn, token)
+        return counts
+
+    results: dict[str, Any] = {}
+    for kind in ("single-user", "multi-user", "multi-user-ttl"):
+        arn = bed.app(multi=kind != "single-user")
+        driver = LocalRotation(bed.sm, rotator(kind).handle)
+        entry: dict[str, Any] = {"clean": per_step(driver, arn, driver.begin(arn))}
+        for after in Step:
+            arn = bed.app(multi=kind != "single-user")
+            first = LocalRotation(bed.sm, rotator(kind).handle)
+            token = first.begin(arn)
+            steps = list(Step)
+            for step in steps[: steps.index(after) + 1]:
+                first.handler(
+                    {"Step": step.value, "SecretId": arn, "ClientRequestToken": token}, None
+                )
+            again = LocalRotation(bed.sm, rotator(kind).handle)
+            entry[f"re-attempt after {after.value}"] = per_step(again, arn, token)
+        results[kind] = entry
+    return results
+
+
 @contextmanager
 def moto_process() -> Iterator[str]:
     """moto's server in its own process, so it does not share our GIL."""
@@ -747,6 +796,35 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
+_QUIET_HEADING = "## Quiet rotation: logins per step (server log)"
+
+
+def write_quiet(measured: dict[str, Any], path: Path) -> None:
+    """Append (or replace) the quiet-rotation table in RESULTS.md."""
+    lines = [
+        _QUIET_HEADING,
+        "",
+        "connections/refused logins per step, as the server's log counts them "
+        "(`log_connections`). A re-attempt runs every step again with the same token in a "
+        "new container, after the first attempt stopped after the step named.",
+        "",
+        "| strategy | run | createSecret | setSecret | testSecret | finishSecret | total |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, runs in measured.items():
+        for run, steps in runs.items():
+            cells = [f"{c['connections']}/{c['refused']}" for c in steps.values()]
+            total = (
+                f"{sum(c['connections'] for c in steps.values())}/"
+                f"{sum(c['refused'] for c in steps.values())}"
+            )
+            lines.append(f"| {kind} | {run} | {' | '.join(cells)} | {total} |")
+    text = path.read_text() if path.exists() else ""
+    if _QUIET_HEADING in text:
+        text = text[: text.index(_QUIET_HEADING)].rstrip() + "\n"
+    path.write_text(text + "\n" + "\n".join(lines) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
@@ -764,6 +842,11 @@ def main() -> int:
         "--client-hung-only",
         action="store_true",
         help="only the client against a hung endpoint, merged into the committed results",
+    )
+    parser.add_argument(
+        "--quiet-only",
+        action="store_true",
+        help="only logins per step (quiet rotation), merged into the committed results.json",
     )
     args = parser.parse_args()
     status_groups, status_runs = (10, 3) if args.quick else (100, 10)
@@ -804,6 +887,15 @@ def main() -> int:
         running_cluster(tls=True, extra_settings={"max_connections": "300"}) as cluster,
     ):
         bed = Bed(cluster, moto_url)
+        if args.quiet_only:
+            measured = quiet(bed)
+            results_file = args.out / "results.json"
+            committed = json.loads(results_file.read_text())
+            committed["quiet"] = measured
+            results_file.write_text(json.dumps(committed, indent=2, default=str))
+            write_quiet(measured, args.out / "RESULTS.md")
+            print(json.dumps(measured, indent=1))
+            return 0
         results["machine"] = machine(bed.admin.info.server_version // 10000)
         if args.cold_only:
             cold = {
@@ -816,6 +908,8 @@ def main() -> int:
                 )
             )
             return 0
+        print("quiet ...", flush=True)
+        results["quiet"] = quiet(bed)
         print("latency ...", flush=True)
         results["latency"] = {s: latency(bed, s, rotations) for s in ("single-user", "multi-user")}
         print("cold start ...", flush=True)
@@ -839,6 +933,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     write_report(results, args.out / "RESULTS.md")
+    write_quiet(results["quiet"], args.out / "RESULTS.md")
     print((args.out / "RESULTS.md").read_text())
     return 0
 

@@ -20,7 +20,7 @@ from handlers.master import locate_master
 from handlers.pg_authorised import CLONE_SUFFIX
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
-from rotation.config import straggler_policy
+from rotation.config import ENV_PREVIOUS_PASSWORD_TTL, previous_password_ttl, straggler_policy
 from rotation.errors import (
     AuthenticationError,
     DatabaseError,
@@ -35,12 +35,14 @@ from rotation.pg.secret import (
     parse_postgres_secret,
 )
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
-from rotation.secret import AWSCURRENT, AWSPENDING
+from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 from rotation.strategy import (
     CreateRequest,
     CreateResult,
     FinishRequest,
     FinishResult,
+    PromotedRequest,
+    SecretReader,
     SetRequest,
     SetResult,
     TestRequest,
@@ -107,6 +109,10 @@ class PostgresMultiUser:
         ``warn`` or ``refuse``: what setSecret does when the user it is about to change
         still has sessions (:mod:`handlers.pg_sessions`); ``STRAGGLER_POLICY`` by default,
         read at each setSecret.
+    previous_ttl:
+        Seconds after finishSecret after which AWSPREVIOUS's password stops logging in
+        (:mod:`handlers.pg_expiry`); ``PREVIOUS_PASSWORD_TTL`` by default, read at each
+        finishSecret; None (unset): it works until the next rotation.
     """
 
     name = "postgres-multi-user"
@@ -118,11 +124,13 @@ class PostgresMultiUser:
         *,
         replica_wait: RetryPolicy | None = None,
         stragglers: str | None = None,
+        previous_ttl: int | None = None,
     ) -> None:
         self.connector = connector or PostgresConnector()
         self.rds = rds or RdsTopology()
         self.replica_wait = replica_wait or REPLICA_WAIT
         self.stragglers = stragglers
+        self.previous_ttl = previous_ttl
 
     # -- createSecret -----------------------------------------------------------------
 
@@ -154,10 +162,12 @@ class PostgresMultiUser:
         logs in (so nobody who can only write a pending version can make the master act on
         a database the secret is not about).
 
-        Tries AWSPENDING first: when it logs in, the pending user is already in place (a
-        re-attempt after a crash that came after the change), so there is nothing to do: no
-        master login, no DDL. On a first attempt that login is
-        refused, which costs one connection attempt; the AWS reference probes the same way.
+        Quiet (the contract's *Quiet rotation*): it logs in only with passwords that work,
+        AWSCURRENT then the master, and never tries AWSPENDING first, which on every first
+        attempt would leave a refused login in the server's log. A re-attempt after the
+        change runs the same statements again and they change nothing: the verifier is
+        salted by the token (:mod:`handlers.pg_scram`), so the same bytes are stored again,
+        and the rest finds its change made (see the README, *Quiet rotation*).
         """
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
@@ -166,7 +176,7 @@ class PostgresMultiUser:
         policy = self.stragglers or straggler_policy()
         # Checked before any login: a master secret for another server is refused without
         # touching the database, re-attempts included.
-        master = self._master(request, current)
+        master = self._master(request.secrets, request.deadline, current)
         floor = current.sslmode
         # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
         from handlers.pg_authority import MasterAction, precheck  # noqa: PLC0415
@@ -184,13 +194,17 @@ class PostgresMultiUser:
         )
         precheck(action, master_user=master.username)
 
-        already = self.connector.try_login(pending, request.deadline, who=AWSPENDING, floor=floor)
-        if not isinstance(already, AuthenticationError):
-            already.close()
-            return SetResult(changed=False, via=AWSPENDING)
-
         login = self.connector.try_login(current, request.deadline, who=AWSCURRENT, floor=floor)
         if isinstance(login, AuthenticationError):
+            # Not a clean rotation any more. A re-attempt whose change was made may still
+            # complete: if AWSPENDING logs in, there is nothing to do (one more login, and a
+            # refused one is already in the log). The master is never used without grounds.
+            already = self.connector.try_login(
+                pending, request.deadline, who=AWSPENDING, floor=floor
+            )
+            if not isinstance(already, AuthenticationError):
+                already.close()
+                return SetResult(changed=False, via=AWSPENDING)
             raise AuthenticationError(
                 f"{login.problem}; the current credential must log in before the master may "
                 "change the other user (confused-deputy guard)"
@@ -207,7 +221,9 @@ class PostgresMultiUser:
             # Before the change, on the master's session: no extra connection. Refusing
             # here changes nothing, and the re-attempt runs this again.
             check_stragglers(conn, user=pending.username, policy=policy, strategy=self.name)
-            created = ensure_alternate_user(conn, action, password=pending.password)
+            created = ensure_alternate_user(
+                conn, action, password=pending.password, token=request.context.token
+            )
         if created:
             logger.info("created the alternate user", extra={"user": pending.username})
         return SetResult(changed=True, via="masterarn")
@@ -222,17 +238,23 @@ class PostgresMultiUser:
                 f"of {current.username!r} is {expected!r}; refusing"
             )
 
-    def _master(self, request: SetRequest, current: PostgresSecret) -> PostgresSecret:
+    def _master(
+        self, secrets: SecretReader, deadline: Deadline, current: PostgresSecret
+    ) -> PostgresSecret:
         """The master credential, logging in at the primary the user's host belongs to
         (:func:`handlers.master.locate_master`: the same rule on every path)."""
-        assert current.masterarn is not None  # noqa: S101  # create() refuses a secret without
+        if current.masterarn is None:
+            raise SecretFormatError(
+                "multi-user rotation needs a 'masterarn' (the ARN of the secret with the "
+                "credential that creates and alters the users)"
+            )
         arn = current.masterarn
         return locate_master(
             current,
-            request.secrets.current_of(arn).json(),
-            tags=lambda: request.secrets.describe(arn).tags,
+            secrets.current_of(arn).json(),
+            tags=lambda: secrets.describe(arn).tags,
             rds=self.rds,
-            deadline=request.deadline,
+            deadline=deadline,
         )
 
     # -- testSecret -------------------------------------------------------------------
@@ -325,3 +347,57 @@ class PostgresMultiUser:
         self._check_pending(current, pending)
         check_no_weaker_tls(current, pending)
         return FinishResult()
+
+    # -- after the label move ------------------------------------------------------------
+
+    def promoted(self, request: PromotedRequest) -> None:
+        """With ``PREVIOUS_PASSWORD_TTL``: give the AWSPREVIOUS user a ``VALID UNTIL`` at
+        most N seconds ahead (:mod:`handlers.pg_expiry`), as the master, and warn about its
+        sessions still open, with the time. One more login (the master's); none when unset.
+
+        The master's grounds are the pair of the new AWSCURRENT user, whose password logged
+        in for this token (``request.prove``: free after testSecret in this container).
+        """
+        ttl = self.previous_ttl if self.previous_ttl is not None else previous_password_ttl()
+        if ttl is None or request.previous is None:
+            return
+        current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
+        previous = parse_postgres_secret(request.previous.json(), "the AWSPREVIOUS version")
+        check_same_target(current, previous, AWSPREVIOUS, same_user=False)
+        if previous.username != alternate_username(current.username):
+            logger.warning(
+                f"{ENV_PREVIOUS_PASSWORD_TTL}: AWSPREVIOUS is not the pair's other user; no "
+                "expiry set",
+                extra={"previous_user": previous.username},
+            )
+            return
+        master = self._master(request.secrets, request.deadline, current)
+        # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+        from handlers.pg_authority import MasterAction, precheck  # noqa: PLC0415
+        from handlers.pg_roles import expire_previous  # noqa: PLC0415
+        from handlers.pg_sessions import report_open_sessions  # noqa: PLC0415
+
+        owner = owner_role(current.username)
+        action = MasterAction(
+            role=previous.username,
+            what="multi-user finishSecret (AWSPREVIOUS's expiry)",
+            pair=(owner, owner + CLONE_SUFFIX),
+            proven=current.username,
+        )
+        precheck(action, master_user=master.username)
+        request.prove()
+        with self.connector.connect(
+            master, request.deadline, who="the master secret", floor=current.sslmode
+        ) as conn:
+            expiry = expire_previous(
+                conn, action, seconds=ttl, still_promoted=request.still_promoted
+            )
+            if expiry is None:
+                return
+            logger.info(
+                "the previous user's password expires",
+                extra={"user": previous.username, "valid_until": expiry, "ttl_s": ttl},
+            )
+            report_open_sessions(
+                conn, user=previous.username, valid_until=expiry, strategy=self.name
+            )

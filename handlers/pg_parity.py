@@ -36,6 +36,7 @@ import psycopg
 from psycopg import sql
 
 from handlers.pg_authorised import AuthorisedRole
+from handlers.pg_expiry import operator_validity
 from handlers.pg_sql import (
     grant_role,
     reset_role_setting,
@@ -248,10 +249,11 @@ def _plan(
                 by_hand,
             )
         )
-    if clone_state.valid_until != owner_state.valid_until:
-        changes.append(
-            _Change("VALID UNTIL", set_valid_until(target, owner_state.valid_until), by_hand)
-        )
+    # The operator's validity, never a rotation's expiry (handlers.pg_expiry): the owner's
+    # unless marked, else what the clone already carries from the owner.
+    valid_until = operator_validity(owner_state.valid_until, clone_state.valid_until)
+    if clone_state.valid_until != valid_until:
+        changes.append(_Change("VALID UNTIL", set_valid_until(target, valid_until), by_hand))
     changes.extend(
         _membership_changes(
             owner_state, clone_state, owner=owner, clone=target, master=master,

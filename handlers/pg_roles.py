@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -14,6 +15,16 @@ from handlers.pg_authority import (
     own_login,
 )
 from handlers.pg_errors import statement_error
+from handlers.pg_expiry import (
+    NO_EXPIRY,
+    Validity,
+    expiry_time,
+    is_rotation_expiry,
+    new_expiry,
+    operator_validity,
+    read_validity,
+    set_validity,
+)
 from handlers.pg_parity import ParityError, match_owner
 from handlers.pg_sql import (
     alter_password,
@@ -33,6 +44,7 @@ __all__ = [
     "ParityError",
     "acting_role",
     "ensure_alternate_user",
+    "expire_previous",
     "in_recovery",
     "master_set_password",
     "run_probe",
@@ -103,7 +115,7 @@ def in_recovery(conn: psycopg.Connection[Any]) -> bool:
 
 
 def ensure_alternate_user(
-    conn: psycopg.Connection[Any], action: MasterAction, *, password: str
+    conn: psycopg.Connection[Any], action: MasterAction, *, password: str, token: str | None = None
 ) -> bool:
     """Create ``action.role`` or change its password, and make it act as the pair's owner;
     one transaction.
@@ -115,6 +127,10 @@ def ensure_alternate_user(
     Changes only what the guard allows (:func:`handlers.pg_authority.authorise`: a real
     pair, not the master, nothing privileged, on proven or managed grounds). A crash leaves
     either no clone or a complete one. Returns True when the role was created.
+
+    With the rotation's ``token``, the verifier's salt comes from it
+    (:mod:`handlers.pg_scram`): running this again in a re-attempt stores exactly what the
+    first run stored, and every other statement finds its change already made.
 
     Raises
     ------
@@ -128,7 +144,7 @@ def ensure_alternate_user(
     user = action.role
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            return _ensure_alternate_user_once(conn, action, password=password)
+            return _ensure_alternate_user_once(conn, action, password=password, token=token)
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation) as exc:
             # Mapped by SQLSTATE (42710, 23505): someone created the role between our check
             # and our CREATE. "Already done" for the creation; the next attempt finds the
@@ -140,7 +156,7 @@ def ensure_alternate_user(
 
 
 def _ensure_alternate_user_once(
-    conn: psycopg.Connection[Any], action: MasterAction, *, password: str
+    conn: psycopg.Connection[Any], action: MasterAction, *, password: str, token: str | None
 ) -> bool:
     assert action.pair is not None  # noqa: S101  # checked by the caller
     user, owner = action.role, action.pair[0]
@@ -149,7 +165,7 @@ def _ensure_alternate_user_once(
             conn.execute(pair_lock(), (_LOCK_PREFIX + owner,))
             exists = conn.execute(role_exists(), (user,)).fetchone() is not None
             target = authorise(conn, action)
-            verifier = scram_verifier(conn, user, password)
+            verifier = scram_verifier(conn, user, password, token=token)
             conn.execute(
                 alter_password(target, verifier) if exists else create_login_role(target, verifier)
             )
@@ -157,6 +173,11 @@ def _ensure_alternate_user_once(
                 # Also on an existing clone: upgrades one the AWS reference created.
                 conn.execute(grant_membership(owner, target))
                 conn.execute(default_role(target, owner))
+            # The rotation's expiry (PREVIOUS_PASSWORD_TTL) comes off the user rotated in,
+            # and never stays on AWSCURRENT (handlers.pg_expiry); the clone gets the
+            # operator's value through parity.
+            _restore_validity(conn, action, read_validity(conn, list(action.pair)), target)
+            if user != owner:
                 match_owner(conn, owner=owner, clone=target)
     except (
         AuthorityError,
@@ -174,3 +195,91 @@ def _ensure_alternate_user_once(
     except psycopg.Error as exc:
         raise statement_error(exc, f"setting up user {user!r}") from exc
     return not exists
+
+
+def _heal_current(
+    conn: psycopg.Connection[Any], action: MasterAction, validity: Validity, want: str
+) -> None:
+    """AWSCURRENT (the proven user) never keeps a rotation's expiry: none of our paths puts
+    one there, but a hand-moved label, a late invocation of an old rotation or an old
+    version's bug might; met here, it gets the operator's value back."""
+    assert action.pair is not None  # noqa: S101  # a pair action by construction
+    proven = action.proven
+    if proven is None or not is_rotation_expiry(validity.of(proven) or ""):
+        return
+    healed = authorise(
+        conn,
+        MasterAction(
+            role=proven, what=f"{action.what} (AWSCURRENT's expiry)", pair=action.pair,
+            proven=proven,
+        ),
+    )  # fmt: skip
+    set_validity(conn, healed, want)
+    logger.warning(
+        "AWSCURRENT's user carried a rotation's expiry; cleared it",
+        extra={"user": proven, "valid_until": want},
+    )
+
+
+def _restore_validity(
+    conn: psycopg.Connection[Any], action: MasterAction, validity: Validity, target: Any
+) -> None:
+    assert action.pair is not None  # noqa: S101  # a pair action by construction
+    owner, clone = action.pair
+    want = operator_validity(validity.of(owner) or NO_EXPIRY, validity.of(clone))
+    _heal_current(conn, action, validity, want)
+    if action.role == owner and is_rotation_expiry(validity.of(owner) or ""):
+        set_validity(conn, target, want)
+        logger.info("the user rotated in gets the operator's validity back", extra={"user": owner})
+
+
+def expire_previous(
+    conn: psycopg.Connection[Any],
+    action: MasterAction,
+    *,
+    seconds: int,
+    still_promoted: Callable[[], bool],
+) -> str | None:
+    """As the master, give ``action.role`` (the AWSPREVIOUS user) a rotation's expiry at
+    most ``seconds`` ahead on the server's clock; one transaction holding the pair's lock.
+
+    ``still_promoted`` is asked under the lock (:class:`rotation.strategy.PromotedRequest`):
+    a later rotation's setSecret, which gives this user a new password and takes the
+    expiry off, takes the same lock, so an expiry is never set after it. An expiry already
+    sooner (the operator's, or ours from a first attempt) is kept. Returns the expiry in
+    effect, or None when nothing was done (no longer the previous user).
+
+    Raises
+    ------
+    AuthorityError
+        The guard refused; nothing changed.
+    """
+    assert action.pair is not None  # noqa: S101  # a pair action by construction
+    role, owner = action.role, action.pair[0]
+    try:
+        with conn.transaction():
+            conn.execute(pair_lock(), (_LOCK_PREFIX + owner,))
+            if not still_promoted():
+                logger.info(
+                    "no expiry set: the token is no longer AWSCURRENT, or a later rotation "
+                    "has started (it gives this user a new password)",
+                    extra={"user": role},
+                )
+                return None
+            target = authorise(conn, action)
+            validity = read_validity(conn, list(action.pair))
+            want = operator_validity(validity.of(owner) or NO_EXPIRY, validity.of(action.pair[1]))
+            _heal_current(conn, action, validity, want)
+            expiry = new_expiry(conn, seconds)
+            have = validity.of(role) or NO_EXPIRY
+            have_time, new_time = expiry_time(have), expiry_time(expiry)
+            if have == "-infinity" or (
+                have_time is not None and new_time is not None and have_time <= new_time
+            ):
+                return have  # already no later: the operator's, or a first attempt's
+            set_validity(conn, target, expiry)
+    except AuthorityError:
+        raise
+    except psycopg.Error as exc:
+        raise statement_error(exc, f"giving the previous user {role!r} its expiry") from exc
+    return expiry

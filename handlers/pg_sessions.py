@@ -39,6 +39,7 @@ __all__ = [
     "check_stragglers",
     "describe_sessions",
     "find_sessions",
+    "report_open_sessions",
     "sees_all_sessions",
     "sessions_of",
 ]
@@ -187,5 +188,35 @@ def check_stragglers(
             "completes once these clients have moved to AWSCURRENT (restart them, or make "
             "them re-read the secret). To rotate anyway, set STRAGGLER_POLICY=warn; those "
             "clients then fail at their next login"
+        )
+    return found
+
+
+def report_open_sessions(
+    conn: psycopg.Connection[Any], *, user: str, valid_until: str, strategy: str
+) -> Stragglers:
+    """finishSecret with ``PREVIOUS_PASSWORD_TTL``: count the sessions still open as the
+    user whose password now expires, warn with the expiry time, and publish
+    ``StragglerSessions`` (dimension ``Step=finishSecret``, the time as metadata). Their
+    open sessions go on; their next login after ``valid_until`` fails."""
+    found = find_sessions(conn, [user])
+    count = len(found.sessions)
+    publish_count(
+        STRAGGLER_METRIC,
+        count,
+        {"Strategy": strategy, "Step": "finishSecret"},
+        metadata={"PreviousPasswordValidUntil": valid_until, "User": user},
+    )
+    if count:
+        logger.warning(
+            f"clients are still logged in as the previous user, whose password stops "
+            f"logging in at {valid_until} (PREVIOUS_PASSWORD_TTL): their open sessions go "
+            "on, their next login after that fails; move them to AWSCURRENT",
+            extra={
+                "user": user,
+                "sessions": count,
+                "valid_until": valid_until,
+                "stragglers": [session.as_json() for session in found.sessions],
+            },
         )
     return found

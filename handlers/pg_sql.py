@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 
 from handlers.pg_authorised import AuthorisedRole
+from handlers.pg_scram import DEFAULT_ITERATIONS, deterministic_verifier
 
 __all__ = ["alter_password", "probe", "scram_verifier"]
 
@@ -25,12 +26,24 @@ def _target(target: AuthorisedRole) -> sql.Identifier:
     return sql.Identifier(target.role)
 
 
-def scram_verifier(conn: psycopg.Connection[Any], role: str, password: str) -> str:
-    """The SCRAM-SHA-256 verifier of ``password`` for ``role``, computed by libpq locally.
+def scram_verifier(
+    conn: psycopg.Connection[Any], role: str, password: str, *, token: str | None = None
+) -> str:
+    """The SCRAM-SHA-256 verifier of ``password`` for ``role``, computed locally.
 
-    The algorithm is named explicitly: with None, libpq would ask the server for its
-    ``password_encryption`` and could fall back to md5.
+    With ``token`` (multi-user setSecret), the salt comes from the rotation's token and the
+    role (:mod:`handlers.pg_scram`), so that setting the same password again in a re-attempt
+    stores the byte-identical verifier; the iteration count is the server's
+    ``scram_iterations`` (reported by PostgreSQL 16+), else PostgreSQL's default. Otherwise
+    libpq computes it with a random salt. The algorithm is named explicitly: with None,
+    libpq would ask the server for its ``password_encryption`` and could fall back to md5.
     """
+    if token is not None:
+        reported = conn.info.parameter_status("scram_iterations")
+        iterations = int(reported) if reported and reported.isdigit() else DEFAULT_ITERATIONS
+        fixed = deterministic_verifier(password, token=token, role=role, iterations=iterations)
+        if fixed is not None:
+            return fixed
     verifier = conn.pgconn.encrypt_password(
         password.encode("utf-8"), role.encode("utf-8"), b"scram-sha-256"
     )
@@ -93,6 +106,31 @@ def default_role(member: AuthorisedRole, owner: str) -> sql.Composed:
     """``ALTER ROLE <member> SET role = <owner>``: every session of the member starts as the
     owner, so objects it creates are owned by the owner."""
     return sql.SQL("ALTER ROLE {} SET role = {}").format(_target(member), sql.Literal(owner))
+
+
+def rotation_expiry() -> sql.SQL:
+    """Parameterised: ``(seconds, microseconds)``. The previous password's expiry, on the
+    server's clock, as :func:`role_limits` spells a validity: the whole second at or before
+    ``now() + seconds``, minus one second, plus ``microseconds`` (the rotation's mark, see
+    :mod:`handlers.pg_expiry`): never later than ``now() + seconds``."""
+    return sql.SQL(
+        "SELECT pg_catalog.to_char((pg_catalog.date_trunc('second', pg_catalog.now()"
+        " + pg_catalog.make_interval(secs => %s)) - interval '1 second'"
+        " + pg_catalog.make_interval(secs => %s::float8 / 1000000))"
+        " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    )
+
+
+def role_validity_passed() -> sql.SQL:
+    """Parameterised: ``(role,)``; the role's validity spelt as :func:`role_limits` does,
+    and whether it has passed on the server's clock."""
+    return sql.SQL(
+        "SELECT CASE WHEN rolvaliduntil IS NULL THEN 'infinity'"
+        " WHEN isfinite(rolvaliduntil) THEN pg_catalog.to_char("
+        "rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        " ELSE rolvaliduntil::text END, coalesce(rolvaliduntil <= pg_catalog.now(), false)"
+        " FROM pg_catalog.pg_roles WHERE rolname = %s"
+    )
 
 
 # -- The master's guard (handlers.pg_authority) reads these -------------------------------

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 from handlers.master import locate_master
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
-from rotation.config import ManagedRoles, master_managed_roles
+from rotation.config import (
+    ENV_PREVIOUS_PASSWORD_TTL,
+    ManagedRoles,
+    master_managed_roles,
+    previous_password_ttl,
+)
 from rotation.errors import (
     AuthenticationError,
     DatabaseError,
@@ -48,6 +53,19 @@ __all__ = ["PostgresSingleUser"]
 
 # SQLSTATE read_only_sql_transaction: what a standby answers to ALTER ROLE.
 _READ_ONLY = "25006"
+# PREVIOUS_PASSWORD_TTL is said to be ignored once per container, not on every step.
+_ttl_noted: list[bool] = []
+
+
+def _note_ttl_ignored() -> None:
+    if _ttl_noted or previous_password_ttl() is None:
+        return
+    _ttl_noted.append(True)
+    logger.warning(
+        f"{ENV_PREVIOUS_PASSWORD_TTL} is set but single-user rotation ignores it: the old "
+        "password stops logging in at setSecret already (it is changed in place). Unset it, "
+        "or use the multi-user strategy, where it bounds AWSPREVIOUS"
+    )
 
 
 def _set_password(
@@ -158,6 +176,7 @@ class PostgresSingleUser:
         current = parse_postgres_secret(request.current.json(), "the AWSCURRENT version")
         pending = parse_postgres_secret(request.pending.json(), "the AWSPENDING version")
         check_same_target(current, pending, AWSPENDING)
+        _note_ttl_ignored()
         # Resolved before any login: a malformed list fails the step before anything happens.
         managed = self.managed_roles or master_managed_roles()
         deadline = request.deadline

@@ -75,6 +75,8 @@ class CredentialState(enum.StrEnum):
     MISCONFIGURED = "misconfigured"
     ROTATING = "rotating"
     NOT_CHECKED = "not-checked"
+    # AWSPREVIOUS refused because PREVIOUS_PASSWORD_TTL's expiry passed: expected, not drift.
+    EXPIRED = "expired"
 
 
 # Verdicts that say nothing about the stored password: no CredentialValid for them.
@@ -264,10 +266,37 @@ class Verifier:
         floor = credentials.current.sslmode
         logins = [self.check_login(credentials.current, AWSCURRENT, deadline, floor=floor)]
         if credentials.previous is not None:
-            logins.append(
-                self.check_login(credentials.previous, AWSPREVIOUS, deadline, floor=floor)
-            )
+            previous = self.check_login(credentials.previous, AWSPREVIOUS, deadline, floor=floor)
+            if previous.state is CredentialState.DRIFT and logins[0].state is CredentialState.VALID:
+                previous = self._expired_by_rotation(credentials, previous, deadline, floor=floor)
+            logins.append(previous)
         return verdict(credentials.description, self.strategy, logins)
+
+    def _expired_by_rotation(
+        self, credentials: _Credentials, refused: LoginResult, deadline: Deadline, *, floor: str
+    ) -> LoginResult:
+        """AWSPREVIOUS refused: expected when its user carries a rotation's expiry
+        (``PREVIOUS_PASSWORD_TTL``, :mod:`handlers.pg_expiry`) that has passed. Asked as
+        AWSCURRENT (``pg_roles`` is readable by every role): one more login, only here."""
+        from handlers.pg_expiry import is_rotation_expiry  # noqa: PLC0415  # psycopg
+        from handlers.pg_sql import role_validity_passed  # noqa: PLC0415
+
+        try:
+            with self.connector.connect(
+                credentials.current, deadline, who=AWSCURRENT, floor=floor
+            ) as conn:
+                row = conn.execute(role_validity_passed(), (refused.username,)).fetchone()
+        except RotationError:
+            return refused
+        if row is None or not row[1] or not is_rotation_expiry(str(row[0])):
+            return refused
+        return LoginResult(
+            AWSPREVIOUS,
+            refused.username,
+            CredentialState.EXPIRED,
+            f"its password expired at {row[0]}, as PREVIOUS_PASSWORD_TTL intends (expected, "
+            "not drift)",
+        )
 
 
 def rotation_in_progress(description: SecretDescription) -> str | None:
@@ -282,7 +311,8 @@ def rotation_in_progress(description: SecretDescription) -> str | None:
 def verdict(
     description: SecretDescription, strategy: str, logins: list[LoginResult]
 ) -> Verification:
-    failed = next((login for login in logins if login.state is not CredentialState.VALID), None)
+    fine = (CredentialState.VALID, CredentialState.EXPIRED)
+    failed = next((login for login in logins if login.state not in fine), None)
     problem = f"{failed.label} ({failed.username}): {failed.problem}" if failed else ""
     pending = rotation_in_progress(description)
     state = failed.state if failed else CredentialState.VALID
@@ -320,7 +350,8 @@ def _psycopg_error() -> type[psycopg.Error]:
 
 
 def summary(results: list[Verification]) -> Mapping[str, int]:
-    counts = {state.value: 0 for state in CredentialState}
+    # EXPIRED is a login's state only (AWSPREVIOUS), never a secret's verdict.
+    counts = {state.value: 0 for state in CredentialState if state is not CredentialState.EXPIRED}
     for result in results:
         counts[result.state.value] += 1
     return counts

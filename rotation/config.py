@@ -28,6 +28,7 @@ __all__ = [
     "ENV_EXCLUDE_UPPERCASE",
     "ENV_MASTER_MANAGED_ROLES",
     "ENV_PASSWORD_LENGTH",
+    "ENV_PREVIOUS_PASSWORD_TTL",
     "ENV_REQUIRE_EACH_INCLUDED_TYPE",
     "ENV_STRAGGLER_POLICY",
     "STRAGGLER_POLICIES",
@@ -38,6 +39,7 @@ __all__ = [
     "parse_bool",
     "password_policy_from_env",
     "postgres_settings",
+    "previous_password_ttl",
     "secrets_manager_endpoint",
     "straggler_policy",
 ]
@@ -53,6 +55,11 @@ ENV_REQUIRE_EACH_INCLUDED_TYPE = "REQUIRE_EACH_INCLUDED_TYPE"
 # The roles the master may give a password without a login as them in this rotation
 # (single-user recovery, `rotation verify --reconcile`); see handlers.pg_authority.
 ENV_MASTER_MANAGED_ROLES = "MASTER_MANAGED_ROLES"
+# Multi-user: seconds after finishSecret after which AWSPREVIOUS's password stops logging
+# in (PostgreSQL's VALID UNTIL); unset, it works until the next rotation. See the README.
+ENV_PREVIOUS_PASSWORD_TTL = "PREVIOUS_PASSWORD_TTL"  # noqa: S105  # a variable name
+# A year: a longer window is almost certainly a unit mistake (minutes, milliseconds).
+MAX_PREVIOUS_PASSWORD_TTL = 366 * 24 * 3600
 # Ours, not the contract's: what multi-user setSecret does when clients are still logged in
 # as the user whose password it is about to change, and where rotation events go.
 ENV_STRAGGLER_POLICY = "STRAGGLER_POLICY"
@@ -187,6 +194,29 @@ def straggler_policy(env: Mapping[str, str] | None = None) -> str:
             f"{', '.join(STRAGGLER_POLICIES)}, got {raw!r}"
         )
     return value
+
+
+def previous_password_ttl(env: Mapping[str, str] | None = None) -> int | None:
+    """``PREVIOUS_PASSWORD_TTL``: whole seconds (``0`` allowed), or None when unset or empty.
+
+    Raises
+    ------
+    ConfigurationError
+        Not a whole number of seconds between 0 and a year (``30s``, ``-1``, ``1.5``): a
+        typo must neither turn the expiry off nor expire the previous password at once.
+    """
+    env = os.environ if env is None else env
+    raw = env.get(ENV_PREVIOUS_PASSWORD_TTL, "")
+    value = raw.strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) > MAX_PREVIOUS_PASSWORD_TTL:
+        raise ConfigurationError(
+            f"environment variable {ENV_PREVIOUS_PASSWORD_TTL} must be a whole number of "
+            f"seconds from 0 to {MAX_PREVIOUS_PASSWORD_TTL} (or unset: the previous password "
+            f"works until the next rotation), got {raw!r}"
+        )
+    return int(value)
 
 
 def event_bus_name(env: Mapping[str, str] | None = None) -> str | None:

@@ -31,6 +31,7 @@ from rotation.retry import DEFAULT_SAFETY_MARGIN_S, Deadline
 from rotation.secret import (
     AWSCURRENT,
     AWSPENDING,
+    AWSPREVIOUS,
     SecretDescription,
     SecretVersion,
     dump_secret_value,
@@ -40,6 +41,8 @@ from rotation.strategy import (
     CreateRequest,
     FinishCheck,
     FinishRequest,
+    PromotedRequest,
+    PromotionFollowUp,
     RotationStrategy,
     SecretContext,
     SetRequest,
@@ -216,10 +219,6 @@ class Rotator:
         facts.arn = description.arn
         logger.thread_safe_append_keys(secret_arn=description.arn)
         stages = self._check_labels(event, description, direct=self.direct)
-        if AWSCURRENT in stages:
-            # A re-invocation after the rotation already finished: nothing to do.
-            logger.info("token is already AWSCURRENT; nothing to do")
-            return Outcome.ALREADY_CURRENT
         context = SecretContext(
             secret_id=event.secret_id,
             arn=description.arn,
@@ -228,6 +227,16 @@ class Rotator:
             step=event.step,
             description=description,
         )
+        if AWSCURRENT in stages:
+            # A re-invocation after the rotation already finished: nothing to do, except
+            # what follows the label move when finishSecret did not get that far (it still
+            # holds AWSPENDING: Secrets Manager's re-attempt after a crash there).
+            logger.info("token is already AWSCURRENT; nothing to do")
+            if event.step is Step.FINISH and AWSPENDING in stages:
+                token_version = session.get_version(context.arn, context.token, AWSCURRENT)
+                previous = _Reader(session, description).version_with_label(AWSPREVIOUS)
+                self._follow_up(session, context, token_version, previous)
+            return Outcome.ALREADY_CURRENT
         if event.step is Step.CREATE:
             return self._create(session, context, event.rotation_token)
         if event.step is Step.SET:
@@ -447,6 +456,7 @@ class Rotator:
             # a version that no longer holds it. Converged, if the token is current now.
             if AWSCURRENT in session.describe(context.arn).versions.get(context.token, ()):
                 logger.info("a concurrent invocation moved AWSCURRENT first; nothing to do")
+                self._follow_up(session, context, pending, current)
                 return Outcome.ALREADY_CURRENT
             raise
         # AWSPENDING can sit on one version only, and it is on ours: no other version can
@@ -459,7 +469,51 @@ class Rotator:
             (datetime.datetime.now(datetime.UTC) - created).total_seconds() if created else None
         )
         facts.promoted = (current.version_id, duration_s)
+        self._follow_up(session, context, pending, current)
         return Outcome.DONE
+
+    def _follow_up(
+        self,
+        session: StoreSession,
+        context: SecretContext,
+        promoted: SecretVersion,
+        previous: SecretVersion | None,
+    ) -> None:
+        """The strategy's work after AWSCURRENT moved (:class:`PromotionFollowUp`), if any.
+        Its failure fails finishSecret, saying that AWSCURRENT moved and works."""
+        if not isinstance(self.strategy, PromotionFollowUp):
+            return
+
+        def still_promoted() -> bool:
+            versions = session.describe(context.arn).versions
+            if AWSCURRENT not in versions.get(context.token, ()):
+                return False
+            if previous is not None and AWSPREVIOUS not in versions.get(previous.version_id, ()):
+                return False
+            return not _pending_elsewhere(versions, context.token)
+
+        def prove() -> None:
+            self._prove(session, context, promoted, promoted)
+
+        request = PromotedRequest(
+            context=context,
+            current=promoted,
+            previous=previous,
+            secrets=_Reader(session, context.description),
+            deadline=session.deadline,
+            still_promoted=still_promoted,
+            prove=prove,
+        )
+        try:
+            self.strategy.promoted(request)
+        except RotationError as exc:
+            _restate(
+                exc,
+                f"AWSCURRENT is on the new version (its password logged in), but what follows "
+                f"the move failed: {exc.problem.rstrip('.')}. Secrets Manager's re-attempt of "
+                "the rotation (or finishSecret run again for this token) does it again",
+            )
+            raise
 
     def _prove(
         self,

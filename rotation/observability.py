@@ -52,7 +52,13 @@ logger.addFilter(ScrubbingFilter(scrubber))
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 
-def publish_count(name: str, value: float, dimensions: dict[str, str]) -> None:
+def publish_count(
+    name: str,
+    value: float,
+    dimensions: dict[str, str],
+    *,
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Emit one metric now, as its own EMF document with its own dimensions.
 
     Not through :data:`metrics`: that set is process-wide and flushed by the dispatcher
@@ -64,6 +70,8 @@ def publish_count(name: str, value: float, dimensions: dict[str, str]) -> None:
     for key, dimension in dimensions.items():
         emf.add_dimension(name=key, value=dimension)
     emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for key, item in (metadata or {}).items():  # searchable in the log, not a dimension
+        emf.add_metadata(key=key, value=item)
     emf.flush_metrics()
 
 

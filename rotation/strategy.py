@@ -38,6 +38,8 @@ __all__ = [
     "FinishCheck",
     "FinishRequest",
     "FinishResult",
+    "PromotedRequest",
+    "PromotionFollowUp",
     "RotationStrategy",
     "SecretContext",
     "SecretReader",
@@ -138,6 +140,49 @@ class FinishRequest:
 @dataclass(frozen=True)
 class FinishResult:
     """Empty today; kept so fields can be added without breaking strategies."""
+
+
+@dataclass(frozen=True)
+class PromotedRequest:
+    """finishSecret after AWSCURRENT moved to ``current`` (the token's version), whose
+    password has logged in for this token (proof before promotion). ``previous`` is the
+    version that was AWSCURRENT before (now AWSPREVIOUS), when known.
+
+    ``still_promoted`` asks Secrets Manager again (one ``DescribeSecret``) whether the token
+    is still AWSCURRENT, ``previous`` still AWSPREVIOUS, and no later rotation holds
+    AWSPENDING: a strategy that changes the previous credential calls it at the last moment
+    (under its own lock), so a late or duplicate invocation never touches a credential a
+    later rotation has made current.
+
+    ``prove`` raises unless ``current``'s password has logged in for this token: free when
+    this container holds the proof (the usual finishSecret), one login otherwise (a
+    re-attempt). A strategy that acts on the engine calls it first, so that what it does
+    rests on a login of this rotation (the master's authority); one with nothing to do
+    does not, and costs nothing.
+    """
+
+    context: SecretContext
+    current: SecretVersion
+    previous: SecretVersion | None
+    secrets: SecretReader
+    deadline: Deadline
+    still_promoted: Callable[[], bool]
+    prove: Callable[[], None]
+
+
+@runtime_checkable
+class PromotionFollowUp(Protocol):
+    """Optional: work on the engine after finishSecret moved AWSCURRENT (multi-user: give
+    the previous password its expiry, ``PREVIOUS_PASSWORD_TTL``).
+
+    Called after the label move, and again by a finishSecret that finds the token already
+    AWSCURRENT while it still holds AWSPENDING (Secrets Manager's re-attempt after a crash
+    between the move and this call; a concurrent finishSecret). Must be idempotent and must
+    never make AWSCURRENT unable to log in. Raising fails finishSecret after the move:
+    AWSCURRENT has moved and works; the re-attempt calls this again.
+    """
+
+    def promoted(self, request: PromotedRequest) -> None: ...
 
 
 @runtime_checkable

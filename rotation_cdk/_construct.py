@@ -38,6 +38,7 @@ from rotation.config import (
     ENV_EXCLUDE_PUNCTUATION,
     ENV_EXCLUDE_UPPERCASE,
     ENV_PASSWORD_LENGTH,
+    ENV_PREVIOUS_PASSWORD_TTL,
     ENV_REQUIRE_EACH_INCLUDED_TYPE,
     PasswordPolicy,
 )
@@ -196,6 +197,12 @@ class PostgresRotation(Construct):
         An EventBridge bus the function publishes ``RotationSucceeded`` and
         ``RotationStepFailed`` to (``EVENT_BUS_NAME``, with ``events:PutEvents`` on that bus
         only); None: no events, no permission.
+    previous_password_ttl
+        Multi-user only (``PREVIOUS_PASSWORD_TTL``, whole seconds): the previous user's
+        password (AWSPREVIOUS) stops logging in this long after finishSecret (PostgreSQL
+        ``VALID UNTIL``; open sessions go on). None: it works until the next rotation. A
+        client still holding AWSPREVIOUS fails its next login after it; one more master
+        login per rotation.
     """
 
     def __init__(
@@ -216,6 +223,7 @@ class PostgresRotation(Construct):
         permissions_boundary: iam.IManagedPolicy | str | None = None,
         failure_alarm: bool | sns.ITopic = False,
         event_bus: events.IEventBus | None = None,
+        previous_password_ttl: Duration | None = None,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
         runtime: lambda_.Runtime = RUNTIME,
         timeout: Duration | None = None,
@@ -234,6 +242,11 @@ class PostgresRotation(Construct):
             reserved_concurrency=reserved_concurrency,
             password_policy=password_policy,
         )
+        if previous_password_ttl is not None and strategy != "multi-user":
+            raise ValueError(
+                "previous_password_ttl is for the multi-user strategy only: single-user "
+                "changes the password in place, so the old one stops at setSecret already"
+            )
         stack = Stack.of(self)
         rules = _schedule(schedule if schedule is not None else Duration.days(30))
         self.strategy = strategy
@@ -296,6 +309,11 @@ class PostgresRotation(Construct):
                 **password_environment(password_policy or PasswordPolicy()),
                 # As template.yaml: empty means no events.
                 ENV_EVENT_BUS_NAME: event_bus.event_bus_name if event_bus is not None else "",
+                **(
+                    {ENV_PREVIOUS_PASSWORD_TTL: str(int(previous_password_ttl.to_seconds()))}
+                    if previous_password_ttl is not None
+                    else {}
+                ),
                 **(environment or {}),
             },
             vpc=vpc,

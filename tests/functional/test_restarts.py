@@ -162,8 +162,8 @@ def test_a_server_down_when_a_step_starts_is_waited_for_inside_the_step(setup: S
     run = setup.driver(counter, pauses, stop_after_set).rotate(setup.arn)
     assert run.succeeded
     assert len(pauses.waits) == 1
-    # Multi-user: setSecret's AWSPENDING probe (refused), guard, master; then testSecret.
-    happy = 4 if setup.strategy == "multi-user" else 2
+    # Multi-user: setSecret's guard login and the master's; then testSecret's.
+    happy = 3 if setup.strategy == "multi-user" else 2
     assert counter.total == happy + 1  # the one refused TCP connection
     setup.assert_rotated(before)
 
@@ -227,15 +227,14 @@ class CutAfter(ConnectionCounter):
 
 
 # (strategy, which connection of the rotation is cut, the step that fails). Single-user
-# opens setSecret's and testSecret's; multi-user tries setSecret's AWSPENDING probe first
-# (refused on a first attempt: it never opens, so there is nothing to cut), then the current
-# user's guard login (closed at once: nothing to cut), the master's and testSecret's.
+# opens setSecret's and testSecret's; multi-user opens the current user's guard login
+# (closed at once: nothing to cut), the master's and testSecret's.
 CUTS = [
     ("single-user", 1, Step.SET),
     ("single-user", 2, Step.TEST),
-    ("multi-user", 2, None),
-    ("multi-user", 3, Step.SET),
-    ("multi-user", 4, Step.TEST),
+    ("multi-user", 1, None),
+    ("multi-user", 2, Step.SET),
+    ("multi-user", 3, Step.TEST),
 ]
 
 

@@ -100,8 +100,8 @@ def test_multi_user_alter_role_behind_a_lock_fails_before_the_deadline(multi: Mu
     assert_lock_error(caught.value)
     assert f"setting up user {user!r}" in str(caught.value)
     assert connection_limit(multi.pg, user) == 5
-    # The AWSPENDING probe (refused), the current user's guard login and the master's.
-    assert multi.connections.total == 3
+    # The current user's guard login and the master's.
+    assert multi.connections.total == 2
     # The pending user's new password is not set; the clone (current) and the user's
     # previous password still log in.
     assert multi.labelled_logins(arn) == [AWSCURRENT, AWSPREVIOUS]
