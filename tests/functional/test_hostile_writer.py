@@ -36,7 +36,7 @@ from handlers.single_user import PostgresSingleUser
 from rotation import AWSCURRENT, LocalRotation, RetryPolicy, RotationError, Rotator, SecretStore
 from rotation.config import ManagedRoles
 from rotation_tools.verify import verify_secrets
-from tests.fix_multi import MASTER, MultiBed
+from tests.fix_multi import MASTER, MultiBed, bed_resolver
 from tests.fix_postgres import admin_connect, set_role_password
 
 pytestmark = pytest.mark.functional
@@ -216,7 +216,7 @@ def _attack(world: World, path: str, case: str, *, master_arn: str, host: str, r
     """Run ``path`` on the attacker's secret; returns the error text it ended with."""
     bed = world.bed
     arn = world.secret_for(case, path, master_arn, host)
-    connector = PostgresConnector(connect=bed.connections, retry_policy=FAST)
+    connector = PostgresConnector(connect=bed.connections, retry_policy=FAST, resolver=bed_resolver)
     topology = RdsTopology(rds) if rds is not None else None
     managed = world.managed(case)
     if path.startswith("reconcile"):
@@ -330,7 +330,7 @@ def test_a_listed_role_whose_password_drifted_is_recovered(world: World) -> None
     )
     _drift(world, world.victim)
     strategy = PostgresSingleUser(
-        PostgresConnector(connect=bed.connections, retry_policy=FAST),
+        PostgresConnector(connect=bed.connections, retry_policy=FAST, resolver=bed_resolver),
         managed_roles=ManagedRoles.parse(f"hw_victim_*, {world.creator}"),
     )
     run = LocalRotation(bed.sm, Rotator(strategy, SecretStore(bed.handler_client)).handle).rotate(
@@ -349,7 +349,7 @@ def test_a_listed_role_is_recovered_through_an_rds_managed_master(
     arn = bed.secret({**value, "host": endpoint})
     _drift(world_tls, world_tls.victim)
     strategy = PostgresSingleUser(
-        PostgresConnector(connect=bed.connections, retry_policy=FAST),
+        PostgresConnector(connect=bed.connections, retry_policy=FAST, resolver=bed_resolver),
         rds=RdsTopology(rds),
         managed_roles=ManagedRoles((world_tls.victim,)),
     )
@@ -372,7 +372,9 @@ def test_unset_master_managed_roles_fails_recovery_naming_the_variable(
     )
     _drift(world, world.victim)
     before = _database_state(world)
-    strategy = PostgresSingleUser(PostgresConnector(connect=bed.connections, retry_policy=FAST))
+    strategy = PostgresSingleUser(
+        PostgresConnector(connect=bed.connections, retry_policy=FAST, resolver=bed_resolver)
+    )
     rotator = Rotator(strategy, SecretStore(bed.handler_client))
     token = LocalRotation(bed.sm, rotator.handle).begin(arn)
     rotator.handle(bed.event(arn, "createSecret", token))
@@ -397,7 +399,9 @@ def test_a_list_naming_every_role_is_refused_before_any_login(
     arn = bed.secret(
         bed.pg.secret_value(world.victim, world.victim_password, masterarn=bed.master_secret())
     )
-    strategy = PostgresSingleUser(PostgresConnector(connect=bed.connections, retry_policy=FAST))
+    strategy = PostgresSingleUser(
+        PostgresConnector(connect=bed.connections, retry_policy=FAST, resolver=bed_resolver)
+    )
     rotator = Rotator(strategy, SecretStore(bed.handler_client))
     token = LocalRotation(bed.sm, rotator.handle).begin(arn)
     rotator.handle(bed.event(arn, "createSecret", token))
