@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.master import locate_master
+from handlers.master import locate_master, open_master
 from handlers.pg_authorised import CLONE_SUFFIX
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
@@ -29,6 +29,7 @@ from rotation.errors import (
 )
 from rotation.observability import logger
 from rotation.pg.secret import (
+    MasterSecret,
     PostgresSecret,
     check_no_weaker_tls,
     check_same_target,
@@ -197,17 +198,15 @@ class PostgresMultiUser:
             )
         login.close()
 
-        with self.connector.connect(
-            master, request.deadline, who="the master secret", floor=floor
-        ) as conn:
+        with open_master(self.connector, master, request.deadline, floor=floor) as session:
             # Imported by the steps that log in only: they load psycopg (~100 ms of cold start).
             from handlers.pg_roles import ensure_alternate_user  # noqa: PLC0415
             from handlers.pg_sessions import check_stragglers  # noqa: PLC0415
 
             # Before the change, on the master's session: no extra connection. Refusing
             # here changes nothing, and the re-attempt runs this again.
-            check_stragglers(conn, user=pending.username, policy=policy, strategy=self.name)
-            created = ensure_alternate_user(conn, action, password=pending.password)
+            check_stragglers(session, user=pending.username, policy=policy, strategy=self.name)
+            created = ensure_alternate_user(session, action, password=pending.password)
         if created:
             logger.info("created the alternate user", extra={"user": pending.username})
         return SetResult(changed=True, via="masterarn")
@@ -222,7 +221,7 @@ class PostgresMultiUser:
                 f"of {current.username!r} is {expected!r}; refusing"
             )
 
-    def _master(self, request: SetRequest, current: PostgresSecret) -> PostgresSecret:
+    def _master(self, request: SetRequest, current: PostgresSecret) -> MasterSecret:
         """The master credential, logging in at the primary the user's host belongs to
         (:func:`handlers.master.locate_master`: the same rule on every path)."""
         assert current.masterarn is not None  # noqa: S101  # create() refuses a secret without

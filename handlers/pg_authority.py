@@ -44,7 +44,7 @@ from typing import Any
 import psycopg
 
 from handlers.pg_authorised import _SEAL, AuthorisedRole
-from handlers.pg_sql import is_member_of, privileged_closure, session_role
+from handlers.pg_sql import PINNED_SEARCH_PATH, is_member_of, privileged_closure, session_role
 from rotation.config import ENV_MASTER_MANAGED_ROLES, ManagedRoles
 from rotation.errors import DatabaseError
 
@@ -209,9 +209,20 @@ def authorise(conn: psycopg.Connection[Any], action: MasterAction) -> Authorised
 
 
 def _session_user(conn: psycopg.Connection[Any]) -> str:
+    """Who the master is; and, before any query with an operator in it runs, that this
+    transaction is the master session's, with ``search_path`` pinned
+    (:meth:`handlers.master.MasterSession.transaction`): otherwise an operator the
+    database's owner planted would run with the master's rights."""
     row = conn.execute(session_role()).fetchone()
     if row is None:  # pragma: no cover - SELECT session_user always answers
         raise AuthorityError("the server did not say who the master is")
+    if row[1] != PINNED_SEARCH_PATH:
+        raise AuthorityError(
+            f"the master's guard ran with search_path {row[1]!r}, not the master session's "
+            f"{PINNED_SEARCH_PATH!r}: a bug (every master statement runs inside "
+            "handlers.master.MasterSession.transaction), refused so that no object the "
+            "database's owner controls runs as the master. Nothing was changed"
+        )
     return str(row[0])
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -27,6 +27,9 @@ from handlers.pg_sql import (
 )
 from rotation.errors import DatabaseError
 from rotation.observability import logger
+
+if TYPE_CHECKING:
+    from handlers.master import MasterSession
 
 __all__ = [
     "PairError",
@@ -59,10 +62,10 @@ def set_own_password(conn: psycopg.Connection[Any], role: str, password: str) ->
         raise statement_error(exc, f"changing the password of {role!r}") from exc
 
 
-def master_set_password(conn: psycopg.Connection[Any], action: MasterAction, password: str) -> None:
+def master_set_password(master: MasterSession, action: MasterAction, password: str) -> None:
     """As the master: set ``action.role``'s password, if the guard
-    (:func:`handlers.pg_authority.authorise`) allows it, in one transaction holding the
-    role's advisory lock. Single-user recovery and single-user reconcile.
+    (:func:`handlers.pg_authority.authorise`) allows it, in one (pinned) transaction holding
+    the role's advisory lock. Single-user recovery and single-user reconcile.
 
     Raises
     ------
@@ -71,7 +74,7 @@ def master_set_password(conn: psycopg.Connection[Any], action: MasterAction, pas
     """
     role = action.role
     try:
-        with conn.transaction():
+        with master.transaction() as conn:
             conn.execute(pair_lock(), (_LOCK_PREFIX + role,))
             target = authorise(conn, action)
             conn.execute(alter_password(target, scram_verifier(conn, role, password)))
@@ -102,11 +105,9 @@ def in_recovery(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def ensure_alternate_user(
-    conn: psycopg.Connection[Any], action: MasterAction, *, password: str
-) -> bool:
+def ensure_alternate_user(master: MasterSession, action: MasterAction, *, password: str) -> bool:
     """Create ``action.role`` or change its password, and make it act as the pair's owner;
-    one transaction.
+    one (pinned) transaction of the master's.
 
     When the role is the clone, it is also made to match the owner at login: settings,
     connection limit, validity and memberships (:func:`handlers.pg_parity.match_owner`).
@@ -128,7 +129,7 @@ def ensure_alternate_user(
     user = action.role
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            return _ensure_alternate_user_once(conn, action, password=password)
+            return _ensure_alternate_user_once(master, action, password=password)
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation) as exc:
             # Mapped by SQLSTATE (42710, 23505): someone created the role between our check
             # and our CREATE. "Already done" for the creation; the next attempt finds the
@@ -140,12 +141,12 @@ def ensure_alternate_user(
 
 
 def _ensure_alternate_user_once(
-    conn: psycopg.Connection[Any], action: MasterAction, *, password: str
+    master: MasterSession, action: MasterAction, *, password: str
 ) -> bool:
     assert action.pair is not None  # noqa: S101  # checked by the caller
     user, owner = action.role, action.pair[0]
     try:
-        with conn.transaction():
+        with master.transaction() as conn:
             conn.execute(pair_lock(), (_LOCK_PREFIX + owner,))
             exists = conn.execute(role_exists(), (user,)).fetchone() is not None
             target = authorise(conn, action)
