@@ -132,7 +132,8 @@ def privileged_closure() -> sql.SQL:
     """Parameterised: ``(roles, named)``. For each existing role in ``roles``: one row for
     the role itself, and one for every role it is a member of, directly or not (any grant,
     whatever its INHERIT/SET options), that has SUPERUSER, CREATEROLE, BYPASSRLS or
-    REPLICATION or whose name is in ``named``. Columns: (start, rolname, rolsuper,
+    REPLICATION, whose name is in ``named``, or that is predefined (``pg_*``: the guard
+    tells the monitoring ones apart). Columns: (start, rolname, rolsuper,
     rolcreaterole, rolbypassrls, rolreplication).
 
     ``UNION`` (not ``UNION ALL``) ends the recursion on any repeated role; PostgreSQL 16+
@@ -149,6 +150,7 @@ def privileged_closure() -> sql.SQL:
         " r.rolreplication FROM closure c JOIN pg_catalog.pg_roles r ON r.oid = c.oid"
         " WHERE r.rolname = c.start OR r.rolsuper OR r.rolcreaterole OR r.rolbypassrls"
         " OR r.rolreplication OR r.rolname = ANY(%s)"
+        " OR pg_catalog.starts_with(r.rolname::text, 'pg_')"
         " ORDER BY 1, 2"
     )
 

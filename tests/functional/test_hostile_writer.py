@@ -655,3 +655,86 @@ def test_the_guard_refuses_a_transaction_that_did_not_pin_search_path(multi: Mul
         authorise(conn, action)
     with multi.master_connect() as conn, MasterSession(conn).transaction() as pinned:
         assert authorise(pinned, action).role == victim
+
+
+# -- predefined roles: the ones that read, write, signal or reach out are privileged -------
+
+PRIVILEGED_PREDEFINED = [
+    "pg_read_all_data",
+    "pg_write_all_data",
+    "pg_signal_backend",
+    "pg_checkpoint",
+    "pg_create_subscription",  # PostgreSQL 16+
+    "pg_use_reserved_connections",  # PostgreSQL 16+
+    "pg_maintain",  # PostgreSQL 17+
+]
+
+
+def _member_of_predefined(bed: MultiBed, predefined: str, *, via: bool) -> str:
+    """An application role (``app_*``, as an operator's prefix list names them) that is a
+    member of ``predefined``, directly or (``via``) through a plain role."""
+    tag = secrets.token_hex(3)
+    _, role, _ = bed.app(f"app_report_{tag}")
+    with admin_connect(bed.pg) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (predefined,)).fetchone():
+            if via:
+                middle = f"hw_mid_{tag}"
+                _role(conn, "CREATE ROLE {} NOLOGIN IN ROLE {}", middle, predefined)
+                _role(conn, "GRANT {} TO {}", middle, role)
+                bed.created.append(middle)
+            else:
+                _role(conn, "GRANT {} TO {}", predefined, role)
+        else:
+            pytest.skip(f"{predefined} is not on PostgreSQL {conn.info.server_version // 10000}")
+    return role
+
+
+@pytest.mark.parametrize("via", [False, True], ids=["direct", "through-a-plain-role"])
+@pytest.mark.parametrize("predefined", PRIVILEGED_PREDEFINED)
+def test_a_member_of_a_powerful_predefined_role_is_not_recovered(
+    multi: MultiBed, predefined: str, via: bool
+) -> None:
+    """With MASTER_MANAGED_ROLES=app_*, a secret naming a member of pg_read_all_data (say)
+    is refused: otherwise the writer would read every table with the password it chose."""
+    bed = multi
+    role = _member_of_predefined(bed, predefined, via=via)
+    before = _database_state_of(bed)
+    arn = bed.secret(bed.pg.secret_value(role, JUNK, masterarn=bed.master_secret()))
+    strategy = PostgresSingleUser(
+        PostgresConnector(connect=bed.connections, retry_policy=FAST),
+        managed_roles=ManagedRoles(("app_*",)),
+    )
+    rotator = Rotator(strategy, SecretStore(bed.handler_client))
+    token = LocalRotation(bed.sm, rotator.handle).begin(arn)
+    rotator.handle(bed.event(arn, "createSecret", token))
+    with pytest.raises(RotationError) as caught:
+        rotator.handle(bed.event(arn, "setSecret", token))
+    message = str(caught.value)
+    assert f"is a member of '{predefined}' (a privileged role by name)" in message, message
+    assert "never changes a privileged role" in message
+    assert _database_state_of(bed) == before
+    assert not bed.logs_in({"username": role, "password": JUNK})
+
+
+def test_a_member_of_the_monitoring_roles_is_still_recovered(multi: MultiBed) -> None:
+    """pg_monitor (pg_read_all_stats, pg_read_all_settings, pg_stat_scan_tables) reads
+    statistics and settings only: a monitoring agent's role stays repairable."""
+    bed = multi
+    role = _member_of_predefined(bed, "pg_monitor", via=False)
+    arn = bed.secret(bed.pg.secret_value(role, JUNK, masterarn=bed.master_secret()))
+    strategy = PostgresSingleUser(
+        PostgresConnector(connect=bed.connections, retry_policy=FAST),
+        managed_roles=ManagedRoles(("app_*",)),
+    )
+    run = LocalRotation(bed.sm, Rotator(strategy, SecretStore(bed.handler_client)).handle).rotate(
+        arn
+    )
+    assert run.succeeded, run.steps
+    assert bed.labelled_logins(arn) == [AWSCURRENT]
+
+
+def _database_state_of(bed: MultiBed) -> list[Any]:
+    with admin_connect(bed.pg) as conn:
+        return conn.execute(
+            "SELECT rolname, rolpassword FROM pg_authid ORDER BY rolname"
+        ).fetchall()
