@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.master import locate_master
+from handlers.master import locate_master, open_master
 from handlers.pg_authorised import CLONE_SUFFIX
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
@@ -29,6 +29,7 @@ from rotation.errors import (
 )
 from rotation.observability import logger
 from rotation.pg.secret import (
+    MasterSecret,
     PostgresSecret,
     check_no_weaker_tls,
     check_same_target,
@@ -211,18 +212,16 @@ class PostgresMultiUser:
             )
         login.close()
 
-        with self.connector.connect(
-            master, request.deadline, who="the master secret", floor=floor
-        ) as conn:
+        with open_master(self.connector, master, request.deadline, floor=floor) as session:
             # Imported by the steps that log in only: they load psycopg (~100 ms of cold start).
             from handlers.pg_roles import ensure_alternate_user  # noqa: PLC0415
             from handlers.pg_sessions import check_stragglers  # noqa: PLC0415
 
             # Before the change, on the master's session: no extra connection. Refusing
             # here changes nothing, and the re-attempt runs this again.
-            check_stragglers(conn, user=pending.username, policy=policy, strategy=self.name)
+            check_stragglers(session, user=pending.username, policy=policy, strategy=self.name)
             created = ensure_alternate_user(
-                conn, action, password=pending.password, token=request.context.token
+                session, action, password=pending.password, token=request.context.token
             )
         if created:
             logger.info("created the alternate user", extra={"user": pending.username})
@@ -240,7 +239,7 @@ class PostgresMultiUser:
 
     def _master(
         self, secrets: SecretReader, deadline: Deadline, current: PostgresSecret
-    ) -> PostgresSecret:
+    ) -> MasterSecret:
         """The master credential, logging in at the primary the user's host belongs to
         (:func:`handlers.master.locate_master`: the same rule on every path)."""
         if current.masterarn is None:
@@ -386,11 +385,11 @@ class PostgresMultiUser:
         )
         precheck(action, master_user=master.username)
         request.prove()
-        with self.connector.connect(
-            master, request.deadline, who="the master secret", floor=current.sslmode
-        ) as conn:
+        with open_master(
+            self.connector, master, request.deadline, floor=current.sslmode
+        ) as session:
             expiry = expire_previous(
-                conn, action, seconds=ttl, still_promoted=request.still_promoted
+                session, action, seconds=ttl, still_promoted=request.still_promoted
             )
             if expiry is None:
                 return
@@ -399,5 +398,5 @@ class PostgresMultiUser:
                 extra={"user": previous.username, "valid_until": expiry, "ttl_s": ttl},
             )
             report_open_sessions(
-                conn, user=previous.username, valid_until=expiry, strategy=self.name
+                session, user=previous.username, valid_until=expiry, strategy=self.name
             )

@@ -11,7 +11,8 @@ act on the role a secret names. The rule (the outside contract, *The master's au
    ``REPLICATION``, or is a member, directly or not (any grant, whatever its options), of a
    role that has them or of one of :data:`PRIVILEGED_ROLE_NAMES` (roles whose power the
    catalog's attributes do not show: ``rds_superuser`` and other providers' administrator
-   roles, and the predefined roles that reach the server's files and programs). For a pair,
+   roles), or of any predefined ``pg_*`` role but the read-only monitoring ones
+   (:data:`MONITORING_ROLE_NAMES`). For a pair,
    the owner is checked as well: the clone acts as the owner.
 3. **Only with grounds**, one of:
 
@@ -44,17 +45,20 @@ from typing import Any
 import psycopg
 
 from handlers.pg_authorised import _SEAL, AuthorisedRole
-from handlers.pg_sql import is_member_of, privileged_closure, session_role
+from handlers.pg_sql import PINNED_SEARCH_PATH, is_member_of, privileged_closure, session_role
 from rotation.config import ENV_MASTER_MANAGED_ROLES, ManagedRoles
 from rotation.errors import DatabaseError
 
 __all__ = [
+    "MONITORING_ROLE_NAMES",
+    "PREDEFINED_PREFIX",
     "PRIVILEGED_ATTRIBUTES",
     "PRIVILEGED_ROLE_NAMES",
     "AuthorityError",
     "MasterAction",
     "PairError",
     "authorise",
+    "is_privileged_name",
     "own_login",
     "planned",
     "precheck",
@@ -65,8 +69,9 @@ PRIVILEGED_ATTRIBUTES = ("SUPERUSER", "CREATEROLE", "BYPASSRLS", "REPLICATION")
 # Roles whose power the catalog's attributes do not show. RDS grants its master
 # rds_superuser, whose powers its patched server checks by name (and rds_password may set
 # any role's password when rds.restrict_password_commands is on); Azure, Cloud SQL and
-# AlloyDB have their own. The three predefined roles reach the server's files and programs,
-# which PostgreSQL's documentation calls equivalent to superuser.
+# AlloyDB have their own. The predefined roles are covered by PREDEFINED_PREFIX below; the
+# three named here reach the server's files and programs (equivalent to superuser, says
+# PostgreSQL's documentation) and are listed for the record.
 PRIVILEGED_ROLE_NAMES = (
     "alloydbsuperuser",
     "azure_pg_admin",
@@ -77,6 +82,25 @@ PRIVILEGED_ROLE_NAMES = (
     "rds_password",
     "rds_replication",
     "rds_superuser",
+)
+# Every predefined role (PostgreSQL reserves the prefix: no one can CREATE ROLE pg_x) is
+# privileged, except the read-only monitoring ones below. The others read or write every
+# table (pg_read_all_data, pg_write_all_data), end other roles' sessions
+# (pg_signal_backend, pg_signal_autovacuum_worker), lock or maintain every table
+# (pg_maintain), open connections from the server (pg_create_subscription), take reserved
+# connection slots or force checkpoints (pg_use_reserved_connections, pg_checkpoint), or
+# reach files and programs. Failing closed: a predefined role a later PostgreSQL adds is
+# privileged until this list says otherwise.
+PREDEFINED_PREFIX = "pg_"
+# Read-only views of statistics and settings, which change nothing and read no table's
+# rows; monitoring agents' roles hold them, and their passwords are what an operator may
+# well list for the master to repair. (pg_read_all_stats shows other sessions' query text:
+# the price of monitoring, not the master's to judge.)
+MONITORING_ROLE_NAMES = (
+    "pg_monitor",
+    "pg_read_all_settings",
+    "pg_read_all_stats",
+    "pg_stat_scan_tables",
 )
 _MANAGED_HELP = (
     f"{ENV_MASTER_MANAGED_ROLES} (comma-separated role names; a trailing '*' matches a "
@@ -209,9 +233,20 @@ def authorise(conn: psycopg.Connection[Any], action: MasterAction) -> Authorised
 
 
 def _session_user(conn: psycopg.Connection[Any]) -> str:
+    """Who the master is; and, before any query with an operator in it runs, that this
+    transaction is the master session's, with ``search_path`` pinned
+    (:meth:`handlers.master.MasterSession.transaction`): otherwise an operator the
+    database's owner planted would run with the master's rights."""
     row = conn.execute(session_role()).fetchone()
     if row is None:  # pragma: no cover - SELECT session_user always answers
         raise AuthorityError("the server did not say who the master is")
+    if row[1] != PINNED_SEARCH_PATH:
+        raise AuthorityError(
+            f"the master's guard ran with search_path {row[1]!r}, not the master session's "
+            f"{PINNED_SEARCH_PATH!r}: a bug (every master statement runs inside "
+            "handlers.master.MasterSession.transaction), refused so that no object the "
+            "database's owner controls runs as the master. Nothing was changed"
+        )
     return str(row[0])
 
 
@@ -227,9 +262,17 @@ def _read_closure(
         if rolname == start:
             existing.add(start)
         attributes = [name for name, flag in zip(PRIVILEGED_ATTRIBUTES, flags, strict=True) if flag]
-        if attributes or rolname in PRIVILEGED_ROLE_NAMES:
+        if attributes or is_privileged_name(rolname):
             privileged.setdefault(start, []).append((rolname, attributes))
     return existing, privileged
+
+
+def is_privileged_name(role: str) -> bool:
+    """Whether ``role``'s name alone makes it privileged: a provider's administrator role,
+    or a predefined role other than the monitoring ones."""
+    if role in PRIVILEGED_ROLE_NAMES:
+        return True
+    return role.startswith(PREDEFINED_PREFIX) and role not in MONITORING_ROLE_NAMES
 
 
 def _check_managed(action: MasterAction) -> None:

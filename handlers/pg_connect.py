@@ -35,7 +35,7 @@ from rotation.errors import (
 from rotation.observability import logger
 from rotation.pg.login import classify_login, login_error_class, login_problem
 from rotation.pg.resolve import Resolver, needs_resolution, resolve, system_resolver
-from rotation.pg.secret import PostgresSecret
+from rotation.pg.secret import MasterSecret, PostgresSecret
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
@@ -55,6 +55,9 @@ ConnectFn = Callable[..., "psycopg.Connection[Any]"]
 APPLICATION_NAME = "secrets-rotation"
 # libpq treats connect_timeout below 2 seconds as 2.
 _MIN_CONNECT_TIMEOUT_S = 2
+# Held by handlers.master only: the master's credential logs in through its session, whose
+# every transaction pins search_path (tests/unit/test_authority_boundary.py checks the source).
+_MASTER_SEAL = object()
 # A lock wait gives up this share of the statement's time (at most 1 s) before the statement
 # itself would: the more precise error (55P03, "a lock blocked it") wins the race.
 _LOCK_SHARE = 0.1
@@ -147,7 +150,13 @@ class PostgresConnector:
         }
 
     def connect(
-        self, secret: PostgresSecret, deadline: Deadline, *, who: str, floor: str
+        self,
+        secret: PostgresSecret,
+        deadline: Deadline,
+        *,
+        who: str,
+        floor: str,
+        _master: object = None,
     ) -> psycopg.Connection[Any]:
         """Log in as ``secret``; ``who`` names the credential in messages (e.g. "AWSCURRENT").
 
@@ -175,6 +184,11 @@ class PostgresConnector:
         """
         import psycopg  # noqa: PLC0415  # see the class docstring
 
+        if isinstance(secret, MasterSecret) and _master is not _MASTER_SEAL:
+            raise TypeError(
+                "the master's credential logs in through handlers.master.open_master only "
+                "(its session pins search_path in every transaction)"
+            )
         raised = secret.with_tls_floor(floor)
         if raised is not secret:
             logger.warning(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -39,6 +39,9 @@ from handlers.pg_sql import (
 from rotation.errors import DatabaseError
 from rotation.observability import logger
 
+if TYPE_CHECKING:
+    from handlers.master import MasterSession
+
 __all__ = [
     "PairError",
     "ParityError",
@@ -71,10 +74,10 @@ def set_own_password(conn: psycopg.Connection[Any], role: str, password: str) ->
         raise statement_error(exc, f"changing the password of {role!r}") from exc
 
 
-def master_set_password(conn: psycopg.Connection[Any], action: MasterAction, password: str) -> None:
+def master_set_password(master: MasterSession, action: MasterAction, password: str) -> None:
     """As the master: set ``action.role``'s password, if the guard
-    (:func:`handlers.pg_authority.authorise`) allows it, in one transaction holding the
-    role's advisory lock. Single-user recovery and single-user reconcile.
+    (:func:`handlers.pg_authority.authorise`) allows it, in one (pinned) transaction holding
+    the role's advisory lock. Single-user recovery and single-user reconcile.
 
     Raises
     ------
@@ -83,7 +86,7 @@ def master_set_password(conn: psycopg.Connection[Any], action: MasterAction, pas
     """
     role = action.role
     try:
-        with conn.transaction():
+        with master.transaction() as conn:
             conn.execute(pair_lock(), (_LOCK_PREFIX + role,))
             target = authorise(conn, action)
             conn.execute(alter_password(target, scram_verifier(conn, role, password)))
@@ -115,10 +118,10 @@ def in_recovery(conn: psycopg.Connection[Any]) -> bool:
 
 
 def ensure_alternate_user(
-    conn: psycopg.Connection[Any], action: MasterAction, *, password: str, token: str | None = None
+    master: MasterSession, action: MasterAction, *, password: str, token: str | None = None
 ) -> bool:
     """Create ``action.role`` or change its password, and make it act as the pair's owner;
-    one transaction.
+    one (pinned) transaction of the master's.
 
     When the role is the clone, it is also made to match the owner at login: settings,
     connection limit, validity and memberships (:func:`handlers.pg_parity.match_owner`).
@@ -144,7 +147,7 @@ def ensure_alternate_user(
     user = action.role
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            return _ensure_alternate_user_once(conn, action, password=password, token=token)
+            return _ensure_alternate_user_once(master, action, password=password, token=token)
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation) as exc:
             # Mapped by SQLSTATE (42710, 23505): someone created the role between our check
             # and our CREATE. "Already done" for the creation; the next attempt finds the
@@ -156,12 +159,12 @@ def ensure_alternate_user(
 
 
 def _ensure_alternate_user_once(
-    conn: psycopg.Connection[Any], action: MasterAction, *, password: str, token: str | None
+    master: MasterSession, action: MasterAction, *, password: str, token: str | None
 ) -> bool:
     assert action.pair is not None  # noqa: S101  # checked by the caller
     user, owner = action.role, action.pair[0]
     try:
-        with conn.transaction():
+        with master.transaction() as conn:
             conn.execute(pair_lock(), (_LOCK_PREFIX + owner,))
             exists = conn.execute(role_exists(), (user,)).fetchone() is not None
             target = authorise(conn, action)
@@ -234,7 +237,7 @@ def _restore_validity(
 
 
 def expire_previous(
-    conn: psycopg.Connection[Any],
+    master: MasterSession,
     action: MasterAction,
     *,
     seconds: int,
@@ -257,7 +260,7 @@ def expire_previous(
     assert action.pair is not None  # noqa: S101  # a pair action by construction
     role, owner = action.role, action.pair[0]
     try:
-        with conn.transaction():
+        with master.transaction() as conn:
             conn.execute(pair_lock(), (_LOCK_PREFIX + owner,))
             if not still_promoted():
                 logger.info(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -29,6 +29,9 @@ from psycopg import sql
 from handlers.pg_errors import statement_error
 from rotation.errors import DatabaseError
 from rotation.observability import logger, publish_count
+
+if TYPE_CHECKING:
+    from handlers.master import MasterSession
 
 __all__ = [
     "READ_ALL_STATS",
@@ -116,10 +119,11 @@ def sees_all_sessions() -> sql.Composed:
     return sql.SQL("SELECT pg_catalog.pg_has_role({}, 'USAGE')").format(sql.Literal(READ_ALL_STATS))
 
 
-def find_sessions(conn: psycopg.Connection[Any], users: list[str]) -> Stragglers:
-    """Read the sessions of ``users`` (in its own transaction: read-only, nothing held)."""
+def find_sessions(master: MasterSession, users: list[str]) -> Stragglers:
+    """Read the sessions of ``users``, as the master (in its own pinned transaction:
+    read-only, nothing held)."""
     try:
-        with conn.transaction():
+        with master.transaction() as conn:
             row = conn.execute(sees_all_sessions()).fetchone()
             rows = conn.execute(sessions_of(), (users,)).fetchall()
     except psycopg.Error as exc:
@@ -138,8 +142,8 @@ def describe_sessions(sessions: tuple[Session, ...]) -> str:
     return "; ".join(session.describe() for session in sessions)
 
 
-def _warn_hidden_once(conn: psycopg.Connection[Any]) -> None:
-    key = (conn.info.host, conn.info.port, conn.info.user)
+def _warn_hidden_once(master: MasterSession) -> None:
+    key = (master.info.host, master.info.port, master.info.user)
     with _warned_lock:
         if key in _warned:
             return
@@ -147,14 +151,12 @@ def _warn_hidden_once(conn: psycopg.Connection[Any]) -> None:
     logger.warning(
         "the master cannot see other roles' session details (address, start time) in "
         "pg_stat_activity; sessions are counted, not described. To see them: "
-        f"GRANT {READ_ALL_STATS} TO {conn.info.user}",
-        extra={"master": conn.info.user},
+        f"GRANT {READ_ALL_STATS} TO {master.info.user}",
+        extra={"master": master.info.user},
     )
 
 
-def check_stragglers(
-    conn: psycopg.Connection[Any], *, user: str, policy: str, strategy: str
-) -> Stragglers:
+def check_stragglers(master: MasterSession, *, user: str, policy: str, strategy: str) -> Stragglers:
     """Count, log and publish ``user``'s live sessions, as the master, before its password
     changes; with ``policy`` ``refuse`` and any session found, raise.
 
@@ -163,9 +165,9 @@ def check_stragglers(
     StragglerError
         ``policy`` is ``refuse`` and ``user`` has sessions: nothing was changed.
     """
-    found = find_sessions(conn, [user])
+    found = find_sessions(master, [user])
     if not found.visible:
-        _warn_hidden_once(conn)
+        _warn_hidden_once(master)
     count = len(found.sessions)
     publish_count(STRAGGLER_METRIC, count, {"Strategy": strategy})
     if not count:
@@ -193,13 +195,13 @@ def check_stragglers(
 
 
 def report_open_sessions(
-    conn: psycopg.Connection[Any], *, user: str, valid_until: str, strategy: str
+    master: MasterSession, *, user: str, valid_until: str, strategy: str
 ) -> Stragglers:
     """finishSecret with ``PREVIOUS_PASSWORD_TTL``: count the sessions still open as the
     user whose password now expires, warn with the expiry time, and publish
     ``StragglerSessions`` (dimension ``Step=finishSecret``, the time as metadata). Their
     open sessions go on; their next login after ``valid_until`` fails."""
-    found = find_sessions(conn, [user])
+    found = find_sessions(master, [user])
     count = len(found.sessions)
     publish_count(
         STRAGGLER_METRIC,

@@ -15,7 +15,10 @@ from psycopg import sql
 from handlers.pg_authorised import AuthorisedRole
 from handlers.pg_scram import DEFAULT_ITERATIONS, deterministic_verifier
 
-__all__ = ["alter_password", "probe", "scram_verifier"]
+__all__ = ["PINNED_SEARCH_PATH", "alter_password", "pin_search_path", "probe", "scram_verifier"]
+
+# The only schemas the master's SQL resolves names in (see :func:`pin_search_path`).
+PINNED_SEARCH_PATH = "pg_catalog, pg_temp"
 
 
 def _target(target: AuthorisedRole) -> sql.Identifier:
@@ -133,19 +136,42 @@ def role_validity_passed() -> sql.SQL:
     )
 
 
+# -- The master's session (handlers.master.MasterSession) ---------------------------------
+
+
+def pin_search_path() -> sql.SQL:
+    """The first statement of every transaction the master runs: names resolve in
+    ``pg_catalog`` only (``pg_temp`` last, where it finds no function or operator).
+
+    The master logs in to the application's database, whose owner may ``ALTER DATABASE ...
+    SET search_path = public, pg_catalog`` and put an operator such as ``public.=(oid, oid)``
+    there: every unqualified ``=`` of the master's catalog queries would then run the
+    owner's function with the master's rights. ``SET LOCAL`` (not ``SET``, not the startup
+    packet's ``options``) because it ends with the transaction: behind a transaction-pooling
+    PgBouncer the server session is shared, and the pin must neither leak to other clients
+    nor be missing from the next transaction. Costs one round trip per master transaction
+    (a rotation's master runs two: stragglers, then the change), no connection.
+    """
+    return sql.SQL("SET LOCAL search_path = " + PINNED_SEARCH_PATH)
+
+
 # -- The master's guard (handlers.pg_authority) reads these -------------------------------
 
 
 def session_role() -> sql.SQL:
-    """Who this session logged in as (``session_user``: ``SET ROLE`` does not change it)."""
-    return sql.SQL("SELECT session_user")
+    """Who this session logged in as (``session_user``: ``SET ROLE`` does not change it),
+    and the search_path in force, which the guard checks is the master's pin
+    (:func:`pin_search_path`) before it runs a query with an operator in it. Calls no
+    operator and no unqualified function: safe before the check."""
+    return sql.SQL("SELECT session_user, pg_catalog.current_setting('search_path')")
 
 
 def privileged_closure() -> sql.SQL:
     """Parameterised: ``(roles, named)``. For each existing role in ``roles``: one row for
     the role itself, and one for every role it is a member of, directly or not (any grant,
     whatever its INHERIT/SET options), that has SUPERUSER, CREATEROLE, BYPASSRLS or
-    REPLICATION or whose name is in ``named``. Columns: (start, rolname, rolsuper,
+    REPLICATION, whose name is in ``named``, or that is predefined (``pg_*``: the guard
+    tells the monitoring ones apart). Columns: (start, rolname, rolsuper,
     rolcreaterole, rolbypassrls, rolreplication).
 
     ``UNION`` (not ``UNION ALL``) ends the recursion on any repeated role; PostgreSQL 16+
@@ -162,6 +188,7 @@ def privileged_closure() -> sql.SQL:
         " r.rolreplication FROM closure c JOIN pg_catalog.pg_roles r ON r.oid = c.oid"
         " WHERE r.rolname = c.start OR r.rolsuper OR r.rolcreaterole OR r.rolbypassrls"
         " OR r.rolreplication OR r.rolname = ANY(%s)"
+        " OR pg_catalog.starts_with(r.rolname::text, 'pg_')"
         " ORDER BY 1, 2"
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.master import locate_master
+from handlers.master import locate_master, open_master
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
 from rotation.config import (
@@ -47,6 +47,7 @@ from rotation.strategy import (
 if TYPE_CHECKING:
     import psycopg
 
+    from handlers.master import MasterSession
     from handlers.pg_authority import MasterAction
 
 __all__ = ["PostgresSingleUser"]
@@ -69,16 +70,18 @@ def _note_ttl_ignored() -> None:
 
 
 def _set_password(
-    conn: psycopg.Connection[Any],
+    conn: psycopg.Connection[Any] | MasterSession,
     secret: PostgresSecret,
     role: str,
     password: str,
     *,
     as_master: MasterAction | None = None,
 ) -> None:
-    """``ALTER ROLE`` with the pending password, by the role itself or (``as_master``) by
-    the master through its guard; a read-only host gets its own error."""
+    """``ALTER ROLE`` with the pending password, by the role itself (``conn``) or
+    (``as_master``) by the master's session through its guard; a read-only host gets its
+    own error."""
     # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+    from handlers.master import MasterSession  # noqa: PLC0415
     from handlers.pg_roles import (  # noqa: PLC0415
         in_recovery,
         master_set_password,
@@ -86,15 +89,21 @@ def _set_password(
     )
 
     try:
-        if as_master is None:
-            set_own_password(conn, role, password)
-        else:
+        if isinstance(conn, MasterSession):
+            assert as_master is not None  # noqa: S101  # the master acts through its guard
             master_set_password(conn, as_master, password)
+        else:
+            set_own_password(conn, role, password)
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) != _READ_ONLY:
             raise
         where = f"{secret.host}:{secret.port}"
-        if in_recovery(conn):
+        if isinstance(conn, MasterSession):
+            with conn.transaction() as pinned:
+                standby = in_recovery(pinned)
+        else:
+            standby = in_recovery(conn)
+        if standby:
             what = f"the secret's host ({where}) is a read-only standby (a read replica)"
         else:
             what = (
@@ -267,10 +276,10 @@ class PostgresSingleUser:
             "no labelled credential logs in; repairing with the master secret",
             extra={"refused": [error.problem for error in refused]},
         )
-        with self.connector.connect(
-            as_master, request.deadline, who="the master secret", floor=current.sslmode
-        ) as conn:
-            _set_password(conn, as_master, current.username, pending.password, as_master=action)
+        with open_master(
+            self.connector, as_master, request.deadline, floor=current.sslmode
+        ) as session:
+            _set_password(session, as_master, current.username, pending.password, as_master=action)
         return SetResult(changed=True, via="masterarn")
 
     # -- testSecret -------------------------------------------------------------------

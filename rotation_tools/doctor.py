@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.master import MasterSession, open_master
 from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_connect import PostgresConnector
 from handlers.pg_roles import in_recovery
@@ -27,7 +28,12 @@ from rotation import (
     RotationError,
 )
 from rotation.config import postgres_settings
-from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
+from rotation.pg.secret import (
+    MasterSecret,
+    PostgresSecret,
+    master_login,
+    parse_postgres_secret,
+)
 from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
 from rotation.secret import SecretVersion
@@ -168,6 +174,20 @@ def _login(
     return Check(f"login as {who}", True, f"{secret.username}, PostgreSQL {version}"), conn
 
 
+def _master_login(
+    connector: PostgresConnector, master: MasterSecret, remedies: _Fixes
+) -> tuple[Check, MasterSession | None]:
+    who = "the master"
+    try:
+        # Already raised to AWSCURRENT's TLS mode (master_login).
+        session = open_master(connector, master, Deadline.in_seconds(20), floor=master.sslmode)
+    except RotationError as exc:
+        hint = fix_for(exc, remedies.remedies, remedies.secret_id)
+        return Check(f"login as {who}", False, exc.problem, hint), None
+    version = session.info.server_version // 10000
+    return Check(f"login as {who}", True, f"{master.username}, PostgreSQL {version}"), session
+
+
 def _writable(conn: psycopg.Connection[Any]) -> Check:
     """Single-user changes the password where ``host`` points: a standby cannot."""
     if not in_recovery(conn):
@@ -182,7 +202,13 @@ def _writable(conn: psycopg.Connection[Any]) -> Check:
     )
 
 
-def _master_privileges(conn: psycopg.Connection[Any], user: str) -> Iterator[Check]:
+def _master_privileges(master: MasterSession, user: str) -> Iterator[Check]:
+    # The master's reads, like its changes, run in its pinned transactions only.
+    with master.transaction() as conn:
+        yield from _master_privileges_in(conn, user)
+
+
+def _master_privileges_in(conn: psycopg.Connection[Any], user: str) -> Iterator[Check]:
     row = conn.execute(
         "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
     ).fetchone()
@@ -263,11 +289,11 @@ def _multi_user(
         return
     yield Check("master secret format", True, f"{master.username}@{host}:{port}")
     as_master = master_login(secret, master, host=host, port=port, dbname=value.get("dbname"))
-    check, conn = _login(connector, as_master, "the master", fixes)
+    check, session = _master_login(connector, as_master, fixes)
     yield check
-    if conn is not None:
-        with conn:
-            yield from _master_privileges(conn, secret.username)
+    if session is not None:
+        with session:
+            yield from _master_privileges(session, secret.username)
 
 
 def run_doctor(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.master import open_master
 from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_connect import PostgresConnector
 from handlers.pg_errors import statement_error
@@ -22,7 +23,7 @@ from handlers.pg_sql import role_exists
 from handlers.rds import RdsTopology
 from rotation import Deadline, RetryPolicy, RotationError
 from rotation.errors import SecretFormatError
-from rotation.pg.secret import PostgresSecret, master_login, parse_postgres_secret
+from rotation.pg.secret import MasterSecret, PostgresSecret, master_login, parse_postgres_secret
 from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPREVIOUS, SecretVersion
 
@@ -47,7 +48,7 @@ def master_credential(
     current: PostgresSecret,
     deadline: Deadline,
     rds: RdsTopology | None = None,
-) -> PostgresSecret:
+) -> MasterSecret:
     """How the master logs in for ``current`` (the handlers' rule: its host, or the RDS
     primary its tags name; at least AWSCURRENT's TLS), read with the command's client.
 
@@ -139,19 +140,17 @@ def _collect(
     connector = connector or PostgresConnector(retry_policy=RetryPolicy(attempts=1))
     owner = owner_role(current.username)
     other = next(user for user in (owner, alternate_username(owner)) if user != current.username)
-    with connector.connect(
-        as_master, deadline, who="the master secret", floor=current.sslmode
-    ) as conn:
+    with open_master(connector, as_master, deadline, floor=current.sslmode) as session:
         try:
-            other_exists = conn.execute(role_exists(), (other,)).fetchone() is not None
-            conn.rollback()
+            with session.transaction() as conn:
+                other_exists = conn.execute(role_exists(), (other,)).fetchone() is not None
         except psycopg.Error as exc:
             raise statement_error(exc, "looking up the pair as the master") from exc
         # A single-user secret (AWSPREVIOUS is the same user, or none) has no pair: its
         # "<user>_clone" does not exist and is nobody's AWSPREVIOUS.
         paired = other_exists or _previous_username(client, secret_id) == other
         users = [current.username, other] if paired else [current.username]
-        found = find_sessions(conn, users)
+        found = find_sessions(session, users)
     return {
         "checked": True,
         "reason": None,

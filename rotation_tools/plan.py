@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.master import open_master
 from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_authority import PRIVILEGED_ROLE_NAMES, planned
 from handlers.pg_connect import APPLICATION_NAME, PostgresConnector
@@ -35,6 +36,7 @@ from handlers.pg_sql import (
     grant_membership,
     is_member_of,
     pair_lock,
+    pin_search_path,
     privileged_closure,
     probe,
     role_exists,
@@ -45,7 +47,7 @@ from handlers.pg_sql import (
 )
 from rotation import Deadline, RetryPolicy, RotationError, SecretFormatError
 from rotation.config import event_bus_name
-from rotation.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation.pg.secret import MasterSecret, PostgresSecret, parse_postgres_secret
 from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
 from rotation_tools.doctor import Check, run_doctor
@@ -152,6 +154,12 @@ def _login(credential: str, secret: PostgresSecret, floor: str, auth: str, outco
 
 def _transaction(statements: list[Statement], session: str) -> list[Statement]:
     return [Statement("BEGIN", [], session), *statements, Statement("COMMIT", [], session)]
+
+
+def _master_transaction(statements: list[Statement], session: str) -> list[Statement]:
+    """A transaction of the master's: its first statement pins search_path
+    (handlers.master.MasterSession)."""
+    return _transaction([_render(pin_search_path(), (), session), *statements], session)
 
 
 def build_plan(
@@ -357,7 +365,7 @@ def _fresh_clone(owner: str) -> RoleState:
 
 def _master_statements(
     connector: PostgresConnector,
-    master: PostgresSecret,
+    master: MasterSecret,
     *,
     floor: str,
     owner: str,
@@ -369,27 +377,26 @@ def _master_statements(
     notes: list[str] = []
     clone = f"{owner}_clone"
     try:
-        conn = connector.connect(
-            master, Deadline.in_seconds(_BUDGET_S), who="the master secret", floor=floor
-        )
+        as_master = open_master(connector, master, Deadline.in_seconds(_BUDGET_S), floor=floor)
     except RotationError as exc:
         _scrubber(master).scrub_exception_chain(exc)
         notes.append(f"the master does not log in now ({exc.problem}): statements not known")
         return [], notes
     try:
-        with conn:
-            exists = conn.execute(role_exists(), (user,)).fetchone() is not None
-            sessions = find_sessions(conn, [user])
-            version = conn.info.server_version
-            states = read_states(conn, (owner, clone))
-            conn.rollback()
+        with as_master:
+            with as_master.transaction() as conn:
+                exists = conn.execute(role_exists(), (user,)).fetchone() is not None
+            sessions = find_sessions(as_master, [user])
+            version = as_master.info.server_version
+            with as_master.transaction() as conn:
+                states = read_states(conn, (owner, clone))
     except psycopg.Error as exc:
         # A master without the catalog privileges, a server that went away: the CLI's
         # one-line error with the cause and its fix, not a traceback.
         error = statement_error(exc, f"reading the catalog as the master ({master.username})")
         _scrubber(master).scrub_exception_chain(error)
         raise error from exc
-    statements = _transaction(
+    statements = _master_transaction(
         [_render(sees_all_sessions(), (), session), _render(sessions_of(), ([user],), session)],
         session,
     )
@@ -443,7 +450,7 @@ def _master_statements(
         )
     else:
         notes.append(f"{owner!r} is rotated back in: the clone (AWSCURRENT) is not touched")
-    return statements + _transaction(changes, session), notes
+    return statements + _master_transaction(changes, session), notes
 
 
 # -- output -------------------------------------------------------------------------------

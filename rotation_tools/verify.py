@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from handlers.master import locate_master
+from handlers.master import locate_master, open_master
 from handlers.multi_user import CLONE_SUFFIX, owner_role
 from handlers.pg_authority import MasterAction, PairError, precheck
 from handlers.pg_connect import PostgresConnector
@@ -34,7 +34,7 @@ from handlers.rds import RdsTopology
 from handlers.verify import CredentialState, Verification, Verifier
 from rotation.config import ManagedRoles, master_managed_roles, postgres_settings
 from rotation.errors import RotationError
-from rotation.pg.secret import PostgresSecret
+from rotation.pg.secret import MasterSecret, PostgresSecret
 from rotation.pg.settings import PostgresSettings
 from rotation.retry import Deadline, RetryPolicy
 from rotation.secret import AWSCURRENT, AWSPREVIOUS
@@ -52,7 +52,7 @@ _RETRIES = RetryPolicy(attempts=2, initial_wait_s=0.2, max_wait_s=1.0, jitter_s=
 
 def _master(
     session: StoreSession, current: PostgresSecret, deadline: Deadline, rds: RdsTopology
-) -> PostgresSecret:
+) -> MasterSecret:
     """The master credential, logging in at the user's host or the primary it reads from
     (the rule setSecret applies: :func:`handlers.master.locate_master`)."""
     assert current.masterarn is not None  # noqa: S101  # checked by the caller
@@ -127,17 +127,15 @@ def _reconcile(
     for _, _, action in planned:
         precheck(action, master_user=master.username)
     actions = []
-    with verifier.connector.connect(
-        master, deadline, who="the master secret", floor=current.sslmode
-    ) as conn:
+    with open_master(verifier.connector, master, deadline, floor=current.sslmode) as as_master:
         for label, secret, action in planned:
             if action.pair is None:
-                master_set_password(conn, action, secret.password)
+                master_set_password(as_master, action, secret.password)
                 actions.append(
                     f"set the password of {secret.username!r} back to {label}'s, as the master"
                 )
             else:
-                ensure_alternate_user(conn, action, password=secret.password)
+                ensure_alternate_user(as_master, action, password=secret.password)
                 actions.append(
                     f"reset the password of {secret.username!r} with {label}'s password, "
                     "as the master"

@@ -12,6 +12,7 @@ from rotation.pg.tls import at_least, resolve_sslmode
 __all__ = [
     "CLONE_SUFFIX",
     "ENGINES",
+    "MasterSecret",
     "PostgresSecret",
     "check_no_weaker_tls",
     "check_same_target",
@@ -49,6 +50,13 @@ class PostgresSecret:
         """This credential, with its TLS mode raised to ``floor`` if it asks for less."""
         raised = at_least(self.sslmode, floor)
         return self if raised == self.sslmode else replace(self, sslmode=raised)
+
+
+@dataclass(frozen=True)
+class MasterSecret(PostgresSecret):
+    """The master's credential, as :func:`master_login` makes it. A mark, nothing more: the
+    Lambda side's connector opens a login with it only for the master's session (which pins
+    every transaction's ``search_path``), never as an ordinary connection."""
 
 
 def _string(value: Mapping[str, Any], key: str, what: str) -> str:
@@ -184,11 +192,16 @@ def check_no_weaker_tls(current: PostgresSecret, pending: PostgresSecret) -> Non
 
 def master_login(
     current: PostgresSecret, master: PostgresSecret, *, host: str, port: int, dbname: str | None
-) -> PostgresSecret:
+) -> MasterSecret:
     """The master's credential, logging in at ``host:port`` (the primary) in its database or
     else the user's, with the master secret's own TLS mode raised to AWSCURRENT's: the most
-    privileged credential never travels on weaker TLS than the one it administers."""
-    return PostgresSecret(
+    privileged credential never travels on weaker TLS than the one it administers.
+
+    The user's database when the master secret names none (RDS-managed master secrets never
+    do): that is the database an operator already lets the master reach (pg_hba.conf, a
+    PgBouncer's ``[databases]``), where ``postgres`` may be unreachable or dropped. What its
+    owner controls there is kept from the master by its session (``handlers.master``)."""
+    return MasterSecret(
         engine=current.engine,
         host=host,
         port=port,

@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from handlers import pg_parity
+from handlers.master import MasterSession
 from handlers.pg_authority import MasterAction, authorise
 from handlers.pg_parity import ParityError, match_owner, split_guc_list
 from rotation import AWSCURRENT, AWSPENDING, AWSPREVIOUS
@@ -371,8 +372,9 @@ def _mirror_on(conn: psycopg.Connection[Any], owner: str, clone: str) -> list[st
     action = MasterAction(
         role=clone, what="a test", pair=(owner, clone), managed=ManagedRoles((clone,))
     )
-    with conn.transaction():
-        return match_owner(conn, owner=owner, clone=authorise(conn, action))
+    # In a master transaction (search_path pinned), as every master statement runs.
+    with MasterSession(conn).transaction() as pinned:
+        return match_owner(pinned, owner=owner, clone=authorise(pinned, action))
 
 
 @pytest.mark.parametrize("name", ["search_path", "temp_tablespaces", "local_preload_libraries"])

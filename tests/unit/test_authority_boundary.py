@@ -11,13 +11,17 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from handlers.pg_authorised import AuthorisedRole
+from handlers.pg_connect import PostgresConnector
 from handlers.pg_sql import alter_password, create_login_role, grant_membership, revoke_role
 from rotation.config import ManagedRoles, master_managed_roles
 from rotation.errors import ConfigurationError
+from rotation.pg.secret import PostgresSecret, master_login
+from rotation.retry import Deadline
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
@@ -119,6 +123,72 @@ def test_a_bare_name_or_a_forged_token_is_refused_at_run_time() -> None:
         revoke_role("x", "victim_clone")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"handlers\.pg_authority"):
         AuthorisedRole("victim", "forged")
+
+
+# -- the master's session: every statement of the master's in a pinned transaction ----------
+
+
+def _names(tree: ast.AST, name: str) -> list[int]:
+    """Lines that mention ``name``: as a name, an attribute, an import or a keyword."""
+    lines = []
+    for node in ast.walk(tree):
+        if (
+            (isinstance(node, ast.Name) and node.id == name)
+            or (isinstance(node, ast.Attribute) and node.attr == name)
+            or (isinstance(node, ast.keyword) and node.arg == name)
+        ):
+            lines.append(getattr(node, "lineno", 0))
+        elif isinstance(node, ast.ImportFrom) and any(a.name == name for a in node.names):
+            lines.append(node.lineno)
+    return lines
+
+
+def _holders(name: str) -> set[str]:
+    return {_relative(path) for path in SOURCES if _names(ast.parse(path.read_text()), name)}
+
+
+def test_only_the_master_session_logs_the_master_in() -> None:
+    # The connector opens a MasterSecret only with the seal; only handlers.master has it.
+    assert _holders("_MASTER_SEAL") == {"handlers/pg_connect.py", "handlers/master.py"}
+    passes_it = {
+        _relative(path)
+        for path in SOURCES
+        if any(
+            isinstance(node, ast.keyword) and node.arg == "_master"
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    }
+    assert passes_it == {"handlers/master.py"}
+
+
+def test_only_master_login_makes_a_master_credential() -> None:
+    found = {
+        _relative(path) for path in SOURCES if _calls(ast.parse(path.read_text()), "MasterSecret")
+    }
+    assert found == {"rotation/pg/secret.py"}
+
+
+def test_the_master_sessions_connection_is_reached_only_through_its_transactions() -> None:
+    assert _holders("_conn") == {"handlers/master.py"}
+    assert {
+        _relative(path) for path in SOURCES if _calls(ast.parse(path.read_text()), "MasterSession")
+    } == {"handlers/master.py"}
+
+
+def test_the_connector_refuses_the_masters_credential_outside_its_session() -> None:
+    opened: list[dict[str, Any]] = []
+
+    def connect(**kwargs: Any) -> Any:
+        opened.append(kwargs)
+        raise AssertionError("never reached")
+
+    current = PostgresSecret("postgres", "db.example.com", 5432, "app", "pw", "appdb")
+    master = master_login(current, current, host="db.example.com", port=5432, dbname=None)
+    connector = PostgresConnector(connect=connect)
+    for attempt in (connector.connect, connector.try_login):
+        with pytest.raises(TypeError, match=r"handlers\.master\.open_master"):
+            attempt(master, Deadline.in_seconds(5), who="the master secret", floor="require")
+    assert opened == []
 
 
 @pytest.mark.parametrize(
