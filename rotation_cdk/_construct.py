@@ -13,6 +13,7 @@ from aws_cdk import (
     Aspects,
     Aws,
     Duration,
+    Fn,
     Names,
     Stack,
     Token,
@@ -45,6 +46,7 @@ from rotation.errors import ConfigurationError
 from rotation.password import generate_password
 from rotation_cdk._artifact import artifact_directory
 from rotation_cdk._network import RdsApiWarning, RouteCheck
+from rotation_tools.dashboard import Panel, dashboard_body
 from rotation_tools.iam_policy import (
     BASIC_EXECUTION_POLICY,
     SECRET_ARN_PATTERN,
@@ -196,6 +198,9 @@ class PostgresRotation(Construct):
         An EventBridge bus the function publishes ``RotationSucceeded`` and
         ``RotationStepFailed`` to (``EVENT_BUS_NAME``, with ``events:PutEvents`` on that bus
         only); None: no events, no permission.
+    dashboard
+        True (default): a CloudWatch dashboard of this function (the one ``template.yaml``
+        has, from :mod:`rotation_tools.dashboard`), with this construct's alarms; False: none.
     """
 
     def __init__(
@@ -216,6 +221,7 @@ class PostgresRotation(Construct):
         permissions_boundary: iam.IManagedPolicy | str | None = None,
         failure_alarm: bool | sns.ITopic = False,
         event_bus: events.IEventBus | None = None,
+        dashboard: bool = True,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
         runtime: lambda_.Runtime = RUNTIME,
         timeout: Duration | None = None,
@@ -329,6 +335,10 @@ class PostgresRotation(Construct):
         self.failure_alarm: cloudwatch.Alarm | None = None
         if failure_alarm is not False:
             self._alarm(failure_alarm)
+
+        self.dashboard: cloudwatch.CfnDashboard | None = None
+        if dashboard:
+            self._dashboard(strategy)
 
         if vpc is not None:
             self.node.add_validation(RouteCheck(self, vpc, vpc_subnets))
@@ -460,6 +470,22 @@ class PostgresRotation(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.failure_alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.failure_topic))
+
+    # -- dashboard -----------------------------------------------------------------------
+
+    def alarms(self) -> list[cloudwatch.IAlarm]:
+        """This construct's alarms."""
+        return [a for a in (self.failure_alarm,) if a is not None]
+
+    def _dashboard(self, strategy: str) -> None:
+        alarms = {f"Alarm{i}": alarm.alarm_arn for i, alarm in enumerate(self.alarms())}
+        panel = Panel(strategy.capitalize(), strategy, "${FunctionName}")
+        body = dashboard_body([panel], alarm_arns=[f"${{{name}}}" for name in alarms])
+        self.dashboard = cloudwatch.CfnDashboard(
+            self,
+            "Dashboard",
+            dashboard_body=Fn.sub(body, {"FunctionName": self.function.function_name, **alarms}),
+        )
 
     # -- what synth can only warn about --------------------------------------------------
 
