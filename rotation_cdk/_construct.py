@@ -23,6 +23,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -56,6 +57,16 @@ from rotation_tools.iam_policy import (
     managed_policies,
     statements,
 )
+from rotation_tools.ops_resources import (
+    DRIFT_ALARM,
+    FAILURE_RULE_DESCRIPTION,
+    FAILURE_RULE_PATTERN,
+    NOT_CHECKED_ALARM,
+    VERIFICATION_RULE_DESCRIPTION,
+    AlarmSpec,
+    verification_event,
+)
+from rotation_tools.rotation_window import check_rules
 
 __all__ = ["HANDLERS", "PostgresRotation", "Strategy", "lambda_code", "password_environment"]
 
@@ -142,6 +153,15 @@ def _window(window: Duration | None) -> str | None:
     return f"{int(hours)}h"
 
 
+def _check_window(rules: dict[str, Any], window: str | None) -> None:
+    """Secrets Manager's rule for the schedule and its window (rotation_tools.rotation_window,
+    the same as template.yaml's parameters and `rotation plan`)."""
+    expression = (
+        rules.get("schedule_expression") or f"rate({rules['automatically_after_days']} days)"
+    )
+    check_rules(expression, window)
+
+
 def _arn_pattern(secret: secretsmanager.ISecret) -> str:
     # An imported secret known only by name or partial ARN: Secrets Manager appends six
     # random characters to every secret's ARN.
@@ -192,12 +212,20 @@ class PostgresRotation(Construct):
     permissions_boundary
         A managed policy (or its ARN) set as the role's permissions boundary.
     failure_alarm
-        True: an alarm on the function's errors and throttles, notifying a new SNS topic;
-        a topic: notify that one instead; False: no alarm.
+        True: an alarm on the function's errors and throttles and a rule on Secrets
+        Manager's ``RotationFailed`` / ``RotationAbandoned`` events (as ``template.yaml``'s
+        ``EnableFailureAlarm``), notifying a new SNS topic; a topic: notify that one instead
+        (it must let ``events.amazonaws.com`` publish when it is not of this app); False:
+        neither.
     event_bus
         An EventBridge bus the function publishes ``RotationSucceeded`` and
         ``RotationStepFailed`` to (``EVENT_BUS_NAME``, with ``events:PutEvents`` on that bus
         only); None: no events, no permission.
+    verification_schedule
+        How often to check that the secret's credentials still log in (``rate(1 hour)`` or
+        an ``events.Schedule``): an EventBridge rule sends the function the verification
+        event, with alarms on drift and on the secret not checked in time (as
+        ``template.yaml``'s ``VerificationSchedule``); None: no verification.
     dashboard
         True (default): a CloudWatch dashboard of this function (the one ``template.yaml``
         has, from :mod:`rotation_tools.dashboard`), with this construct's alarms; False: none.
@@ -221,6 +249,7 @@ class PostgresRotation(Construct):
         permissions_boundary: iam.IManagedPolicy | str | None = None,
         failure_alarm: bool | sns.ITopic = False,
         event_bus: events.IEventBus | None = None,
+        verification_schedule: events.Schedule | str | None = None,
         dashboard: bool = True,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
         runtime: lambda_.Runtime = RUNTIME,
@@ -242,6 +271,8 @@ class PostgresRotation(Construct):
         )
         stack = Stack.of(self)
         rules = _schedule(schedule if schedule is not None else Duration.days(30))
+        window_text = _window(window)
+        _check_window(rules, window_text)
         self.strategy = strategy
         self.function_name = function_name or Names.unique_resource_name(
             self, max_length=64, separator="-"
@@ -324,7 +355,7 @@ class PostgresRotation(Construct):
             rotation_lambda_arn=self.function.function_arn,
             rotate_immediately_on_update=rotate_immediately,
             rotation_rules=secretsmanager.CfnRotationSchedule.RotationRulesProperty(
-                duration=_window(window), **rules
+                duration=window_text, **rules
             ),
         )
         # The first rotation starts when the schedule is created: the function must be
@@ -334,7 +365,14 @@ class PostgresRotation(Construct):
         self.failure_topic: sns.ITopic | None = None
         self.failure_alarm: cloudwatch.Alarm | None = None
         if failure_alarm is not False:
-            self._alarm(failure_alarm)
+            topic = self._alarm(failure_alarm)
+            self._failure_rule(topic)
+
+        self.verification_rule: events.Rule | None = None
+        self.drift_alarm: cloudwatch.CfnAlarm | None = None
+        self.not_checked_alarm: cloudwatch.CfnAlarm | None = None
+        if verification_schedule is not None:
+            self._verification(verification_schedule, secret)
 
         self.dashboard: cloudwatch.CfnDashboard | None = None
         if dashboard:
@@ -430,7 +468,7 @@ class PostgresRotation(Construct):
 
     # -- alarm ---------------------------------------------------------------------------
 
-    def _alarm(self, failure_alarm: bool | sns.ITopic) -> None:
+    def _alarm(self, failure_alarm: bool | sns.ITopic) -> sns.ITopic:
         if isinstance(failure_alarm, bool):
             self.failure_topic = sns.Topic(
                 self, "FailureTopic", display_name="PostgreSQL rotation failed", enforce_ssl=True
@@ -470,21 +508,87 @@ class PostgresRotation(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.failure_alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.failure_topic))
+        return self.failure_topic
 
     # -- dashboard -----------------------------------------------------------------------
 
-    def alarms(self) -> list[cloudwatch.IAlarm]:
-        """This construct's alarms."""
-        return [a for a in (self.failure_alarm,) if a is not None]
+    def alarm_arns(self) -> list[str]:
+        """This construct's alarms' ARNs."""
+        arns = [self.failure_alarm.alarm_arn] if self.failure_alarm is not None else []
+        arns += [a.attr_arn for a in (self.drift_alarm, self.not_checked_alarm) if a is not None]
+        return arns
 
     def _dashboard(self, strategy: str) -> None:
-        alarms = {f"Alarm{i}": alarm.alarm_arn for i, alarm in enumerate(self.alarms())}
+        alarms = {f"Alarm{i}": arn for i, arn in enumerate(self.alarm_arns())}
         panel = Panel(strategy.capitalize(), strategy, "${FunctionName}")
         body = dashboard_body([panel], alarm_arns=[f"${{{name}}}" for name in alarms])
         self.dashboard = cloudwatch.CfnDashboard(
             self,
             "Dashboard",
             dashboard_body=Fn.sub(body, {"FunctionName": self.function.function_name, **alarms}),
+        )
+
+    # -- Secrets Manager's own failure events, verification ------------------------------
+
+    def _failure_rule(self, topic: sns.ITopic) -> None:
+        self.failure_rule = events.Rule(
+            self,
+            "RotationFailureRule",
+            description=FAILURE_RULE_DESCRIPTION,
+            event_pattern=events.EventPattern(
+                source=FAILURE_RULE_PATTERN["source"],
+                detail_type=FAILURE_RULE_PATTERN["detail-type"],
+                detail=FAILURE_RULE_PATTERN["detail"],
+            ),
+            targets=[events_targets.SnsTopic(topic)],
+        )
+
+    def _verification(
+        self, schedule: events.Schedule | str, secret: secretsmanager.ISecret
+    ) -> None:
+        if isinstance(schedule, str):
+            schedule = events.Schedule.expression(schedule)
+        self.verification_rule = events.Rule(
+            self,
+            "VerificationRule",
+            description=VERIFICATION_RULE_DESCRIPTION,
+            schedule=schedule,
+            targets=[
+                events_targets.LambdaFunction(
+                    self.function,
+                    event=events.RuleTargetInput.from_object(
+                        verification_event([secret.secret_arn])
+                    ),
+                )
+            ],
+        )
+        self.drift_alarm = self._verification_alarm("CredentialDriftAlarm", DRIFT_ALARM)
+        self.not_checked_alarm = self._verification_alarm(
+            "CredentialNotCheckedAlarm", NOT_CHECKED_ALARM
+        )
+
+    def _verification_alarm(self, construct_id: str, spec: AlarmSpec) -> cloudwatch.CfnAlarm:
+        properties = spec.properties()
+        return cloudwatch.CfnAlarm(
+            self,
+            construct_id,
+            alarm_description=properties["AlarmDescription"],
+            namespace=properties["Namespace"],
+            metric_name=properties["MetricName"],
+            dimensions=[
+                cloudwatch.CfnAlarm.DimensionProperty(name=d["Name"], value=d["Value"])
+                for d in properties["Dimensions"]
+            ],
+            statistic=properties["Statistic"],
+            period=properties["Period"],
+            evaluation_periods=properties["EvaluationPeriods"],
+            datapoints_to_alarm=properties["DatapointsToAlarm"],
+            threshold=properties["Threshold"],
+            comparison_operator=properties["ComparisonOperator"],
+            treat_missing_data=properties["TreatMissingData"],
+            alarm_actions=(
+                [self.failure_topic.topic_arn] if self.failure_topic is not None else None
+            ),
         )
 
     # -- what synth can only warn about --------------------------------------------------

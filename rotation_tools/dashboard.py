@@ -262,7 +262,7 @@ TEMPLATE_PANELS = (
     Panel("Single-user", "single-user", "${SingleUserFunction}"),
     Panel("Multi-user", "multi-user", "${MultiUserFunction}"),
 )
-TEMPLATE_ALARMS = ("${CredentialDriftAlarm.Arn}",)
+TEMPLATE_ALARMS = ("${CredentialDriftAlarm.Arn}", "${CredentialNotCheckedAlarm.Arn}")
 
 
 def template_snippet() -> str:
