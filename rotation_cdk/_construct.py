@@ -12,6 +12,7 @@ from aws_cdk import (
     ArnFormat,
     Aspects,
     Aws,
+    CfnResource,
     Duration,
     Fn,
     Names,
@@ -58,6 +59,7 @@ from rotation_tools.iam_policy import (
     statements,
 )
 from rotation_tools.ops_resources import (
+    CHECKOV_SKIPS,
     DRIFT_ALARM,
     FAILURE_RULE_DESCRIPTION,
     FAILURE_RULE_PATTERN,
@@ -382,6 +384,7 @@ class PostgresRotation(Construct):
             self.node.add_validation(RouteCheck(self, vpc, vpc_subnets))
             self._warn_about_rds_api(strategy, vpc, vpc_subnets)
         self._acknowledge_nag_findings(strategy=strategy, vpc=vpc is not None)
+        self._skip_checkov_findings(vpc=vpc is not None, reserved=reserved_concurrency is not None)
 
     # -- synth-time refusals -------------------------------------------------------------
 
@@ -637,6 +640,26 @@ class PostgresRotation(Construct):
             "the Python runtime is the caller's choice (runtime=, default python3.12 as in "
             "template.yaml); the artifact is built for whichever is chosen",
         )
+
+    # -- checkov -------------------------------------------------------------------------
+
+    def _skip_checkov_findings(self, *, vpc: bool, reserved: bool) -> None:
+        """The deliberate checkov findings on this construct's own resources, each with its
+        reason (rotation_tools.ops_resources; template.yaml's functions carry the same)."""
+        function_skips = ["CKV_AWS_116", "CKV_AWS_173"]
+        function_skips += [] if reserved else ["CKV_AWS_115"]
+        function_skips += [] if vpc else ["CKV_AWS_117"]
+        self._checkov_skip(self.function, function_skips)
+        if isinstance(self.failure_topic, sns.Topic) and self.failure_topic.node.scope is self:
+            self._checkov_skip(self.failure_topic, ["CKV_AWS_26"])
+
+    @staticmethod
+    def _checkov_skip(scope: Construct, ids: list[str]) -> None:
+        resource = scope.node.default_child
+        if isinstance(resource, CfnResource):
+            resource.add_metadata(
+                "checkov", {"skip": [{"id": i, "comment": CHECKOV_SKIPS[i]} for i in ids]}
+            )
 
     @staticmethod
     def _acknowledge(scope: Construct, rule: str, reason: str) -> None:

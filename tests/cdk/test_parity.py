@@ -13,6 +13,7 @@ from aws_cdk import Duration
 
 from rotation.verify_event import parse_verify_event
 from rotation_tools.ops_resources import (
+    CHECKOV_SKIPS,
     DRIFT_ALARM,
     FAILURE_RULE_DESCRIPTION,
     FAILURE_RULE_PATTERN,
@@ -137,3 +138,29 @@ def test_a_window_secrets_manager_accepts() -> None:
         "ScheduleExpression": "cron(0 1,13 * * ? *)",
         "Duration": "4h",
     }
+
+
+def _checkov_skips(resource: dict[str, Any]) -> dict[str, str]:
+    return {s["id"]: s["comment"] for s in resource["Metadata"]["checkov"]["skip"]}
+
+
+def test_checkov_skips_carry_the_template_s_reasons() -> None:
+    built = build(failure_alarm=True)
+    (function,) = of_type(built.json(), "AWS::Lambda::Function").values()
+    skips = _checkov_skips(function)
+    assert skips == {
+        i: CHECKOV_SKIPS[i] for i in ("CKV_AWS_116", "CKV_AWS_173", "CKV_AWS_115", "CKV_AWS_117")
+    }
+    for name in ("SingleUserFunction", "MultiUserFunction"):
+        assert _checkov_skips(TEMPLATE[name]) == {
+            i: CHECKOV_SKIPS[i] for i in ("CKV_AWS_116", "CKV_AWS_173")
+        }
+    (topic,) = of_type(built.json(), "AWS::SNS::Topic").values()
+    assert _checkov_skips(topic) == {"CKV_AWS_26": CHECKOV_SKIPS["CKV_AWS_26"]}
+
+
+def test_checkov_skips_follow_the_options() -> None:
+    built = build(vpc="isolated", reserved_concurrency=10)
+    (function,) = of_type(built.json(), "AWS::Lambda::Function").values()
+    # A VPC and a reservation given: those checks run and pass.
+    assert set(_checkov_skips(function)) == {"CKV_AWS_116", "CKV_AWS_173"}
