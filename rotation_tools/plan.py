@@ -15,7 +15,9 @@ Secrets Manager, or change anything in the database.
 from __future__ import annotations
 
 import argparse
+import datetime
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,12 +43,15 @@ from handlers.pg_sql import (
     role_settings,
 )
 from rotation import Deadline, RetryPolicy, RotationError, SecretFormatError
+from rotation.aws_errors import error_code
 from rotation.config import event_bus_name
 from rotation.pg.secret import PostgresSecret, parse_postgres_secret
 from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
 from rotation_tools.doctor import Check, run_doctor
+from rotation_tools.fleet import list_rotating
 from rotation_tools.pair_sessions import master_credential
+from rotation_tools.plan_windows import WindowReport, window_report
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -113,6 +118,7 @@ class Plan:
     steps: list[PlannedStep]
     checks: list[Check]
     notes: list[str] = field(default_factory=list)
+    windows: WindowReport | None = None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -123,6 +129,7 @@ class Plan:
         document["checks"] = [check.as_json() for check in self.checks]
         document["failed_checks"] = [check.as_json() for check in self.failed_checks]
         document["ok"] = not self.failed_checks
+        document["windows"] = self.windows.as_json() if self.windows is not None else None
         return document
 
 
@@ -158,6 +165,7 @@ def build_plan(
     strategy: str,
     connector: PostgresConnector | None = None,
     remedies: Remedies | None = None,
+    now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
 ) -> Plan:
     """Read what a rotation of ``secret_id`` would find, and describe what it would do.
 
@@ -203,7 +211,22 @@ def build_plan(
             f"then EventBridge PutEvents(EventBusName={bus}, DetailType=RotationSucceeded); "
             "a failed step publishes RotationStepFailed"
         )
-    return Plan(arn, description.name, strategy, token, steps, checks, notes)
+    windows = _windows(client, described, now())
+    return Plan(arn, description.name, strategy, token, steps, checks, notes, windows)
+
+
+def _windows(client: SecretsManagerClient, described: Any, now: datetime.datetime) -> WindowReport:
+    """The next windows, and the account's secrets sharing the first (ListSecrets: one call
+    per 100 secrets); without ListSecrets permission, the windows alone."""
+    try:
+        return window_report(described, list(list_rotating(client)), now)
+    except (ClientError, BotoCoreError) as exc:
+        report = window_report(described, [], now)
+        report.notes.append(
+            f"could not list the account's secrets ({error_code(exc) or type(exc).__name__}): "
+            "secrets sharing the window not counted (needs secretsmanager:ListSecrets)"
+        )
+        return report
 
 
 def _create(arn: str, token: str, current_id: str | None, username: str) -> PlannedStep:
@@ -456,12 +479,36 @@ def render_plan(plan: Plan, console: Any) -> None:
             console.line(f"  sql   [{statement.session}] {statement.line()}")
         for note in step.notes:
             console.line(f"  note  {note}")
+    if plan.windows is not None:
+        _render_windows(plan.windows, console)
     console.heading("Checks (rotation doctor)")
     if not plan.failed_checks:
         console.line("  every check passed")
     for check in plan.failed_checks:
         console.check(check.ok, check.name, check.detail, check.hint)
     console.line("Nothing was changed.")
+
+
+def _render_windows(report: WindowReport, console: Any) -> None:
+    rules = report.schedule or "no schedule"
+    if report.duration:
+        rules += f", window {report.duration}"
+    console.heading(f"Rotation windows ({rules})")
+    for start, end in report.windows:
+        console.line(f"  {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC")
+    if report.windows:
+        console.line(
+            f"  secrets of this account rotating in the first window: {len(report.sharing)}"
+            + (
+                f" ({report.unplaced} more with rotation on could not be placed)"
+                if report.unplaced
+                else ""
+            )
+        )
+    for note in report.notes:
+        console.line(f"  note  {note}")
+    if report.warning:
+        console.line(f"  warning  {report.warning}")
 
 
 def cmd_plan(args: argparse.Namespace, console: Any) -> int:

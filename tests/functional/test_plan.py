@@ -197,3 +197,13 @@ def test_a_master_without_catalog_access_is_one_line_error(multi: MultiBed) -> N
     assert "InsufficientPrivilege, 42501" in document["error"]
     for secret in (password, multi.master_password):
         assert secret not in result.stdout + result.stderr
+
+
+def test_the_plan_says_when_there_is_no_rotation_window(bed: Bed) -> None:
+    # moto keeps no rotation rules for a function it cannot invoke: the windows themselves
+    # are computed from AWS-shaped entries in tests/unit/test_plan_windows.py.
+    arn, _, _ = bed.user_secret()
+    document, text = _plan(arn, "single-user")
+    assert document["windows"]["windows"] == []
+    assert document["windows"]["notes"] == ["rotation is not enabled with a schedule: no window"]
+    assert "Rotation windows (no schedule)" in text
