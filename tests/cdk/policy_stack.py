@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +53,7 @@ def main() -> None:
     for name, built in stacks().items():
         path = args.out / f"{name}.template.json"
         path.write_text(json.dumps(built.json(), indent=1))
-        print(path)
+        sys.stdout.write(f"{path}\n")
 
 
 if __name__ == "__main__":
