@@ -31,6 +31,7 @@ from handlers.pg_parity import RoleState, _plan, read_states
 from handlers.pg_sessions import find_sessions, sees_all_sessions, sessions_of
 from handlers.pg_sql import (
     alter_password,
+    bound_transaction,
     create_login_role,
     default_role,
     grant_membership,
@@ -59,9 +60,11 @@ if TYPE_CHECKING:
 
     from rotation_tools.remedies import Remedies
 
-__all__ = ["REDACTED", "Plan", "build_plan", "cmd_plan", "render_plan"]
+__all__ = ["BOUND_PARAMS", "REDACTED", "Plan", "build_plan", "cmd_plan", "render_plan"]
 
 REDACTED = "<redacted>"
+# The bounds' values in a plan: known only when the transaction starts.
+BOUND_PARAMS = ("<ms left>", "<ms left, less the lock's lead>")
 # The handlers' advisory-lock key prefix (handlers.pg_roles._LOCK_PREFIX).
 _LOCK_PREFIX = "secrets-rotation:"
 _NEW_TOKEN = "<new token>"  # noqa: S105  # a placeholder, not a password
@@ -155,7 +158,10 @@ def _login(credential: str, secret: PostgresSecret, floor: str, auth: str, outco
 
 
 def _transaction(statements: list[Statement], session: str) -> list[Statement]:
-    return [Statement("BEGIN", [], session), *statements, Statement("COMMIT", [], session)]
+    # Every transaction starts with the step's bounds (handlers.pg_bounds): their values
+    # are the time left when it starts.
+    bounds = _render(bound_transaction(), BOUND_PARAMS, session)
+    return [Statement("BEGIN", [], session), bounds, *statements, Statement("COMMIT", [], session)]
 
 
 def build_plan(
