@@ -172,7 +172,7 @@ def test_single_user_through_pgbouncer(bed: Bed, bouncer: PgBouncer) -> None:
 
 
 def test_multi_user_through_pgbouncer(multi_tls: MultiBed, bouncer: PgBouncer) -> None:
-    through = {"host": bouncer.host, "port": bouncer.port, "ssl": False}
+    through: dict[str, Any] = {"host": bouncer.host, "port": bouncer.port, "ssl": False}
     master_arn = multi_tls.master_secret(**through)
     arn, _, _ = multi_tls.app(master_arn=master_arn, **through)
     readers = Readers(multi_tls.sm, arn, bouncer, hold=_holds_connections(bouncer))
