@@ -10,6 +10,7 @@ connect in plaintext (``client_tls_sslmode = disable``): the pooler is on loopba
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -26,9 +28,24 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from rotation import AWSCURRENT, LocalRotation, Rotator
+from rotation.client import RotatingCredentials, SecretsManagerSource
+from rotation.driver import RotationFailed
 from rotation_tools.testbed.pgcluster import PostgresCluster, _unprivileged_user, free_port
 
-__all__ = ["AUTH_USER", "PgBouncer", "find_pgbouncer", "running_pgbouncer"]
+__all__ = [
+    "AUTH_USER",
+    "QUERIES_PER_STEP",
+    "ROTATIONS",
+    "PgBouncer",
+    "Readers",
+    "find_pgbouncer",
+    "rotate_with_readers",
+    "running_pgbouncer",
+]
+
+QUERIES_PER_STEP = 3
+ROTATIONS = 3
 
 AUTH_USER = "pgbouncer_auth"
 _LOOKUP = """
@@ -183,3 +200,83 @@ def running_pgbouncer(cluster: PostgresCluster, **kwargs: Any) -> Iterator[PgBou
         yield bouncer
     finally:
         bouncer.stop()
+
+
+class Readers:
+    """Three applications reading through the pooler; each failed query is counted."""
+
+    def __init__(
+        self, sm: Any, arn: str, bouncer: PgBouncer, *, hold: bool = True, source: Any = None
+    ) -> None:
+        self.sm, self.arn, self.bouncer = sm, arn, bouncer
+        self.failed: Counter[str] = Counter()
+        self.errors: dict[str, str] = {}
+        self.ran: Counter[str] = Counter()
+        self.held = self._connect(self._current()) if hold else None
+        self.client = RotatingCredentials(arn, source=SecretsManagerSource(source or sm))
+
+    def _current(self) -> dict[str, Any]:
+        value = self.sm.get_secret_value(SecretId=self.arn, VersionStage=AWSCURRENT)
+        return dict(json.loads(value["SecretString"]))
+
+    def _connect(self, value: dict[str, Any]) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            host=value["host"], port=value["port"], dbname=value["dbname"],
+            user=value["username"], password=value["password"], connect_timeout=5,
+            autocommit=True,
+            # psycopg prepares a statement run 5 times on a connection; in transaction
+            # pooling the next transaction may reach a server connection without it
+            # ('prepared statement "_pg3_0" does not exist', PgBouncer before 1.21).
+            prepare_threshold=None,
+        )  # fmt: skip
+
+    def _query(self, name: str, conn: psycopg.Connection[Any], *, close: bool) -> None:
+        self.ran[name] += 1
+        try:
+            conn.execute("SELECT 1").fetchone()
+        except psycopg.Error as exc:
+            self.failed[name] += 1
+            self.errors.setdefault(name, str(exc))
+        finally:
+            if close:
+                conn.close()
+
+    def read(self, _: object = None) -> None:
+        for _ in range(QUERIES_PER_STEP):
+            try:
+                fresh = self._connect(self._current())
+            except psycopg.OperationalError:
+                self.ran["plain, a connection per query"] += 1
+                self.failed["plain, a connection per query"] += 1
+            else:
+                self._query("plain, a connection per query", fresh, close=True)
+            if self.held is not None:
+                self._query("plain, one held connection", self.held, close=False)
+            try:
+                through_client = self.client.connect()
+            except psycopg.OperationalError:
+                self.ran["client library"] += 1
+                self.failed["client library"] += 1
+            else:
+                self._query("client library", through_client, close=True)
+
+    def close(self) -> None:
+        if self.held is not None:
+            self.held.close()
+
+
+def rotate_with_readers(sm: Any, rotator: Rotator, arn: str, readers: Readers) -> list[str]:
+    """Three rotations, the readers reading before each and after each step (in this order,
+    so that the counts are exact); the failures of rotations that failed (none expected)."""
+    failures: list[str] = []
+    driver = LocalRotation(sm, rotator.handle, on_step=readers.read)
+    for _ in range(ROTATIONS):
+        readers.read()
+        try:
+            run = driver.rotate(arn)
+        except RotationFailed as exc:
+            failures.append(str(exc))
+            continue
+        if not run.succeeded:
+            failures.append(str(run))
+    return failures

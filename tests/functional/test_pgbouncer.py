@@ -9,7 +9,6 @@ connection, and the client library. The steps and the reads interleave in a fixe
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -20,12 +19,19 @@ import pytest
 from handlers.multi_user import PostgresMultiUser
 from handlers.pg_connect import PostgresConnector
 from handlers.single_user import PostgresSingleUser
-from rotation import AWSCURRENT, LocalRotation, Rotator, SecretStore
-from rotation.client import RotatingCredentials, SecretsManagerSource
+from rotation import Rotator, SecretStore
 from rotation.errors import LoginConfigurationError
 from rotation.pg.settings import PostgresSettings
 from rotation.retry import Deadline
-from rotation_tools.testbed.pgbouncer import PgBouncer, find_pgbouncer, running_pgbouncer
+from rotation_tools.testbed.pgbouncer import (
+    QUERIES_PER_STEP,
+    ROTATIONS,
+    PgBouncer,
+    Readers,
+    find_pgbouncer,
+    rotate_with_readers,
+    running_pgbouncer,
+)
 from rotation_tools.testbed.pgcluster import PostgresCluster
 from tests.fix_aws import new_client
 from tests.fix_multi import MultiBed
@@ -38,9 +44,6 @@ pytestmark = [
         reason="pgbouncer is not installed (Debian: apt-get install -y pgbouncer; .ci/run does)",
     ),
 ]
-
-QUERIES_PER_STEP = 3
-ROTATIONS = 3
 
 
 # (pool_mode, server_via_socket): see PgBouncer.server_via_socket.
@@ -69,67 +72,6 @@ def _holds_connections(bouncer: PgBouncer) -> bool:
     return not (bouncer.pool_mode == "transaction" and not bouncer.server_via_socket)
 
 
-class Readers:
-    """Three applications reading through the pooler; each failed query is counted."""
-
-    def __init__(self, sm: Any, arn: str, bouncer: PgBouncer, *, hold: bool = True) -> None:
-        self.sm, self.arn, self.bouncer = sm, arn, bouncer
-        self.failed: Counter[str] = Counter()
-        self.errors: dict[str, str] = {}
-        self.ran: Counter[str] = Counter()
-        self.held = self._connect(self._current()) if hold else None
-        self.client = RotatingCredentials(arn, source=SecretsManagerSource(new_client()))
-
-    def _current(self) -> dict[str, Any]:
-        value = self.sm.get_secret_value(SecretId=self.arn, VersionStage=AWSCURRENT)
-        return dict(json.loads(value["SecretString"]))
-
-    def _connect(self, value: dict[str, Any]) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            host=value["host"], port=value["port"], dbname=value["dbname"],
-            user=value["username"], password=value["password"], connect_timeout=5,
-            autocommit=True,
-            # psycopg prepares a statement run 5 times on a connection; in transaction
-            # pooling the next transaction may reach a server connection without it
-            # ('prepared statement "_pg3_0" does not exist', PgBouncer before 1.21).
-            prepare_threshold=None,
-        )  # fmt: skip
-
-    def _query(self, name: str, conn: psycopg.Connection[Any], *, close: bool) -> None:
-        self.ran[name] += 1
-        try:
-            conn.execute("SELECT 1").fetchone()
-        except psycopg.Error as exc:
-            self.failed[name] += 1
-            self.errors.setdefault(name, str(exc))
-        finally:
-            if close:
-                conn.close()
-
-    def read(self, _: object = None) -> None:
-        for _ in range(QUERIES_PER_STEP):
-            try:
-                fresh = self._connect(self._current())
-            except psycopg.OperationalError:
-                self.ran["plain, a connection per query"] += 1
-                self.failed["plain, a connection per query"] += 1
-            else:
-                self._query("plain, a connection per query", fresh, close=True)
-            if self.held is not None:
-                self._query("plain, one held connection", self.held, close=False)
-            try:
-                through_client = self.client.connect()
-            except psycopg.OperationalError:
-                self.ran["client library"] += 1
-                self.failed["client library"] += 1
-            else:
-                self._query("client library", through_client, close=True)
-
-    def close(self) -> None:
-        if self.held is not None:
-            self.held.close()
-
-
 def _no_leaked_bounds(bouncer: PgBouncer, value: dict[str, Any]) -> None:
     """Whatever server connection the pooler hands out next, it has the server's defaults:
     the rotation's bounds ended with their transactions."""
@@ -142,21 +84,13 @@ def _no_leaked_bounds(bouncer: PgBouncer, value: dict[str, Any]) -> None:
             assert conn.execute("SHOW lock_timeout").fetchone() == ("0",)
 
 
-def _rotate_three_times(sm: Any, rotator: Rotator, arn: str, readers: Readers) -> None:
-    driver = LocalRotation(sm, rotator.handle, on_step=readers.read)
-    for _ in range(ROTATIONS):
-        readers.read()
-        run = driver.rotate(arn)
-        assert run.succeeded, run
-
-
 def test_single_user_through_pgbouncer(bed: Bed, bouncer: PgBouncer) -> None:
     user, password = bed.make_user(None, None)
     arn = bed.secret(bouncer.secret_value(user, password))
-    readers = Readers(bed.sm, arn, bouncer, hold=_holds_connections(bouncer))
+    readers = Readers(bed.sm, arn, bouncer, hold=_holds_connections(bouncer), source=new_client())
     rotator = Rotator(PostgresSingleUser(PostgresConnector()), SecretStore(bed.handler_client))
     try:
-        _rotate_three_times(bed.sm, rotator, arn, readers)
+        assert rotate_with_readers(bed.sm, rotator, arn, readers) == []
     finally:
         readers.close()
     steps = 4 * ROTATIONS + ROTATIONS  # reads after each step, and before each rotation
@@ -175,11 +109,13 @@ def test_multi_user_through_pgbouncer(multi_tls: MultiBed, bouncer: PgBouncer) -
     through: dict[str, Any] = {"host": bouncer.host, "port": bouncer.port, "ssl": False}
     master_arn = multi_tls.master_secret(**through)
     arn, _, _ = multi_tls.app(master_arn=master_arn, **through)
-    readers = Readers(multi_tls.sm, arn, bouncer, hold=_holds_connections(bouncer))
+    readers = Readers(
+        multi_tls.sm, arn, bouncer, hold=_holds_connections(bouncer), source=new_client()
+    )
     connector = PostgresConnector()
     rotator = Rotator(PostgresMultiUser(connector), SecretStore(multi_tls.handler_client))
     try:
-        _rotate_three_times(multi_tls.sm, rotator, arn, readers)
+        assert rotate_with_readers(multi_tls.sm, rotator, arn, readers) == []
     finally:
         readers.close()
     # The user AWSCURRENT names keeps its password until the next rotation: no reader fails.
