@@ -302,6 +302,11 @@ def run_doctor(
             f"{secret.port}/{secret.dbname}, sslmode {secret.sslmode}",
         )
     )
+    from rotation_tools.rds_proxy import proxy_check  # noqa: PLC0415  # it imports Check
+
+    proxy = proxy_check(secret, strategy)
+    if proxy is not None:
+        checks.append(proxy)
     network = list(_network(secret))
     checks.extend(network)
     if not all(c.ok for c in network):

@@ -53,6 +53,7 @@ from rotation_tools.doctor import Check, run_doctor
 from rotation_tools.fleet import list_rotating
 from rotation_tools.pair_sessions import master_credential
 from rotation_tools.plan_windows import WindowReport, window_report
+from rotation_tools.rds_proxy import proxy_check
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -204,6 +205,9 @@ def build_plan(
     checks = run_doctor(
         client, secret_id, strategy=strategy, settings=connector.settings, remedies=remedies
     )
+    proxy = proxy_check(current, strategy)
+    if proxy is not None and proxy.ok:
+        notes.append(proxy.detail)  # a failing one is among the checks already
     if strategy == "single-user":
         steps = _single_user(arn, token, current_id, current, connector)
     else:
