@@ -13,11 +13,22 @@ presents a certificate from AWS Certificate Manager, not one of the RDS CA bundl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from handlers.rds import parse_rds_endpoint
 from rotation.pg.secret import PostgresSecret
-from rotation_tools.doctor import Check
 
-__all__ = ["proxy_check"]
+__all__ = ["ProxyAdvice", "proxy_check"]
+
+
+@dataclass(frozen=True)
+class ProxyAdvice:
+    """``rotation doctor``'s check "RDS Proxy" (and ``rotation plan``'s note)."""
+
+    ok: bool
+    detail: str
+    hint: str = ""
+
 
 _TLS = (
     "TLS: the proxy's certificate is issued by AWS Certificate Manager (Amazon Trust "
@@ -28,15 +39,14 @@ _TLS = (
 )
 
 
-def proxy_check(secret: PostgresSecret, strategy: str) -> Check | None:
+def proxy_check(secret: PostgresSecret, strategy: str) -> ProxyAdvice | None:
     """A check naming the proxy and what works behind it; None when the host is no proxy."""
     endpoint = parse_rds_endpoint(secret.host)
     if endpoint is None or endpoint.kind != "proxy":
         return None
     where = f"host {secret.host} is the RDS Proxy {endpoint.identifier!r}"
     if strategy == "multi-user":
-        return Check(
-            "RDS Proxy",
+        return ProxyAdvice(
             False,
             f"{where}: it logs in only users it holds a secret for, one per secret, so "
             f"multi-user's alternating users cannot both log in through it (the other user, "
@@ -48,8 +58,7 @@ def proxy_check(secret: PostgresSecret, strategy: str) -> Check | None:
             "which falls back to AWSPENDING during a rotation), or use IAM authentication "
             f"at the proxy. {_TLS}",
         )
-    return Check(
-        "RDS Proxy",
+    return ProxyAdvice(
         True,
         f"{where}: single-user works through it when the proxy is given this secret "
         "(the rotation sends no startup options, which the proxy refuses). " + _TLS,

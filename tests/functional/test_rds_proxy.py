@@ -15,8 +15,11 @@ pytestmark = pytest.mark.functional
 PROXY = "orders.proxy-c9akciq32abc.us-east-1.rds.amazonaws.com"
 
 
-def _secret(sm: Any, host: str) -> str:
-    value = {"engine": "postgres", "host": host, "username": "app", "password": "pw-1-x"}
+MASTER = "arn:aws:secretsmanager:us-east-1:123456789012:secret:master-AbCdEf"
+
+
+def _secret(sm: Any, host: str, **extra: str) -> str:
+    value = {"engine": "postgres", "host": host, "username": "app", "password": "pw-1-x", **extra}
     name = f"proxy/{host.split('.', maxsplit=1)[0]}-{len(host)}-{id(value)}"
     return str(sm.create_secret(Name=name, SecretString=json.dumps(value))["ARN"])
 
@@ -29,7 +32,8 @@ def _checks(arn: str, strategy: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_multi_user_behind_a_proxy_is_refused_with_the_fix(sm: Any) -> None:
-    code, checks = _checks(_secret(sm, PROXY), "multi-user")
+    # With a masterarn: without one, --strategy multi-user is refused before any check.
+    code, checks = _checks(_secret(sm, PROXY, masterarn=MASTER), "multi-user")
     assert code == 1
     proxy = checks["RDS Proxy"]
     assert proxy["ok"] is False
