@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from handlers.rds import parse_rds_endpoint
+from handlers.pg_bounds import bound
 from rotation.config import postgres_settings
 from rotation.errors import (
     AuthenticationError,
@@ -58,10 +58,6 @@ _MIN_CONNECT_TIMEOUT_S = 2
 # Held by handlers.master only: the master's credential logs in through its session, whose
 # every transaction pins search_path (tests/unit/test_authority_boundary.py checks the source).
 _MASTER_SEAL = object()
-# A lock wait gives up this share of the statement's time (at most 1 s) before the statement
-# itself would: the more precise error (55P03, "a lock blocked it") wins the race.
-_LOCK_SHARE = 0.1
-_LOCK_LEAD_MAX_MS = 1000
 
 
 def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseError:
@@ -72,26 +68,18 @@ def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseE
 
 
 def session_options(host: str, deadline: Deadline, settings: PostgresSettings) -> dict[str, str]:
-    """libpq ``options`` that bound every statement of the session by the step's deadline.
+    """libpq ``options`` for the startup packet: ``PGOPTIONS`` when the operator set it, and
+    nothing of ours.
 
-    ``statement_timeout`` is the time left when the session opens, and ``lock_timeout`` a
-    little less, so that an ``ALTER ROLE`` queued behind another session's lock fails with
-    its own error (55P03) before the deadline instead of waiting until Lambda kills the
-    step. Sent in the startup packet: no extra round trip. ``PGOPTIONS`` comes first and
-    stays in force for everything else.
-
-    RDS Proxy refuses startup options ("Feature not supported: RDS Proxy currently doesn't
-    support command-line options"), so a host that is an RDS Proxy endpoint gets only
-    ``PGOPTIONS``, and its statements are bounded by Lambda's timeout alone.
+    The step's bounds (``statement_timeout``, ``lock_timeout``) are set inside each
+    transaction instead (:mod:`handlers.pg_bounds`): PgBouncer and RDS Proxy refuse an
+    ``options`` startup parameter ("unsupported startup parameter: options"; "RDS Proxy
+    currently doesn't support command-line options"), and a pooler in transaction pooling
+    would hand a session-level setting to its next client. ``PGOPTIONS`` is the operator's:
+    behind such a pooler, unset it (the login error says so).
     """
-    endpoint = parse_rds_endpoint(host)
-    if endpoint is not None and endpoint.kind == "proxy":
-        return {"options": settings.options} if settings.options else {}
-    # Never 0: 0 would switch the timeouts off.
-    statement_ms = max(int(deadline.remaining() * 1000), 1)
-    lock_ms = max(statement_ms - min(int(statement_ms * _LOCK_SHARE), _LOCK_LEAD_MAX_MS), 1)
-    ours = f"-c statement_timeout={statement_ms} -c lock_timeout={lock_ms}"
-    return {"options": f"{settings.options} {ours}".strip()}
+    del host, deadline  # the bounds are per transaction now; kept for the callers
+    return {"options": settings.options} if settings.options else {}
 
 
 class PostgresConnector:
@@ -206,9 +194,11 @@ class PostgresConnector:
             params = self.parameters(secret, deadline)
             params.update(self.addresses(secret, deadline, description))
             try:
-                return connect(**params)
+                conn = connect(**params)
             except psycopg.OperationalError as exc:
                 raise classify_login_failure(exc, description) from exc
+            # Each transaction starts with the step's bounds (see handlers.pg_bounds).
+            return bound(conn, deadline)
 
         return call_with_retries(
             attempt,

@@ -28,6 +28,7 @@ from psycopg import sql
 
 from handlers.pg_errors import statement_error
 from rotation.errors import DatabaseError
+from rotation.metric_names import STRAGGLER_SESSIONS, STRATEGY_DIMENSION
 from rotation.observability import logger, publish_count
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ __all__ = [
     "sessions_of",
 ]
 
-STRAGGLER_METRIC = "StragglerSessions"
+STRAGGLER_METRIC = STRAGGLER_SESSIONS
 # The grant that lets a role read other roles' sessions' details (PostgreSQL 10+).
 READ_ALL_STATS = "pg_read_all_stats"
 # Warned about once per container and master (host, port, user): not on every rotation.
@@ -169,7 +170,7 @@ def check_stragglers(master: MasterSession, *, user: str, policy: str, strategy:
     if not found.visible:
         _warn_hidden_once(master)
     count = len(found.sessions)
-    publish_count(STRAGGLER_METRIC, count, {"Strategy": strategy})
+    publish_count(STRAGGLER_METRIC, count, {STRATEGY_DIMENSION: strategy})
     if not count:
         return found
     logger.warning(

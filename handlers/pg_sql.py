@@ -63,6 +63,17 @@ def probe(query: str) -> sql.SQL:
     return sql.SQL(query)
 
 
+def bound_transaction() -> sql.SQL:
+    """Parameterised: ``(statement_ms, lock_ms)``. ``statement_timeout`` and ``lock_timeout``
+    for the rest of this transaction only (``set_config(..., true)`` is ``SET LOCAL``): a
+    connection pooler in transaction mode hands the server connection to another client
+    after the transaction, and a session-level ``SET`` would go with it."""
+    return sql.SQL(
+        "SELECT pg_catalog.set_config('statement_timeout', %s, true), "
+        "pg_catalog.set_config('lock_timeout', %s, true)"
+    )
+
+
 def pair_lock() -> sql.SQL:
     """Parameterised: ``(owner,)``. A transaction-scoped advisory lock on the pair, so that
     two invocations changing the same roles at the same moment (Secrets Manager re-invoking

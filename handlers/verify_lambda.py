@@ -30,14 +30,15 @@ from handlers.pg_connect import PostgresConnector
 from handlers.verify import UNDECIDED, CredentialState, Verification, Verifier, summary
 from rotation.entrypoint import LambdaEntrypoint
 from rotation.errors import EventError
+from rotation.metric_names import CREDENTIAL_NOT_CHECKED, CREDENTIAL_VALID, SECRET_DIMENSION
 from rotation.observability import logger, metrics
 from rotation.retry import DEFAULT_SAFETY_MARGIN_S, Deadline
 from rotation.verify_event import VERIFY_ACTION, parse_verify_event
 
 __all__ = ["METRIC", "NOT_CHECKED_METRIC", "PER_SECRET_S", "handle_verification"]
 
-METRIC = "CredentialValid"
-NOT_CHECKED_METRIC = "CredentialNotChecked"
+METRIC = CREDENTIAL_VALID
+NOT_CHECKED_METRIC = CREDENTIAL_NOT_CHECKED
 # Each secret gets at most this long (less when the invocation has less left), so that one
 # unreachable database does not use up the time of every secret after it.
 PER_SECRET_S = 15.0
@@ -52,7 +53,7 @@ def _publish(result: Verification) -> None:
     with _lock:
         for dimension in (result.name or result.secret, None):
             if dimension is not None:
-                metrics.add_dimension(name="Secret", value=dimension)
+                metrics.add_dimension(name=SECRET_DIMENSION, value=dimension)
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
             metrics.flush_metrics()
             # flush_metrics keeps the set when POWERTOOLS_METRICS_DISABLED is on.

@@ -24,6 +24,14 @@ from rotation.driver_errors import detach_driver_errors
 from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.event import RotationEvent, Step, parse_event
 from rotation.events import RotationEvents
+from rotation.metric_names import (
+    INVALID_STEP,
+    STEP_DIMENSION,
+    STEP_DURATION,
+    STEP_FAILED,
+    STEP_SUCCEEDED,
+    STRATEGY_DIMENSION,
+)
 from rotation.observability import logger, metrics
 from rotation.password import generate_password
 from rotation.proofs import ProofMemo
@@ -589,16 +597,16 @@ class Rotator:
         )
 
     def _record(self, event: RotationEvent | None, started: float, *, succeeded: bool) -> None:
-        step = event.step.value if event else "invalid"
+        step = event.step.value if event else INVALID_STEP
         elapsed_ms = (self.clock() - started) * 1000.0
         # Powertools' metric set is process-wide: one invocation's dimensions and metrics go
         # out together even where several rotators share a process (the CLI, benchmarks).
         with _metrics_lock:
-            metrics.add_dimension(name="Step", value=step)
-            metrics.add_dimension(name="Strategy", value=self.strategy.name)
-            metrics.add_metric(name="StepDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+            metrics.add_dimension(name=STEP_DIMENSION, value=step)
+            metrics.add_dimension(name=STRATEGY_DIMENSION, value=self.strategy.name)
+            metrics.add_metric(name=STEP_DURATION, unit=MetricUnit.Milliseconds, value=elapsed_ms)
             metrics.add_metric(
-                name="StepSucceeded" if succeeded else "StepFailed", unit=MetricUnit.Count, value=1
+                name=STEP_SUCCEEDED if succeeded else STEP_FAILED, unit=MetricUnit.Count, value=1
             )
             metrics.flush_metrics()
             # flush_metrics keeps the set when POWERTOOLS_METRICS_DISABLED is on; a warm

@@ -40,6 +40,7 @@ from rotation.aws_errors import error_code, error_message
 from rotation.clients import call_api, events_client
 from rotation.config import event_bus_name
 from rotation.errors import RotationError
+from rotation.metric_names import DETAIL_TYPE_DIMENSION, EVENTS_NOT_PUBLISHED
 from rotation.observability import logger, publish_count, scrubber
 from rotation.retry import Deadline, RetryPolicy
 
@@ -58,7 +59,7 @@ __all__ = [
 SOURCE = "pg-secrets-rotation"
 ROTATION_SUCCEEDED = "RotationSucceeded"
 ROTATION_STEP_FAILED = "RotationStepFailed"
-NOT_PUBLISHED_METRIC = "EventsNotPublished"
+NOT_PUBLISHED_METRIC = EVENTS_NOT_PUBLISHED
 # A publish may use the Lambda's remaining time minus this margin, and never more than
 # _BUDGET_S: the step's own work is done, and a failed step's event is worth the time the
 # dispatcher's safety margin kept back (which is why this is not the step's deadline).
@@ -241,7 +242,7 @@ class RotationEvents:
             },
         )
         try:
-            publish_count(NOT_PUBLISHED_METRIC, 1, {"DetailType": detail_type})
+            publish_count(NOT_PUBLISHED_METRIC, 1, {DETAIL_TYPE_DIMENSION: detail_type})
         except Exception:  # a metric must not fail the step either
             logger.warning("could not emit the EventsNotPublished metric")
 

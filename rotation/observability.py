@@ -18,12 +18,13 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 
+from rotation import metric_names
 from rotation.scrub import Scrubber, ScrubbingFilter
 
 __all__ = ["METRICS_NAMESPACE", "SERVICE", "logger", "metrics", "publish_count", "scrubber"]
 
-SERVICE = "rotation"
-METRICS_NAMESPACE = "SecretsRotation"
+SERVICE = metric_names.SERVICE
+METRICS_NAMESPACE = metric_names.NAMESPACE
 
 
 class _ScrubbingFormatter(LambdaPowertoolsFormatter):

@@ -82,7 +82,12 @@ def _cmd_status(args: argparse.Namespace, console: Any) -> int:
 
 def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
     from rotation_tools.doctor import run_doctor  # noqa: PLC0415
+    from rotation_tools.infer import strategy_for_command  # noqa: PLC0415
 
+    strategy = strategy_for_command(secrets_manager(args), args.secret, args.strategy, console)
+    if strategy is None:
+        return EXIT_USAGE
+    args.strategy = strategy
     console.line(f"Checking {args.secret} for {args.strategy} rotation")
     checks = run_doctor(
         secrets_manager(args),

@@ -92,6 +92,7 @@ def _unreadable(args: argparse.Namespace, client: Any, secret_id: str) -> Any:
 def cmd_verify(args: argparse.Namespace, console: Any) -> int:
     from rotation.config import master_managed_roles  # noqa: PLC0415
     from rotation.errors import ConfigurationError  # noqa: PLC0415
+    from rotation_tools.infer import strategy_for_command  # noqa: PLC0415
     from rotation_tools.remedies import Remedies, verify_fix  # noqa: PLC0415
     from rotation_tools.verify import render_verifications, verify_secrets  # noqa: PLC0415
 
@@ -104,13 +105,25 @@ def cmd_verify(args: argparse.Namespace, console: Any) -> int:
         console.error(exc.problem)
         return EXIT_USAGE
     client = secrets_manager(args)
-    results = verify_secrets(
-        client,
-        args.secrets,
-        strategy=args.strategy,
-        reconcile=args.reconcile,
-        managed_roles=managed,
-    )
+    # Each secret's own strategy (a mixed fleet in one call), or the one given, unless it
+    # contradicts what a secret shows.
+    strategies = [
+        strategy_for_command(client, secret_id, args.strategy, console)
+        for secret_id in args.secrets
+    ]
+    if None in strategies:
+        return EXIT_USAGE
+    results = [
+        result
+        for secret_id, strategy in zip(args.secrets, strategies, strict=True)
+        for result in verify_secrets(
+            client,
+            [secret_id],
+            strategy=str(strategy),
+            reconcile=args.reconcile,
+            managed_roles=managed,
+        )
+    ]
     remedies = Remedies.from_args(args)
     fixes = {}
     for index, secret_id in enumerate(args.secrets):

@@ -23,7 +23,9 @@ def _version() -> str:
 _NAME_OR_ARN_HELP = "the secret's name or ARN"
 _STRATEGY_HELP = (
     "single-user (change the user's password in place) or multi-user (alternate between the "
-    "user and its clone, with the master secret); required: the secret does not say which"
+    "user and its clone, with the master secret); default: inferred from the rotation "
+    "function, else the secret (masterarn, a <user>_clone pair); an override that "
+    "contradicts that is refused"
 )
 
 
@@ -98,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     aws.add_argument("--profile", help="AWS profile (default: boto3's: AWS_PROFILE, default)")
     strategy = argparse.ArgumentParser(add_help=False)
     strategy.add_argument(
-        "--strategy", choices=("single-user", "multi-user"), required=True, help=_STRATEGY_HELP
+        "--strategy", choices=("single-user", "multi-user"), default=None, help=_STRATEGY_HELP
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser(

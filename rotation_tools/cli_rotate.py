@@ -64,9 +64,14 @@ def cmd_rotate(args: argparse.Namespace, console: Any) -> int:
     """Rotate now through the handler code (direct mode); resume a rotation in progress."""
     from rotation import LocalRotation, RotationFailed  # noqa: PLC0415
     from rotation.driver import RotationFunctionAttachedError  # noqa: PLC0415
+    from rotation_tools.infer import strategy_for_command  # noqa: PLC0415
     from rotation_tools.strategies import build_rotator  # noqa: PLC0415
 
     client = secrets_manager(args)
+    strategy = strategy_for_command(client, args.secret, args.strategy, console)
+    if strategy is None:
+        return 2  # bad usage: the message says which --strategy to pass, or why not that one
+    args.strategy = strategy
     # Direct: no RotateSecret (it would invoke a deployed function); the token is
     # registered by createSecret itself. A rotation in progress is resumed with its token.
     # Refused, unless --force, when a function rotates the secret (see LocalRotation).

@@ -38,6 +38,7 @@ from rotation.pg.settings import PostgresSettings
 from rotation.pg.tls import tls_parameters
 from rotation.secret import SecretVersion
 from rotation_tools.aws_problems import explain
+from rotation_tools.rds_proxy import proxy_check
 from rotation_tools.remedies import Remedies, fix_for, secret_format_fix
 
 if TYPE_CHECKING:
@@ -328,6 +329,9 @@ def run_doctor(
             f"{secret.port}/{secret.dbname}, sslmode {secret.sslmode}",
         )
     )
+    proxy = proxy_check(secret, strategy)
+    if proxy is not None:
+        checks.append(Check("RDS Proxy", proxy.ok, proxy.detail, proxy.hint))
     network = list(_network(secret))
     checks.extend(network)
     if not all(c.ok for c in network):

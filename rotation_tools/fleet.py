@@ -54,6 +54,7 @@ __all__ = [
     "ProgressFn",
     "classify",
     "collect_fleet",
+    "list_rotating",
     "parse_filter",
     "recognise_strategy",
 ]
@@ -326,6 +327,12 @@ def _list_configured(
         if not token:
             return
         kwargs["NextToken"] = token
+
+
+def list_rotating(client: SecretsManagerClient) -> Iterator[Mapping[str, Any]]:
+    """Every secret ``status --all`` lists (rotation configured, or a rotation in
+    progress), unfiltered: ``rotation plan`` counts those sharing a window."""
+    return _list_configured(client, [], None)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ Secrets Manager, or change anything in the database.
 from __future__ import annotations
 
 import argparse
+import datetime
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from handlers.pg_parity import RoleState, _plan, read_states
 from handlers.pg_sessions import find_sessions, sees_all_sessions, sessions_of
 from handlers.pg_sql import (
     alter_password,
+    bound_transaction,
     create_login_role,
     default_role,
     grant_membership,
@@ -46,12 +49,16 @@ from handlers.pg_sql import (
     session_role,
 )
 from rotation import Deadline, RetryPolicy, RotationError, SecretFormatError
+from rotation.aws_errors import error_code
 from rotation.config import event_bus_name
 from rotation.pg.secret import MasterSecret, PostgresSecret, parse_postgres_secret
 from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
 from rotation_tools.doctor import Check, run_doctor
+from rotation_tools.fleet import list_rotating
 from rotation_tools.pair_sessions import master_credential
+from rotation_tools.plan_windows import WindowReport, window_report
+from rotation_tools.rds_proxy import proxy_check
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -59,9 +66,11 @@ if TYPE_CHECKING:
 
     from rotation_tools.remedies import Remedies
 
-__all__ = ["REDACTED", "Plan", "build_plan", "cmd_plan", "render_plan"]
+__all__ = ["BOUND_PARAMS", "REDACTED", "Plan", "build_plan", "cmd_plan", "render_plan"]
 
 REDACTED = "<redacted>"
+# The bounds' values in a plan: known only when the transaction starts.
+BOUND_PARAMS = ("<ms left>", "<ms left, less the lock's lead>")
 # The handlers' advisory-lock key prefix (handlers.pg_roles._LOCK_PREFIX).
 _LOCK_PREFIX = "secrets-rotation:"
 _NEW_TOKEN = "<new token>"  # noqa: S105  # a placeholder, not a password
@@ -118,6 +127,7 @@ class Plan:
     steps: list[PlannedStep]
     checks: list[Check]
     notes: list[str] = field(default_factory=list)
+    windows: WindowReport | None = None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -128,6 +138,7 @@ class Plan:
         document["checks"] = [check.as_json() for check in self.checks]
         document["failed_checks"] = [check.as_json() for check in self.failed_checks]
         document["ok"] = not self.failed_checks
+        document["windows"] = self.windows.as_json() if self.windows is not None else None
         return document
 
 
@@ -153,7 +164,10 @@ def _login(credential: str, secret: PostgresSecret, floor: str, auth: str, outco
 
 
 def _transaction(statements: list[Statement], session: str) -> list[Statement]:
-    return [Statement("BEGIN", [], session), *statements, Statement("COMMIT", [], session)]
+    # Every transaction starts with the step's bounds (handlers.pg_bounds): their values
+    # are the time left when it starts.
+    bounds = _render(bound_transaction(), BOUND_PARAMS, session)
+    return [Statement("BEGIN", [], session), bounds, *statements, Statement("COMMIT", [], session)]
 
 
 def _master_transaction(statements: list[Statement], session: str) -> list[Statement]:
@@ -169,6 +183,7 @@ def build_plan(
     strategy: str,
     connector: PostgresConnector | None = None,
     remedies: Remedies | None = None,
+    now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
 ) -> Plan:
     """Read what a rotation of ``secret_id`` would find, and describe what it would do.
 
@@ -201,6 +216,9 @@ def build_plan(
     checks = run_doctor(
         client, secret_id, strategy=strategy, settings=connector.settings, remedies=remedies
     )
+    proxy = proxy_check(current, strategy)
+    if proxy is not None and proxy.ok:
+        notes.append(proxy.detail)  # a failing one is among the checks already
     if strategy == "single-user":
         steps = _single_user(arn, token, current_id, current, connector)
     else:
@@ -214,7 +232,22 @@ def build_plan(
             f"then EventBridge PutEvents(EventBusName={bus}, DetailType=RotationSucceeded); "
             "a failed step publishes RotationStepFailed"
         )
-    return Plan(arn, description.name, strategy, token, steps, checks, notes)
+    windows = _windows(client, described, now())
+    return Plan(arn, description.name, strategy, token, steps, checks, notes, windows)
+
+
+def _windows(client: SecretsManagerClient, described: Any, now: datetime.datetime) -> WindowReport:
+    """The next windows, and the account's secrets sharing the first (ListSecrets: one call
+    per 100 secrets); without ListSecrets permission, the windows alone."""
+    try:
+        return window_report(described, list(list_rotating(client)), now)
+    except (ClientError, BotoCoreError) as exc:
+        report = window_report(described, [], now)
+        report.notes.append(
+            f"could not list the account's secrets ({error_code(exc) or type(exc).__name__}): "
+            "secrets sharing the window not counted (needs secretsmanager:ListSecrets)"
+        )
+        return report
 
 
 def _create(arn: str, token: str, current_id: str | None, username: str) -> PlannedStep:
@@ -471,6 +504,8 @@ def render_plan(plan: Plan, console: Any) -> None:
             console.line(f"  sql   [{statement.session}] {statement.line()}")
         for note in step.notes:
             console.line(f"  note  {note}")
+    if plan.windows is not None:
+        _render_windows(plan.windows, console)
     console.heading("Checks (rotation doctor)")
     if not plan.failed_checks:
         console.line("  every check passed")
@@ -479,10 +514,38 @@ def render_plan(plan: Plan, console: Any) -> None:
     console.line("Nothing was changed.")
 
 
+def _render_windows(report: WindowReport, console: Any) -> None:
+    rules = report.schedule or "no schedule"
+    if report.duration:
+        rules += f", window {report.duration}"
+    console.heading(f"Rotation windows ({rules})")
+    for start, end in report.windows:
+        console.line(f"  {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC")
+    if report.windows:
+        console.line(
+            f"  secrets of this account rotating in the first window: {len(report.sharing)}"
+            + (
+                f" ({report.unplaced} more with rotation on could not be placed)"
+                if report.unplaced
+                else ""
+            )
+        )
+    for note in report.notes:
+        console.line(f"  note  {note}")
+    if report.warning:
+        console.line(f"  warning  {report.warning}")
+
+
 def cmd_plan(args: argparse.Namespace, console: Any) -> int:
     """``rotation plan SECRET --strategy ...``: 0 when doctor finds nothing, else 1."""
     from rotation_tools.cli_session import secrets_manager  # noqa: PLC0415
+    from rotation_tools.infer import strategy_for_command  # noqa: PLC0415
     from rotation_tools.remedies import Remedies, secret_format_fix  # noqa: PLC0415
+
+    strategy = strategy_for_command(secrets_manager(args), args.secret, args.strategy, console)
+    if strategy is None:
+        return 2  # bad usage: the message says which --strategy to pass
+    args.strategy = strategy
 
     try:
         plan = build_plan(

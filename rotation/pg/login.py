@@ -110,13 +110,23 @@ class LoginFailure(enum.Enum):
     #: The server broke the authentication protocol (a wrong SCRAM server signature...):
     #: not the database. Nothing else is offered to it.
     IMPOSTOR = "impostor server"
+    #: PgBouncer found no such user (its auth_query returned no row): what a server says as
+    #: a failed password login. A refused credential, so that another one may be tried.
+    POOLER_NO_USER = "no such user at the pooler"
+    #: A connection pooler (PgBouncer, RDS Proxy) refused a startup parameter the login sent:
+    #: the same for every credential, and not a reachability problem.
+    POOLER_PARAMETER = "startup parameter refused by a pooler"
     #: Nothing answered (DNS, TCP, timeout, a dropped connection), or nothing recognised.
     UNREACHABLE = "unreachable"
 
     @property
     def refused_credential(self) -> bool:
         """Whether the server refused this credential, so that another one may log in."""
-        return self in (LoginFailure.WRONG_PASSWORD, LoginFailure.REFUSED)
+        return self in (
+            LoginFailure.WRONG_PASSWORD,
+            LoginFailure.REFUSED,
+            LoginFailure.POOLER_NO_USER,
+        )
 
     @property
     def transient(self) -> bool:
@@ -144,6 +154,8 @@ _ERROR_CLASS: dict[LoginFailure, type[DatabaseError]] = {
     LoginFailure.TLS_UNSUPPORTED: TlsError,
     LoginFailure.TLS_UNTRUSTED: TlsError,
     LoginFailure.TLS_HOST_NAME: TlsError,
+    LoginFailure.POOLER_PARAMETER: LoginConfigurationError,
+    LoginFailure.POOLER_NO_USER: AuthenticationError,
     LoginFailure.UNREACHABLE: UnreachableError,
 }
 
@@ -189,6 +201,15 @@ _BY_TEXT: tuple[tuple[re.Pattern[str], LoginFailure], ...] = tuple(
         (r"server does not support SSL", LoginFailure.TLS_UNSUPPORTED),
         (r"certificate verify failed|root certificate file", LoginFailure.TLS_UNTRUSTED),
         (r"does not match host name", LoginFailure.TLS_HOST_NAME),
+        # PgBouncer ("unsupported startup parameter: options", also in its log) and RDS
+        # Proxy ("RDS Proxy currently doesn't support command-line options").
+        (
+            r"unsupported startup parameter|doesn't support command-line options",
+            LoginFailure.POOLER_PARAMETER,
+        ),
+        # PgBouncer 1.18, auth_query finding no row for the user (checked against a real
+        # PgBouncer in tests/functional/test_pgbouncer.py); sent before any password.
+        (r"bouncer config error", LoginFailure.POOLER_NO_USER),
         # Last: a connection that dropped (after the proof was sent or not) without the
         # server's answer. Retried with the same credential, never answered with another.
         (
@@ -461,6 +482,21 @@ _PROBLEMS: dict[LoginFailure, str] = {
         "{reason}. Set 'host' to a name the certificate holds (the instance's or cluster's "
         'endpoint), or use "ssl": "verify-ca" for a host reached through a CNAME; '
         "not retried"
+    ),
+    LoginFailure.POOLER_PARAMETER: (
+        "a connection pooler between this and the database refused a startup parameter of "
+        "the login as {who}: {reason}. This project's own bounds are set inside each "
+        "transaction and pass any pooler; the parameter is the environment's: unset "
+        "PGOPTIONS (RDS Proxy takes no command-line options), or for PgBouncer add the "
+        "parameter to ignore_startup_parameters in pgbouncer.ini (PGOPTIONS is then "
+        "dropped), or point 'host' at the database; {not_password}"
+    ),
+    LoginFailure.POOLER_NO_USER: (
+        "the connection pooler refused {who} before any password was sent: {reason}. "
+        "PgBouncer says so when its auth_query finds no such user: the role does not exist "
+        "(yet), or the pooler's auth_user cannot look it up (auth_query's function, its "
+        "grants, the auth_user's line in auth_file); a database answers a missing role as a "
+        "failed password login"
     ),
     LoginFailure.UNREACHABLE: "could not reach the database as {who}: {reason}",
 }

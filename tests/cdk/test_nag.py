@@ -24,8 +24,13 @@ TOPIC = "AwsSolutions::AwsSolutions-SNS2"
 
 SCENARIOS: dict[str, tuple[dict[str, Any], set[str]]] = {
     "single-user": ({}, {BASIC, RUNTIME}),
-    "multi-user-kms-alarm": (
-        {"strategy": "multi-user", "with_key": True, "failure_alarm": True},
+    "multi-user-kms-alarm-verification": (
+        {
+            "strategy": "multi-user",
+            "with_key": True,
+            "failure_alarm": True,
+            "verification_schedule": "rate(1 hour)",
+        },
         {BASIC, *RDS, RUNTIME, TOPIC},
     ),
     "multi-user-isolated-vpc": (

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
+from rotation_tools.plan import BOUND_PARAMS
 from rotation_tools.testbed.pgcluster import PostgresCluster
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import ServerLog, admin_connect
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.functional
 
 _LINE = re.compile(r"\[(\d+)\] (LOG|DETAIL):  (.*)")
 _VERIFIER = re.compile(r"'SCRAM-SHA-256\$[^']*'")
+_BOUNDS = "SELECT pg_catalog.set_config('statement_timeout'"
 
 
 def _statements_by_user(log: str) -> list[tuple[str, str, str]]:
@@ -39,7 +41,12 @@ def _statements_by_user(log: str) -> list[tuple[str, str, str]]:
         elif kind == "DETAIL" and text.lower().startswith("parameters: ") and found:
             # "parameters:" up to PostgreSQL 17, "Parameters:" from 18.
             user, statement, _ = found[-1]
-            found[-1] = (user, statement, text[len("parameters: ") :])
+            params = text[len("parameters: ") :]
+            if statement.startswith(_BOUNDS):
+                # The time left when the transaction started: the plan cannot know it.
+                assert re.fullmatch(r"\$1 = '[1-9][0-9]*', \$2 = '[1-9][0-9]*'", params)
+                params = ", ".join(f"${i} = '{p}'" for i, p in enumerate(BOUND_PARAMS, 1))
+            found[-1] = (user, statement, params)
     return found
 
 
@@ -197,3 +204,13 @@ def test_a_master_without_catalog_access_is_one_line_error(multi: MultiBed) -> N
     assert "InsufficientPrivilege, 42501" in document["error"]
     for secret in (password, multi.master_password):
         assert secret not in result.stdout + result.stderr
+
+
+def test_the_plan_says_when_there_is_no_rotation_window(bed: Bed) -> None:
+    # moto keeps no rotation rules for a function it cannot invoke: the windows themselves
+    # are computed from AWS-shaped entries in tests/unit/test_plan_windows.py.
+    arn, _, _ = bed.user_secret()
+    document, text = _plan(arn, "single-user")
+    assert document["windows"]["windows"] == []
+    assert document["windows"]["notes"] == ["rotation is not enabled with a schedule: no window"]
+    assert "Rotation windows (no schedule)" in text

@@ -24,12 +24,17 @@ def test_every_argument_has_help() -> None:
 
 
 def test_strategy_follows_one_rule_everywhere() -> None:
-    """Required wherever it is taken: the secret does not say how it is rotated."""
+    """An optional override wherever it is taken: inferred from the function or the secret
+    (rotation_tools/infer.py), refused when it contradicts that."""
+    taken = []
     for name, command in _subcommands().items():
         for action in command._actions:
             if action.dest == "strategy":
-                assert action.required, name
+                assert not action.required, name
                 assert action.default is None, name
+                assert "inferred" in (action.help or ""), name
+                taken.append(name)
+    assert {"rotate", "plan", "doctor", "verify"} <= set(taken)
 
 
 def test_verbose_only_where_handler_code_runs() -> None:

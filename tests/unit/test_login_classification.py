@@ -181,6 +181,15 @@ CASES = [
     ),
     # Before any password: a port that does not speak PostgreSQL (an HTTP proxy), or trust.
     ("expected authentication request from server, but received H", False, "UNREACHABLE"),
+    # A pooler refusing a startup parameter (PgBouncer 1.18's words, as tests/functional/
+    # test_pgbouncer.py gets them; RDS Proxy's): a configuration, not an unreachable server.
+    ("FATAL:  unsupported startup parameter: options", False, "POOLER_PARAMETER"),
+    ("FATAL:  bouncer config error", False, "POOLER_NO_USER"),
+    (
+        "FATAL:  Feature not supported: RDS Proxy currently doesn't support command-line options.",
+        False,
+        "POOLER_PARAMETER",
+    ),
     (
         'authentication method requirement "scram-sha-256,md5" failed: server did not '
         "complete authentication",
@@ -270,6 +279,8 @@ ERROR_CLASSES = {
     LoginFailure.TLS_UNSUPPORTED: TlsError,
     LoginFailure.TLS_UNTRUSTED: TlsError,
     LoginFailure.TLS_HOST_NAME: TlsError,
+    LoginFailure.POOLER_PARAMETER: LoginConfigurationError,
+    LoginFailure.POOLER_NO_USER: AuthenticationError,
     LoginFailure.UNREACHABLE: UnreachableError,
 }
 

@@ -1,14 +1,17 @@
-"""The libpq options that bound a rotation session's statements by the step's deadline."""
+"""The startup packet carries nothing of ours (poolers refuse it); the step's bounds are set
+inside each transaction, from the time left (handlers.pg_bounds)."""
 
 from __future__ import annotations
 
 import pytest
 
+from handlers.pg_bounds import statement_bounds
 from handlers.pg_connect import session_options
 from rotation import Deadline
 from rotation.pg.settings import PostgresSettings
 
 HOST = "mydb.c9akciq32.us-east-1.rds.amazonaws.com"
+PROXY = "pool.proxy-c9akciq32.us-east-1.rds.amazonaws.com"
 
 
 def frozen(remaining_s: float) -> Deadline:
@@ -26,21 +29,16 @@ def frozen(remaining_s: float) -> Deadline:
 def test_statement_and_lock_timeouts_come_from_the_time_left(
     remaining_s: float, statement_ms: int, lock_ms: int
 ) -> None:
-    options = session_options(HOST, frozen(remaining_s), PostgresSettings())
-    assert options == {"options": f"-c statement_timeout={statement_ms} -c lock_timeout={lock_ms}"}
+    assert statement_bounds(frozen(remaining_s)) == (statement_ms, lock_ms)
 
 
-def test_pgoptions_keeps_its_meaning_and_comes_first() -> None:
+@pytest.mark.parametrize("host", [HOST, PROXY, "127.0.0.1"])
+def test_no_startup_options_of_ours(host: str) -> None:
+    """PgBouncer answers an options startup parameter with "unsupported startup parameter",
+    RDS Proxy with "Feature not supported": nothing of ours goes there."""
+    assert session_options(host, frozen(3.0), PostgresSettings()) == {}
+
+
+def test_pgoptions_keeps_its_meaning() -> None:
     settings = PostgresSettings.from_env({"PGOPTIONS": " -c search_path=app "})
-    options = session_options(HOST, frozen(3.0), settings)
-    assert options == {
-        "options": "-c search_path=app -c statement_timeout=3000 -c lock_timeout=2700"
-    }
-
-
-def test_rds_proxy_gets_no_startup_options() -> None:
-    """RDS Proxy refuses startup options; sending them would fail every login."""
-    proxy = "pool.proxy-c9akciq32.us-east-1.rds.amazonaws.com"
-    assert session_options(proxy, frozen(3.0), PostgresSettings()) == {}
-    settings = PostgresSettings(options="-c search_path=app")
-    assert session_options(proxy, frozen(3.0), settings) == {"options": "-c search_path=app"}
+    assert session_options(HOST, frozen(3.0), settings) == {"options": "-c search_path=app"}
