@@ -456,6 +456,10 @@ def _master_statements(
             _render(grant_membership(owner, target), (), session),
             _render(default_role(target, owner), (), session),
         ]
+    # The rotation's expiry comes off the user rotated in (handlers.pg_roles
+    # _restore_validity reads the pair's validity; PREVIOUS_PASSWORD_TTL).
+    changes.append(_render(role_limits(), ([owner, clone],), session))
+    if user != owner:
         reads = [
             _render(role_settings(), ([owner, clone],), session),
             _render(role_memberships(version), ([owner, clone],), session),
