@@ -554,6 +554,15 @@ def _master_statements(log: str) -> dict[str, list[str]]:
     return sessions
 
 
+# Each transaction's first statement is the step's bounds (handlers.pg_bounds), before the
+# pin: it calls pg_catalog.set_config by its qualified name with bind parameters, so no name
+# in it resolves through search_path. Anything else before the pin is a failure.
+_BOUNDS = (
+    "SELECT pg_catalog.set_config('statement_timeout', $1, true), "
+    "pg_catalog.set_config('lock_timeout', $2, true)"
+)
+
+
 def _unpinned(statements: list[str]) -> list[str]:
     """Statements that ran outside a transaction opened by the pin."""
     wrong, state = [], "idle"
@@ -563,6 +572,8 @@ def _unpinned(statements: list[str]) -> list[str]:
             if state == "idle":
                 wrong.append(statement)
         elif state == "begun":
+            if statement == _BOUNDS:
+                continue  # fully qualified, bind parameters only: nothing to resolve
             state = "pinned" if statement == PIN else "begun"
             if state == "begun":
                 wrong.append(statement)
