@@ -143,10 +143,11 @@ MODES = ["sync", "async"]
 def test_a_login_after_a_slow_read_ends_within_the_budget(
     fake_sm: FakeSecretsManager, hung_server: HungEndpoint, mode: str
 ) -> None:
-    """Nothing cached; Secrets Manager answers after 1 s of a 2 s budget, and the server
-    accepts and never answers. Before, the login took psycopg's 2 s minimum on top."""
-    fake_sm.answers["AWSCURRENT"] = Answer(value=_value("127.0.0.1", hung_server.port), delay_s=1.0)
-    budget = 2.0
+    """Nothing cached; Secrets Manager answers after 2.5 s of a 4 s budget (leaving less
+    than psycopg's 2 s minimum), and the server accepts and never answers. Before, the
+    login ran psycopg's 2 s on top and raised the driver's timeout."""
+    fake_sm.answers["AWSCURRENT"] = Answer(value=_value("127.0.0.1", hung_server.port), delay_s=2.5)
+    budget = 4.0
     creds = RotatingCredentials(
         "test/slow-read",
         source=SecretsManagerSource(_client_for(fake_sm)),
@@ -157,15 +158,43 @@ def test_a_login_after_a_slow_read_ends_within_the_budget(
 
     assert isinstance(error, ConnectTimeoutError), error
     message = str(error)
-    assert "connect() of test/slow-read ran out of its budget of 2.0 s" in message
-    assert "did not finish the login" in message
-    assert "Secrets Manager reads took 1." in message
+    assert "connect() of test/slow-read ran out of its budget of 4.0 s" in message
+    assert "did not finish the login in the 1." in message
+    assert "Secrets Manager reads took 2." in message
     assert "ConnectRetry(timeout_s=...)" in message
     assert "never-sent-anywhere-9" not in message
     assert error.__cause__ is None
     assert error.__context__ is None or error.__suppress_context__
     assert elapsed <= bound_for(budget), elapsed
     assert hung_server.connections == 1  # one login started, cut at the budget
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_hung_read_at_cache_expiry_then_a_silent_server_ends_within_the_budget(
+    fake_sm: FakeSecretsManager, hung_server: HungEndpoint, mode: str
+) -> None:
+    """A value is known; at cache expiry the read hangs (Secrets Manager accepts and never
+    answers) and gets half the budget, the stale value is served, and the server it names
+    accepts and never answers: the login gets the other half, not psycopg's 2 s. Before,
+    a 1.5 s budget took 0.75 s + 2 s."""
+    fake_sm.answers["AWSCURRENT"] = Answer(value=_value("127.0.0.1", hung_server.port))
+    clock = FakeClock()  # the cache's age only
+    source = SecretsManagerSource(_client_for(fake_sm), max_age_s=300, clock=clock)
+    budget = 1.5
+    creds = RotatingCredentials(
+        "test/hung-then-silent", source=source, retry=ConnectRetry(timeout_s=budget)
+    )
+    _timed(_connect(creds, mode))  # reads and caches the value (the login is cut too)
+    fake_sm.answers["AWSCURRENT"].hang = True
+    clock.advance(300)
+
+    elapsed, error = _timed(_connect(creds, mode))
+
+    assert isinstance(error, ConnectTimeoutError), error
+    assert "budget of 1.5 s" in str(error)
+    assert elapsed <= bound_for(budget), elapsed
+    assert hung_server.connections == 2
+    assert fake_sm.requests == 2  # the hung read was not retried
 
 
 @pytest.mark.parametrize("mode", MODES)
