@@ -11,6 +11,7 @@ secret value it has seen out of the message before the error leaves the handler.
     RotationError
     ├── ConfigurationError      the function's own settings (env vars) are wrong
     ├── DeadlineError           the step's time ran out before an operation could start
+    │   └── ConnectTimeoutError the application client's connect() ran out of its budget
     ├── EventError              the invocation event is malformed
     ├── SecretFormatError       a secret value is not JSON or lacks / mistypes a field
     ├── StagingError            the token or the secret's labels do not allow this step
@@ -44,6 +45,7 @@ __all__ = [
     "AuthMethodError",
     "AuthenticationError",
     "ConfigurationError",
+    "ConnectTimeoutError",
     "DatabaseError",
     "DeadlineError",
     "EventError",
@@ -118,6 +120,13 @@ class ConfigurationError(RotationError):
 class DeadlineError(RotationError):
     """The step's time ran out before an operation could start: nothing was sent. Secrets
     Manager's re-attempt continues the rotation."""
+
+
+class ConnectTimeoutError(DeadlineError):
+    """The application client's ``connect()`` ran out of its budget
+    (``ConnectRetry.timeout_s``, or the caller's ``timeout_s``) before a login could finish:
+    none was started in too little time, or the database's host name or the server did not
+    answer within the time left. The message names the budget, what used it and the fix."""
 
 
 class EventError(RotationError):

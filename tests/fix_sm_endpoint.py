@@ -4,7 +4,8 @@
   Manager endpoint behind a broken proxy or a black-holed NAT). It counts the connections.
 - :class:`FakeSecretsManager`: answers ``GetSecretValue`` with a value per stage, or with
   an error code and HTTP status moto cannot produce (AccessDenied for a caller, a disabled
-  KMS key, throttling), or not at all (``hang``); it records each request's User-Agent.
+  KMS key, throttling), late (``delay_s``: a slow endpoint that eats the caller's budget),
+  or not at all (``hang``); it records each request's User-Agent.
 
 They fake AWS, never PostgreSQL: the values they serve point at the real test server.
 """
@@ -66,6 +67,8 @@ class Answer:
     error: str | None = None
     status: int = 400
     hang: bool = False
+    # Seconds to hold the answer back (a slow endpoint, not a hung one).
+    delay_s: float = 0.0
 
 
 class FakeSecretsManager:
@@ -90,6 +93,8 @@ class FakeSecretsManager:
                 if answer is not None and answer.hang:
                     fake._release.wait()
                     return
+                if answer is not None and answer.delay_s:
+                    fake._release.wait(answer.delay_s)
                 if answer is None:
                     answer = Answer(error="ResourceNotFoundException", status=400)
                 if answer.error is not None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rotation.client._knobs import rotating_credentials
 from rotation.client._retry import ConnectRetry
-from rotation.client.credentials import RotatingCredentials, check_pool_kwargs
+from rotation.client.credentials import LoginAttempt, RotatingCredentials, check_pool_kwargs
 from rotation.client.sources import SecretSource
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ async def open_async(
             continue
         error: BaseException | None = None
         try:
-            conn = await connect(**params)
+            conn = await _login(attempt, connect, params)
         except Exception as exc:  # failed() says what must not go on
             error = attempt.failed(exc)
         else:
@@ -80,6 +80,26 @@ async def open_async(
         # driver's (whose ``pgconn`` holds the password).
         if error is not None:
             raise error
+
+
+async def _login(
+    attempt: LoginAttempt,
+    connect: Callable[..., Awaitable[psycopg.AsyncConnection[Any]]],
+    params: dict[str, Any],
+) -> psycopg.AsyncConnection[Any]:
+    """One login within the time left: the host name resolved in a thread (the resolver
+    blocks), and the login awaited at most the time left when psycopg's own
+    ``connect_timeout`` cannot end in time (see :meth:`LoginAttempt.prepare`)."""
+    import asyncio  # noqa: PLC0415
+
+    ready, wait_s = await asyncio.to_thread(attempt.prepare, params)
+    if wait_s is None:
+        return await connect(**ready)
+    try:
+        # Cancelled at the end of the wait: psycopg drops the half-made connection.
+        return await asyncio.wait_for(connect(**ready), wait_s)
+    except TimeoutError:
+        raise attempt.login_timed_out(ready, wait_s) from None
 
 
 async def connect_async(

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -44,6 +43,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rotation.client import _login
 from rotation.client._config import DEFAULT_MAX_AGE_S, postgres_settings
 from rotation.client._retry import ConnectRetry, RefreshPolicy
 from rotation.client._versions import LabelledVersions
@@ -58,6 +58,7 @@ from rotation.client.sources import (
 from rotation.errors import (
     AuthenticationError,
     AuthMethodError,
+    ConnectTimeoutError,
     SecretFormatError,
 )
 from rotation.pg.login import (
@@ -67,8 +68,9 @@ from rotation.pg.login import (
     login_failure_reason,
     login_problem,
 )
+from rotation.pg.resolve import Resolver, system_resolver
 from rotation.pg.secret import PostgresSecret, parse_postgres_secret, target_mismatch
-from rotation.pg.settings import PostgresSettings
+from rotation.pg.settings import CHANNEL_BINDINGS, PostgresSettings
 from rotation.pg.tls import at_least, resolve_sslmode, tls_parameters
 
 if TYPE_CHECKING:
@@ -84,16 +86,15 @@ __all__ = [
 ]
 
 # Connection keywords an application's ``connect(**kwargs)`` may not override: they carry
-# the contract's TLS floor and authentication rules (a caller's sslmode may only raise it).
-_PROTECTED = frozenset({"sslmode", "require_auth"})
+# the contract's TLS floor and authentication rules (a caller's sslmode and channel_binding
+# may only raise them) and the budget (a caller's connect_timeout may only lower it).
+_PROTECTED = frozenset({"sslmode", "require_auth", "channel_binding", "connect_timeout"})
 # Connection keywords that name the login. The secret supplies them: a caller's value would
 # replace the rotated credential (or where it logs in), and connections would stop following
 # rotations, or send the secret's password to another server.
 FROM_SECRET = frozenset(
     {"user", "password", "host", "hostaddr", "port", "dbname", "conninfo", "passfile", "service"}
 )
-# libpq's smallest useful connect_timeout (it treats 1 as 2).
-_MIN_CONNECT_TIMEOUT_S = 2
 # Off-target versions remembered as logged (a bound, not a value: forgetting logs again).
 _OFF_TARGET_KEPT = 64
 
@@ -134,8 +135,9 @@ class _Working:
 def check_connect_kwargs(
     extra: Mapping[str, Any], *, allowed: Collection[str] = (), where: str = "connect()"
 ) -> None:
-    """Refuse the connection keywords that would replace the secret's credential, and a
-    caller's ``require_auth``.
+    """Refuse the connection keywords that would replace the secret's credential, a
+    caller's ``require_auth``, and a ``channel_binding`` that would lower the client's
+    (``disable``; ``prefer`` and ``require`` are taken).
 
     ``allowed`` names keys the caller's own configuration may set (Django's ``NAME``,
     ``HOST``, ``PORT``, as its test runner needs); ``where`` names what was called.
@@ -159,6 +161,25 @@ def check_connect_kwargs(
                 "remove it, or, to accept that risk deliberately, set PGREQUIREAUTH in the "
                 "environment"
             )
+        if key == "channel_binding":
+            _check_channel_binding(extra[key], where)
+
+
+def _check_channel_binding(value: object, where: str) -> None:
+    mode = value.strip().lower() if isinstance(value, str) else value
+    if mode not in CHANNEL_BINDINGS:
+        raise TypeError(
+            f"{where}: channel_binding={value!r} is not a libpq channel binding mode; use "
+            "'require' (or remove it: the client uses 'prefer')"
+        )
+    if mode == "disable":
+        raise TypeError(
+            f"{where}: channel_binding='disable' is refused: it would lower the client's "
+            "channel binding ('prefer': SCRAM bound to the TLS session whenever the server "
+            "offers it), so a man in the middle holding a certificate the client trusts could "
+            "relay the login; remove it (or pass 'require' for more), or, to accept that risk "
+            "deliberately, set PGCHANNELBINDING=disable in the environment"
+        )
 
 
 def check_pool_kwargs(pool_kwargs: Mapping[str, Any], *, where: str) -> None:
@@ -204,6 +225,9 @@ class RotatingCredentials:
     clock:
         Monotonic seconds; bounds the retries and paces the refreshes (inject one in tests,
         with ``retry.sleep``).
+    resolver:
+        Resolves the secret's host name within the time a ``connect()`` has left (the
+        system's resolver unless given; see :mod:`rotation.pg.resolve`).
     """
 
     def __init__(
@@ -217,9 +241,11 @@ class RotatingCredentials:
         retry: ConnectRetry | None = None,
         refresh: RefreshPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self.secret_id = secret_id
         self.clock = clock
+        self.resolver = resolver
         self.source = source or default_source(max_age_s, client=client)
         self._settings = settings
         self.retry = retry or ConnectRetry()
@@ -237,17 +263,18 @@ class RotatingCredentials:
             self._settings = postgres_settings()
         return self._settings
 
-    def parameters(
-        self, candidate: _Candidate, extra: Mapping[str, Any], *, time_left_s: float = math.inf
-    ) -> dict[str, Any]:
+    def parameters(self, candidate: _Candidate, extra: Mapping[str, Any]) -> dict[str, Any]:
         """``psycopg.connect`` keyword arguments: the candidate's credential, then the
-        caller's ``extra``, which may ask for stronger TLS but never for weaker, and may not
-        change ``require_auth`` (``PGREQUIREAUTH`` is the documented override)."""
+        caller's ``extra``, which may ask for stronger TLS or channel binding but never for
+        weaker, may set a shorter ``connect_timeout`` but not a longer one, and may not
+        change ``require_auth`` (``PGREQUIREAUTH`` is the documented override). A
+        ``connect()`` cuts the timeout to its time left (:meth:`LoginAttempt.prepare`)."""
         secret = candidate.secret
         sslmode = at_least(resolve_sslmode(extra.get("sslmode", secret.sslmode)), secret.sslmode)
         timeout = self.settings.connect_timeout_s
-        if time_left_s < timeout:
-            timeout = max(math.ceil(time_left_s), _MIN_CONNECT_TIMEOUT_S)
+        asked_timeout = _whole_seconds(extra.get("connect_timeout"))
+        if asked_timeout is not None and asked_timeout > 0:
+            timeout = min(timeout, asked_timeout)
         params: dict[str, Any] = {
             "host": secret.host,
             "port": secret.port,
@@ -260,6 +287,9 @@ class RotatingCredentials:
             "require_auth": self.settings.require_auth,
             **tls_parameters(sslmode, self.settings),
         }
+        asked = extra.get("channel_binding")
+        if isinstance(asked, str) and _stronger_binding(asked, params["channel_binding"]):
+            params["channel_binding"] = asked.strip().lower()
         params.update((k, v) for k, v in extra.items() if k not in _PROTECTED)
         return params
 
@@ -346,7 +376,7 @@ class RotatingCredentials:
                 continue
             error: BaseException | None = None
             try:
-                conn = connect(**params)
+                conn = attempt.login(connect, params)
             except Exception as exc:  # failed() says what must not go on
                 error = attempt.failed(exc)
             else:
@@ -431,7 +461,10 @@ class LoginAttempt:
         self._clock = credentials.clock
         self._retry = credentials.retry
         budget = self._retry.timeout_s if timeout_s is None else timeout_s
+        self._budget = budget
         self._deadline = self._clock() + budget
+        # Time spent reading Secrets Manager, for the message when the budget runs out.
+        self._reading_s = 0.0
         self._refused_rounds = 0
         self._rounds = 0
         # What the server refused in this connect(), kept across rounds: a refused password
@@ -453,10 +486,107 @@ class LoginAttempt:
             self._rounds += 1
             self._transient = None
             self._candidates = self._round()
-        self._trying = next(self._candidates, None)
+        started = self._clock()
+        try:
+            self._trying = next(self._candidates, None)
+        finally:
+            self._reading_s += self._clock() - started
         if self._trying is None:
             return None
-        return self._creds.parameters(self._trying, self._extra, time_left_s=self.time_left())
+        return self._creds.parameters(self._trying, self._extra)
+
+    def prepare(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], float | None]:
+        """``params`` made ready for one login within the time left: the host name
+        resolved (``hostaddr``, with ``host`` kept for verify-full) and ``connect_timeout``
+        cut so that psycopg's own bound ends in time. Also the seconds to wait for the login
+        at most, when psycopg's bound cannot end in time (its 2 s minimum) and the caller
+        must bound it (:func:`~rotation.client._login.call_within`, ``asyncio.wait_for``);
+        None when psycopg's bound suffices. Blocking (the resolver): an async caller runs it
+        in a thread.
+
+        Raises
+        ------
+        ConnectTimeoutError
+            Too little time was left to start a login, or the resolver did not answer in
+            the time left.
+        psycopg.OperationalError
+            The name did not resolve, or the resolver did not answer within the connect
+            timeout (as psycopg says it, for :meth:`failed`: another round may do better).
+        """
+        import psycopg  # noqa: PLC0415
+
+        ready = dict(params)
+        left = self._time_to_log_in()
+        configured = int(ready["connect_timeout"])
+        dns_s = min(float(configured), left)
+        try:
+            ready.update(_login.addresses(ready, timeout_s=dns_s, resolver=self._creds.resolver))
+        except TimeoutError:
+            if dns_s >= left:
+                raise self._out_of_time(
+                    f"the DNS resolver did not answer for {ready['host']!r} in the "
+                    f"{left:.1f} s left"
+                ) from None
+            raise psycopg.OperationalError(
+                f"failed to resolve host {ready['host']!r}: the DNS resolver did not answer "
+                f"within {dns_s:.1f} s (the connect timeout)"
+            ) from None
+        except OSError as exc:
+            # psycopg's own words for it, so that it is classified as before.
+            raise psycopg.OperationalError(
+                f"failed to resolve host {ready['host']!r}: {exc}"
+            ) from None
+        left = self._time_to_log_in()
+        fitting = _login.fitting_timeout(configured, left, _login.attempts(ready))
+        if fitting is not None:
+            ready["connect_timeout"] = fitting
+            return ready, None
+        # The abandoned login (if it comes to that) ends on this timeout on its own.
+        ready["connect_timeout"] = _login.MIN_CONNECT_TIMEOUT_S
+        return ready, left
+
+    def login(
+        self, connect: Callable[..., psycopg.Connection[Any]], params: Mapping[str, Any]
+    ) -> psycopg.Connection[Any]:
+        """``connect(**params)`` for the credential from :meth:`next_parameters`, ended
+        within the time left (see :meth:`prepare`).
+
+        Raises
+        ------
+        ConnectTimeoutError
+            No login could be started or finished in the time left.
+        """
+        ready, wait_s = self.prepare(params)
+        if wait_s is None:
+            return connect(**ready)
+        try:
+            return _login.call_within(lambda: connect(**ready), wait_s, discard=_login.close_late)
+        except TimeoutError:
+            raise self.login_timed_out(ready, wait_s) from None
+
+    def login_timed_out(self, params: Mapping[str, Any], waited_s: float) -> ConnectTimeoutError:
+        """The error for a login cut after ``waited_s`` seconds (the time that was left)."""
+        where = f"{params.get('host')}:{params.get('port')}"
+        return self._out_of_time(
+            f"the server at {where} did not finish the login in the {waited_s:.1f} s left"
+        )
+
+    def _time_to_log_in(self) -> float:
+        left = self.time_left()
+        if left < _login.MIN_LOGIN_S:
+            raise self._out_of_time(f"{left:.2f} s was left, too little to start a login")
+        return left
+
+    def _out_of_time(self, what: str) -> ConnectTimeoutError:
+        stage = self._trying.stage if self._trying is not None else "a credential"
+        return ConnectTimeoutError(
+            f"connect() of {self._creds.secret_id} ran out of its budget of "
+            f"{self._budget:.1f} s before the login as {stage} could finish: {what} "
+            f"(Secrets Manager reads took {self._reading_s:.1f} s of it, over {self._rounds} "
+            "round(s) of logins). Give connect() more time (ConnectRetry(timeout_s=...) or "
+            "timeout_s=), or find what is slow: Secrets Manager (its endpoint, the network "
+            "path to it), the DNS resolver, or the database server"
+        )
 
     def _round(self) -> Iterator[_Candidate]:
         versions = self._creds.versions
@@ -570,6 +700,26 @@ class LoginAttempt:
     def _refusals(self) -> str:
         said = "; ".join(f"{stage}: {reason}" for stage, reason in self._refused.items())
         return said or "no version found"
+
+
+def _whole_seconds(value: object) -> int | None:
+    """A ``connect_timeout`` as psycopg reads it (``int(float(value))``); None when absent
+    or unreadable (psycopg then raises its own error for it)."""
+    if value is None:
+        return None
+    try:
+        return int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _stronger_binding(asked: str, current: str) -> bool:
+    """Whether channel binding mode ``asked`` is stronger than ``current`` (libpq's modes,
+    weakest first: ``disable``, ``prefer``, ``require``)."""
+    mode = asked.strip().lower()
+    if mode not in CHANNEL_BINDINGS:
+        return False
+    return CHANNEL_BINDINGS.index(mode) > CHANNEL_BINDINGS.index(current)
 
 
 def _unchained(error: Exception) -> Exception:

@@ -9,6 +9,7 @@ refused with a TypeError that names it, why, and the fix.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ from rotation.client import (
     make_async_pool,
     make_pool,
 )
+from rotation.pg.settings import PostgresSettings
 from tests.fix_aws import new_client
 from tests.fix_rotation import Bed
 
@@ -223,3 +225,103 @@ def test_make_pool_takes_a_callable_kwargs_and_checks_what_it_returns(bed: Bed) 
         row = conn.execute("SELECT current_user").fetchone()
     assert row is not None
     assert row[0] == user
+
+
+# -- channel binding may be raised, never lowered (#21) ----------------------------------
+
+_BINDING_DISABLED: dict[str, Callable[[str, RotatingCredentials], Any]] = {
+    "connect": lambda arn, c: connect(arn, credentials_=c, channel_binding="disable"),
+    "connect_async": lambda arn, c: asyncio.run(
+        connect_async(arn, credentials_=c, channel_binding="disable")
+    ),
+    "pool": lambda arn, c: make_pool(
+        arn, credentials_=c, kwargs={"channel_binding": "disable"}, open=False
+    ),
+    "async_pool": lambda arn, c: make_async_pool(
+        arn, credentials_=c, kwargs={"channel_binding": "disable"}
+    ),
+    "engine": lambda arn, c: rotating_sqlalchemy.create_engine(
+        arn, credentials_=c, connect_args={"channel_binding": "disable"}
+    ),
+    "async_engine": lambda arn, c: rotating_sqlalchemy.create_async_engine(
+        arn, credentials_=c, connect_args={"channel_binding": "Disable"}
+    ),
+}
+
+
+@pytest.mark.parametrize("integration", sorted(_BINDING_DISABLED))
+def test_every_integration_refuses_a_channel_binding_that_lowers_the_clients(
+    bed: Bed, integration: str
+) -> None:
+    arn, _, _ = bed.user_secret()
+    with pytest.raises(
+        TypeError, match=r"channel_binding='disable' is refused.*set PGCHANNELBINDING=disable"
+    ):
+        _BINDING_DISABLED[integration](arn, _creds(arn))
+
+
+def test_django_options_may_not_disable_channel_binding(bed: Bed, django_settings: None) -> None:
+    from django.core.exceptions import ImproperlyConfigured  # noqa: PLC0415
+
+    arn, _, _ = bed.user_secret()
+    wrapper = _django({"secret_id": arn, "credentials": _creds(arn), "channel_binding": "disable"})
+    with pytest.raises(ImproperlyConfigured, match=r"channel_binding='disable' is refused"):
+        wrapper.ensure_connection()
+
+
+def test_an_unknown_channel_binding_is_refused_naming_the_modes(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    with pytest.raises(TypeError, match=r"channel_binding='off' is not a libpq channel binding"):
+        _creds(arn).connect(channel_binding="off")
+
+
+class _Recorded:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, **params: Any) -> psycopg.Connection[Any]:
+        self.calls.append(params)
+        return psycopg.connect(**params)
+
+
+def test_channel_binding_require_is_taken_and_logs_in_over_tls(bed: Bed) -> None:
+    """The test bed's server speaks TLS and SCRAM: SCRAM-SHA-256-PLUS binds the login to
+    the TLS session."""
+    arn, user, _ = bed.user_secret()
+    recorded = _Recorded()
+    with _creds(arn).connect(recorded, channel_binding="require") as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (user,)
+        assert conn.pgconn.ssl_in_use
+    assert [c["channel_binding"] for c in recorded.calls] == ["require"]
+
+
+def test_without_a_keyword_the_client_prefers_channel_binding(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    recorded = _Recorded()
+    with _creds(arn).connect(recorded):
+        pass
+    assert [c["channel_binding"] for c in recorded.calls] == ["prefer"]
+
+
+def test_a_callers_prefer_does_not_lower_pgchannelbinding_require(bed: Bed) -> None:
+    arn, user, _ = bed.user_secret()
+    settings = PostgresSettings.from_env({**os.environ, "PGCHANNELBINDING": "require"})
+    creds = RotatingCredentials(
+        arn, source=SecretsManagerSource(new_client()), retry=FAST, settings=settings
+    )
+    recorded = _Recorded()
+    with creds.connect(recorded, channel_binding="prefer") as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (user,)
+    assert [c["channel_binding"] for c in recorded.calls] == ["require"]
+
+
+def test_a_callers_connect_timeout_may_shorten_the_clients_never_lengthen_it(bed: Bed) -> None:
+    arn, _, _ = bed.user_secret()
+    recorded = _Recorded()
+    creds = _creds(arn)
+    with creds.connect(recorded, connect_timeout=3):
+        pass
+    with creds.connect(recorded, connect_timeout=600):
+        pass
+    default = creds.settings.connect_timeout_s
+    assert [c["connect_timeout"] for c in recorded.calls] == [min(3, default), default]
