@@ -2,9 +2,11 @@
 
 The same reading multi-user setSecret makes before it changes the AWSPREVIOUS user's
 password (:mod:`handlers.pg_sessions`), as the master, so that an operator sees the
-stragglers a rotation would cut off (or refuse for) before it runs. Read-only: one login as
-the master, two catalog queries. Anything that keeps it from reading (no ``masterarn``, a
-master that does not log in) is a line in the report, never a failure of ``status``.
+stragglers a rotation would cut off (or refuse for) before it runs, and when AWSPREVIOUS's
+password expires (``PREVIOUS_PASSWORD_TTL``, or the operator's ``VALID UNTIL``). Read-only:
+one login as the master, two catalog queries. Anything that keeps it from reading (no
+``masterarn``, a master that does not log in) is a line in the report, never a failure of
+``status``.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from handlers.multi_user import alternate_username, owner_role
 from handlers.pg_connect import PostgresConnector
 from handlers.pg_errors import statement_error
 from handlers.pg_sessions import READ_ALL_STATS, find_sessions
-from handlers.pg_sql import role_exists
 from handlers.rds import RdsTopology
 from rotation import Deadline, RetryPolicy, RotationError
 from rotation.errors import SecretFormatError
 from rotation.pg.secret import MasterSecret, PostgresSecret, master_login, parse_postgres_secret
 from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPREVIOUS, SecretVersion
+from rotation_tools.previous_expiry import read_expiry
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -102,9 +104,11 @@ def collect_pair_sessions(
 
     ``{"checked": bool, "reason": str | None, "details_visible": bool, "users": [{"user",
     "label", "exists", "sessions": [...]}]}``: ``label`` is AWSCURRENT for the current user
-    and AWSPREVIOUS for the other one (the one the next rotation changes). The other one is
-    listed only when its role exists or AWSPREVIOUS names it (a pair whose member is gone):
-    a single-user secret has no pair. A master secret for another host is not used.
+    and AWSPREVIOUS for the other one (the one the next rotation changes), which also has
+    ``password_expiry`` (:func:`rotation_tools.previous_expiry.expiry_report`; None when
+    its role does not exist). The other one is listed only when its role exists or
+    AWSPREVIOUS names it (a pair whose member is gone): a single-user secret has no pair.
+    A master secret for another host is not used.
     """
     scrubber = Scrubber()
     try:
@@ -143,7 +147,10 @@ def _collect(
     with open_master(connector, as_master, deadline, floor=current.sslmode) as session:
         try:
             with session.transaction() as conn:
-                other_exists = conn.execute(role_exists(), (other,)).fetchone() is not None
+                # Whether the other user exists, and when its password expires
+                # (PREVIOUS_PASSWORD_TTL), on the server's clock: one pg_roles query.
+                expiry = read_expiry(conn, other)
+            other_exists = expiry is not None
         except psycopg.Error as exc:
             raise statement_error(exc, "looking up the pair as the master") from exc
         # A single-user secret (AWSPREVIOUS is the same user, or none) has no pair: its
@@ -161,6 +168,7 @@ def _collect(
                 "label": AWSCURRENT if user == current.username else AWSPREVIOUS,
                 "exists": True if user == current.username else other_exists,
                 "sessions": [session.as_json() for session in found.of(user)],
+                **({"password_expiry": expiry} if user == other else {}),
             }
             for user in users
         ],
@@ -184,7 +192,9 @@ def render_pair_sessions(report: dict[str, Any], console: Any) -> None:
             continue
         sessions = entry["sessions"]
         count = f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}"
-        console.line(f"  {entry['user']} ({entry['label']}): {count}")
+        expiry = entry.get("password_expiry")
+        shown = f"; {expiry['summary']}" if expiry else ""
+        console.line(f"  {entry['user']} ({entry['label']}): {count}{shown}")
         for session in sessions:
             address = session["address"] or "address hidden"
             application = session["application"] or "-"

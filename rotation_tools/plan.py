@@ -53,11 +53,12 @@ from rotation.aws_errors import error_code
 from rotation.config import event_bus_name
 from rotation.pg.secret import MasterSecret, PostgresSecret, parse_postgres_secret
 from rotation.scrub import Scrubber
-from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
+from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretDescription, SecretVersion
 from rotation_tools.doctor import Check, run_doctor
 from rotation_tools.fleet import list_rotating
 from rotation_tools.pair_sessions import master_credential
 from rotation_tools.plan_windows import WindowReport, window_report
+from rotation_tools.previous_expiry import read_expiry
 from rotation_tools.rds_proxy import proxy_check
 
 if TYPE_CHECKING:
@@ -128,6 +129,10 @@ class Plan:
     checks: list[Check]
     notes: list[str] = field(default_factory=list)
     windows: WindowReport | None = None
+    # multi-user: when AWSPREVIOUS's user's password expires
+    # (rotation_tools.previous_expiry.expiry_report); None when not read (no pair yet, no
+    # master, single-user).
+    previous_password_expiry: dict[str, Any] | None = None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -219,10 +224,11 @@ def build_plan(
     proxy = proxy_check(current, strategy)
     if proxy is not None and proxy.ok:
         notes.append(proxy.detail)  # a failing one is among the checks already
+    expiry: dict[str, Any] | None = None
     if strategy == "single-user":
         steps = _single_user(arn, token, current_id, current, connector)
     else:
-        steps = _multi_user(
+        steps, expiry = _multi_user(
             client, arn=arn, token=token, current_id=current_id, current=current,
             connector=connector,
         )  # fmt: skip
@@ -233,7 +239,7 @@ def build_plan(
             "a failed step publishes RotationStepFailed"
         )
     windows = _windows(client, described, now())
-    return Plan(arn, description.name, strategy, token, steps, checks, notes, windows)
+    return Plan(arn, description.name, strategy, token, steps, checks, notes, windows, expiry)
 
 
 def _windows(client: SecretsManagerClient, described: Any, now: datetime.datetime) -> WindowReport:
@@ -331,7 +337,8 @@ def _multi_user(
     current_id: str | None,
     current: PostgresSecret,
     connector: PostgresConnector,
-) -> list[PlannedStep]:
+) -> tuple[list[PlannedStep], dict[str, Any] | None]:
+    """The steps, and when AWSPREVIOUS's user's password expires (None: not read)."""
     auth, floor = connector.settings.require_auth, current.sslmode
     owner = owner_role(current.username)
     user = alternate_username(current.username)  # the pending user: AWSPREVIOUS's
@@ -366,21 +373,21 @@ def _multi_user(
     steps.append(_finish(arn, token, current_id))
     if not current.masterarn:
         set_step.notes.append("the secret has no masterarn: createSecret refuses to start")
-        return steps
+        return steps, None
     try:
         master = master_credential(client, current, Deadline.in_seconds(_BUDGET_S))
     except (RotationError, ClientError, BotoCoreError) as exc:
         set_step.notes.append(
             f"the master secret cannot be used: {_scrubber(current).scrub(str(exc))}"
         )
-        return steps
+        return steps, None
     session = f"the master ({master.username})"
     set_step.logins.append(_login("the master secret", master, floor, auth, "changes the pair"))
-    set_step.statements, found = _master_statements(
+    set_step.statements, found, expiry = _master_statements(
         connector, master, floor=floor, owner=owner, user=user, session=session
     )
     set_step.notes.extend(found)
-    return steps
+    return steps, expiry
 
 
 def _scrubber(*secrets: PostgresSecret) -> Scrubber:
@@ -404,9 +411,9 @@ def _master_statements(
     owner: str,
     user: str,
     session: str,
-) -> tuple[list[Statement], list[str]]:
+) -> tuple[list[Statement], list[str], dict[str, Any] | None]:
     """multi-user setSecret's statements as the master, from what the catalog holds now
-    (read-only queries; nothing is changed)."""
+    (read-only queries; nothing is changed), and when ``user``'s password expires."""
     notes: list[str] = []
     clone = f"{owner}_clone"
     try:
@@ -414,7 +421,7 @@ def _master_statements(
     except RotationError as exc:
         _scrubber(master).scrub_exception_chain(exc)
         notes.append(f"the master does not log in now ({exc.problem}): statements not known")
-        return [], notes
+        return [], notes, None
     try:
         with as_master:
             with as_master.transaction() as conn:
@@ -423,6 +430,9 @@ def _master_statements(
             version = as_master.info.server_version
             with as_master.transaction() as conn:
                 states = read_states(conn, (owner, clone))
+                # The plan's own read, not a statement the rotation makes: when the
+                # AWSPREVIOUS user's password expires, judged on the server's clock.
+                expiry = read_expiry(conn, user)
     except psycopg.Error as exc:
         # A master without the catalog privileges, a server that went away: the CLI's
         # one-line error with the cause and its fix, not a traceback.
@@ -487,17 +497,29 @@ def _master_statements(
         )
     else:
         notes.append(f"{owner!r} is rotated back in: the clone (AWSCURRENT) is not touched")
-    return statements + _master_transaction(changes, session), notes
+    if expiry is not None and expiry["set_by"] == "rotation":
+        notes.append(
+            f"{user!r} carries the last rotation's expiry (PREVIOUS_PASSWORD_TTL): this "
+            "setSecret gives it a new password and the operator's validity back"
+        )
+    return statements + _master_transaction(changes, session), notes, expiry
 
 
 # -- output -------------------------------------------------------------------------------
 
 
-def render_plan(plan: Plan, console: Any) -> None:
+def _render_header(plan: Plan, console: Any) -> None:
     console.line(f"Plan for {plan.name} ({plan.strategy}), token {plan.token}")
     console.line(f"ARN  {plan.secret}")
     for note in plan.notes:
         console.line(f"  {note}")
+    if plan.previous_password_expiry is not None:
+        expiry = plan.previous_password_expiry
+        console.line(f"  {expiry['user']} ({AWSPREVIOUS}): {expiry['summary']}")
+
+
+def render_plan(plan: Plan, console: Any) -> None:
+    _render_header(plan, console)
     for step in plan.steps:
         console.heading(step.step)
         for call in step.secrets_manager:
