@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 __all__ = ["ConnectRetry", "RefreshPolicy", "check_budget"]
 
 
-def check_budget(value: object, name: str) -> None:
+def check_budget(value: object, name: str, *, where: str = "ConnectRetry") -> None:
     """Refuse a budget or wait that is not a number of seconds >= 0 (NaN, negative, a
     string): every comparison with NaN is false, so it would neither bound nor end.
 
@@ -30,7 +30,7 @@ def check_budget(value: object, name: str) -> None:
     if ok and not math.isnan(value) and value >= 0:  # type: ignore[operator, arg-type]
         return
     raise ValueError(
-        f"ConnectRetry: {name}={value!r} is not a number of seconds >= 0; give a finite "
+        f"{where}: {name}={value!r} is not a number of seconds >= 0; give a finite "
         "number of seconds (e.g. 15), or math.inf for no bound"
     )
 

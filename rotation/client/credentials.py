@@ -463,7 +463,7 @@ class LoginAttempt:
         self._clock = credentials.clock
         self._retry = credentials.retry
         budget = self._retry.timeout_s if timeout_s is None else timeout_s
-        check_budget(budget, "timeout_s")
+        check_budget(budget, "timeout_s", where=f"connect() of {credentials.secret_id}")
         self._budget = budget
         self._deadline = self._clock() + budget
         # Time spent reading Secrets Manager, for the message when the budget runs out.
