@@ -17,6 +17,7 @@ secret value it has seen out of the message before the error leaves the handler.
     ├── StagingError            the token or the secret's labels do not allow this step
     ├── SecretsManagerError     a Secrets Manager call failed (permissions, KMS, throttling)
     │   ├── SecretsManagerUnavailableError  unreachable, throttled, timed out, 5xx: transient
+    │   │   └── SecretReadTimeoutError  the caller's own time ran out during a read
     │   ├── SecretAccessError   the caller may not read it: IAM, the KMS key, credentials
     │   └── SecretDeletedError  the secret does not exist, or is scheduled for deletion
     ├── RdsError                an RDS API call failed (permissions, throttling, network)
@@ -58,6 +59,7 @@ __all__ = [
     "SecretAccessError",
     "SecretDeletedError",
     "SecretFormatError",
+    "SecretReadTimeoutError",
     "SecretsManagerError",
     "SecretsManagerUnavailableError",
     "ServerUnavailableError",
@@ -149,6 +151,13 @@ class SecretsManagerUnavailableError(SecretsManagerError):
     """Secrets Manager did not answer in time, could not be reached, throttled the call or
     failed on its side (5xx): transient. The application client serves the value it read
     before, if any."""
+
+
+class SecretReadTimeoutError(SecretsManagerUnavailableError):
+    """The application client's read of a secret ended because its caller's time ran out
+    (``ConnectRetry.timeout_s``, or the time a ``connect()`` had left), before Secrets
+    Manager had a fair chance to answer: a fact about the caller's budget, not about Secrets
+    Manager, so nothing is remembered of it and other callers are not failed with it."""
 
 
 class SecretAccessError(SecretsManagerError):

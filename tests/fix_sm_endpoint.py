@@ -2,6 +2,11 @@
 
 - :class:`HungEndpoint`: a socket that accepts connections and never answers (a Secrets
   Manager endpoint behind a broken proxy or a black-holed NAT). It counts the connections.
+- :class:`TrickleEndpoint`: reads a request, then answers one byte at a time, forever (a
+  slow-loris endpoint or proxy: every ``recv`` gets a byte within any socket timeout).
+- :class:`ContainerCredentials`: the ECS container credentials endpoint
+  (``AWS_CONTAINER_CREDENTIALS_FULL_URI``; botocore allows a loopback address for it): it
+  hands out temporary credentials ``answers`` times, then accepts and never answers.
 - :class:`FakeSecretsManager`: answers ``GetSecretValue`` with a value per stage, or with
   an error code and HTTP status moto cannot produce (AccessDenied for a caller, a disabled
   KMS key, throttling), late (``delay_s``: a slow endpoint that eats the caller's budget),
@@ -17,6 +22,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -57,6 +63,107 @@ class HungEndpoint:
         with self._lock:
             for conn in self._accepted:
                 conn.close()
+
+
+class TrickleEndpoint:
+    """Reads each request, then sends an HTTP answer one byte every ``gap_s`` seconds,
+    never finishing it. It counts the connections."""
+
+    def __init__(self, gap_s: float = 0.2) -> None:
+        self.gap_s = gap_s
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._connections = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            with self._lock:
+                self._connections += 1
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: "
+        with conn:
+            try:
+                conn.recv(65536)
+                sent = 0
+                while not self._stop.wait(self.gap_s):
+                    conn.sendall(head[sent : sent + 1] if sent < len(head) else b"x")
+                    sent += 1
+            except OSError:
+                return  # the client shut it down
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return self._connections
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        self._thread.join(5)
+
+
+class ContainerCredentials:
+    """Temporary credentials for the first ``answers`` requests, each expiring
+    ``expires_in_s`` from now (less than botocore's 10-minute mandatory window: the next
+    use refreshes them); later requests are held and never answered."""
+
+    def __init__(self, answers: int = 0, expires_in_s: float = 300.0) -> None:
+        self.answers = answers
+        self.requests = 0
+        self._release = threading.Event()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with endpoint._lock:
+                    endpoint.requests += 1
+                    serve = endpoint.requests <= endpoint.answers
+                if not serve:
+                    endpoint._release.wait()
+                    return
+                expires = datetime.now(UTC) + timedelta(seconds=expires_in_s)
+                body = json.dumps(
+                    {
+                        "AccessKeyId": "ASIATESTCONTAINER",
+                        "SecretAccessKey": "testing",
+                        "Token": "testing-token",
+                        "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet
+
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/credentials"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
 
 
 @dataclass
@@ -143,6 +250,15 @@ class FakeSecretsManager:
 @pytest.fixture
 def hung_endpoint() -> Iterator[HungEndpoint]:
     endpoint = HungEndpoint()
+    try:
+        yield endpoint
+    finally:
+        endpoint.close()
+
+
+@pytest.fixture
+def trickle_endpoint() -> Iterator[TrickleEndpoint]:
+    endpoint = TrickleEndpoint()
     try:
         yield endpoint
     finally:

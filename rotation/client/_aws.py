@@ -11,10 +11,14 @@ its settings):
 
 - ``before-send``: an attempt's connect and read timeouts are cut to the time left
   (:func:`rotation.aws_calls.attempt_timeouts`, as the rotation function's ``call_api``
-  cuts its own); with no time left it is not sent at all. A cut attempt is sent through
-  botocore's own transport class (``URLLib3Session``) built for those timeouts. Those are
-  kept per timeout bucket (rounded down to half a second, a few per client), so that reads
-  keep their keep-alive connections instead of opening one per call;
+  cuts its own); with no time left it is not sent at all. The attempt is sent through
+  botocore's own transport class (``URLLib3Session``) built for those timeouts, whose
+  connections' sockets are shut down when the time is up
+  (:func:`rotation.client._deadline.shutting_down_at`): a socket timeout bounds one
+  ``recv``, and an endpoint that answers a byte at a time would outlast any number of
+  them. Those transports are kept per timeout bucket (rounded down to half a second, a few
+  per client), so that reads keep their keep-alive connections instead of opening one per
+  call;
 - ``needs-retry``, ahead of botocore's retry handler: no retry whose backoff (botocore's
   is at most ``2 ** (attempt - 1)`` seconds) and next attempt would not fit in the time
   left; the attempt's own failure is raised instead.
@@ -26,6 +30,7 @@ client is built once per source and reused.
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 import threading
 import time
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotation.aws_calls import CLIENT_DISTRIBUTION, attempt_timeouts, user_agent_extra
 from rotation.client._config import secrets_manager_endpoint
+from rotation.client._deadline import shutting_down_at, watch
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
@@ -44,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTEMPTS",
     "CONNECT_TIMEOUT_S",
+    "MIN_ATTEMPT_S",
+    "MIN_READ_S",
     "READ_TIMEOUT_S",
     "OutOfTime",
     "bound",
@@ -60,6 +68,10 @@ READ_TIMEOUT_S = 15.0
 ATTEMPTS = 3
 # Less time than this left: no attempt is started (it could not get an answer).
 MIN_ATTEMPT_S = 0.1
+# Secrets Manager answers in tens of milliseconds: a read given this long without an
+# answer says something about Secrets Manager (or the way to it); a read cut shorter says
+# only that its caller had no time. connect() keeps this much for a read of each round.
+MIN_READ_S = 0.5
 # Cut timeouts are rounded down to this step, so that reads share a few transports.
 _BUCKET_S = 0.5
 # Transports kept per client (the least recently used is closed past this).
@@ -69,7 +81,13 @@ _RETRY_ID = "rotation-client-bounded-retry"
 
 
 class OutOfTime(Exception):  # noqa: N818  # a condition, raised through botocore
-    """No time was left for another attempt (internal: botocore does not retry it)."""
+    """The caller's time ran out: no time was left for an attempt, or the attempt in
+    flight was cut at the deadline (internal: botocore does not retry it).
+    ``what`` says which wait it ended."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
 
 
 @dataclass(frozen=True)
@@ -181,19 +199,31 @@ class _CutSend:
             return None
         left = budget.remaining()
         if left < MIN_ATTEMPT_S:
-            raise OutOfTime
-        if attempt_timeouts(self._configured, left) == self._configured:
-            return None
+            raise OutOfTime("no time was left to ask Secrets Manager")
         bucket = math.floor(left / _BUCKET_S) * _BUCKET_S
+        once = None
         if bucket < _BUCKET_S:
             # The last half second: a transport of its own, closed after this attempt.
-            once = self._transport(attempt_timeouts(self._configured, left))
-            try:
-                return once.send(request)  # type: ignore[no-any-return]
-            finally:
+            transport = once = self._transport(attempt_timeouts(self._configured, left))
+        else:
+            transport = self._kept(attempt_timeouts(self._configured, bucket))
+        try:
+            with shutting_down_at(left) as deadline:
+                try:
+                    response = transport.send(request)
+                except Exception:
+                    if deadline.fired:
+                        # Cut by the caller's time, not failed on its own.
+                        raise OutOfTime("Secrets Manager did not answer") from None
+                    raise
+                if deadline.fired:
+                    # An answer that "ended" when its socket was shut down is cut short
+                    # (headers or body ended by the shutdown): never parse it.
+                    raise OutOfTime("Secrets Manager did not answer")
+                return response  # type: ignore[no-any-return]
+        finally:
+            if once is not None:
                 once.close()
-        timeouts = attempt_timeouts(self._configured, bucket)
-        return self._kept(timeouts).send(request)  # type: ignore[no-any-return]
 
     def _kept(self, timeouts: tuple[float, float]) -> Any:
         with self._lock:
@@ -209,8 +239,6 @@ class _CutSend:
             return transport
 
     def _transport(self, timeouts: tuple[float, float]) -> Any:
-        from botocore.httpsession import URLLib3Session  # noqa: PLC0415
-
         if self._verify is None:
             import botocore.session  # noqa: PLC0415
 
@@ -223,7 +251,59 @@ class _CutSend:
             "client_cert": self._config.client_cert,
             "proxies_config": self._config.proxies_config,
         }
-        return URLLib3Session(**settings)
+        return _watched_session_class()(**settings)
+
+
+@functools.cache
+def _watched_session_class() -> type:
+    """botocore's ``URLLib3Session``, with every connection it uses watched by the current
+    deadline (:func:`rotation.client._deadline.watch`): a new connection's socket as soon
+    as it exists (the TLS handshake included), a kept-alive one when it is taken from the
+    pool. Made on first use: importing the client loads no botocore."""
+    from botocore.awsrequest import (  # noqa: PLC0415
+        AWSHTTPConnection,
+        AWSHTTPConnectionPool,
+        AWSHTTPSConnection,
+        AWSHTTPSConnectionPool,
+    )
+    from botocore.httpsession import URLLib3Session  # noqa: PLC0415
+
+    class HTTPConnection(AWSHTTPConnection):
+        def _new_conn(self) -> Any:
+            sock = super()._new_conn()
+            watch(sock)
+            return sock
+
+    class HTTPSConnection(AWSHTTPSConnection):
+        def _new_conn(self) -> Any:
+            sock = super()._new_conn()
+            watch(sock)
+            return sock
+
+    class HTTPPool(AWSHTTPConnectionPool):
+        ConnectionCls = HTTPConnection
+
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            watch(conn)
+            return conn
+
+    class HTTPSPool(AWSHTTPSConnectionPool):
+        ConnectionCls = HTTPSConnection
+
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            watch(conn)
+            return conn
+
+    class WatchedSession(URLLib3Session):
+        def __init__(self, **settings: Any) -> None:
+            super().__init__(**settings)
+            # botocore reads this mapping when it makes a pool (also through a proxy).
+            pools: dict[str, type] = self._pool_classes_by_scheme  # type: ignore[attr-defined]
+            pools.update(http=HTTPPool, https=HTTPSPool)
+
+    return WatchedSession
 
 
 def _stop_retrying(

@@ -8,12 +8,31 @@ tests run them on a fake clock without sleeping.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["ConnectRetry", "RefreshPolicy"]
+__all__ = ["ConnectRetry", "RefreshPolicy", "check_budget"]
+
+
+def check_budget(value: object, name: str, *, where: str = "ConnectRetry") -> None:
+    """Refuse a budget or wait that is not a number of seconds >= 0 (NaN, negative, a
+    string): every comparison with NaN is false, so it would neither bound nor end.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, the value and the fix.
+    """
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and not math.isnan(value) and value >= 0:  # type: ignore[operator, arg-type]
+        return
+    raise ValueError(
+        f"{where}: {name}={value!r} is not a number of seconds >= 0; give a finite "
+        "number of seconds (e.g. 15), or math.inf for no bound"
+    )
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,15 @@ class ConnectRetry:
     jitter: float = 0.25
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     rng: Callable[[], float] = field(default=random.random, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "initial_wait_s", "max_wait_s", "jitter"):
+            check_budget(getattr(self, name), name)
+        if not isinstance(self.rounds, int) or isinstance(self.rounds, bool) or self.rounds < 1:
+            raise ValueError(
+                f"ConnectRetry: rounds={self.rounds!r} is not a whole number >= 1; give the "
+                "number of rounds of refused logins to try (e.g. 6)"
+            )
 
     def wait_before(self, round_number: int) -> float:
         """Seconds to wait before round ``round_number`` (2 or more)."""

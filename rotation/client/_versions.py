@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 
 from rotation.client._retry import RefreshPolicy
 from rotation.client.sources import SecretSource
-from rotation.errors import SecretsManagerError, SecretsManagerUnavailableError
+from rotation.errors import (
+    SecretReadTimeoutError,
+    SecretsManagerError,
+    SecretsManagerUnavailableError,
+)
 
 __all__ = ["LabelledVersions"]
 
@@ -38,11 +42,6 @@ def _held(lock: threading.Lock) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-class _NoTimeLeftError(SecretsManagerUnavailableError):
-    """The caller's time ran out before the read could start (nothing was asked, so
-    nothing is remembered)."""
 
 
 @dataclass
@@ -114,10 +113,15 @@ class LabelledVersions:
         rest. A permission, key or existence error is raised even then: serving an old
         password would hide a fact that only a person can fix.
 
+        A read cut by the caller's own time (:class:`~rotation.errors.SecretReadTimeoutError`)
+        is neither remembered nor logged: the caller gets the value known, if any.
+
         Raises
         ------
+        SecretReadTimeoutError
+            The caller's time ran out, and no value is known yet.
         SecretsManagerUnavailableError
-            A transient failure, or the time ran out, and no value is known yet.
+            A transient failure, and no value is known yet.
         SecretAccessError, SecretDeletedError, SecretsManagerError
             The read failed for a cause that waiting does not fix.
         """
@@ -129,17 +133,25 @@ class LabelledVersions:
             # The reading thread holds the lock: what it had before is what we serve.
             if label.known:
                 return label.value
-            raise SecretsManagerUnavailableError(
+            raise SecretReadTimeoutError(
                 f"reading {stage} of {self.secret_id}: another thread's read did not end "
-                f"within the caller's time ({timeout_s:.1f} s)"
+                f"within the caller's time ({timeout_s:.1f} s); give the call more time "
+                "(ConnectRetry(timeout_s=...) or timeout_s=)"
             )
         try:
             try:
                 self._raise_remembered(label, stage)
                 left = share - (self.clock() - start)
                 value = self._get(stage, force=False, timeout_s=left)
+            except SecretReadTimeoutError:
+                # The caller's own time, not Secrets Manager: nothing is remembered (other
+                # callers have theirs) and nothing is logged as stale; the caller gets what
+                # is known, as when it could not wait for another thread's read.
+                if not label.known:
+                    raise
+                return label.value
             except SecretsManagerError as exc:
-                if label.failure is None and not isinstance(exc, _NoTimeLeftError):
+                if label.failure is None:
                     self._remember(label, exc)
                 if not label.known or not isinstance(exc, SecretsManagerUnavailableError):
                     raise
@@ -154,8 +166,9 @@ class LabelledVersions:
         if not self._bounded:
             return self.source.get(self.secret_id, stage, force=force)
         if timeout_s <= 0:
-            raise _NoTimeLeftError(
-                f"reading {stage} of {self.secret_id}: no time was left for the read"
+            raise SecretReadTimeoutError(
+                f"reading {stage} of {self.secret_id}: no time was left for the read; give "
+                "the call more time (ConnectRetry(timeout_s=...) or timeout_s=)"
             )
         # The protocol's get does not name timeout_s (older sources lack it); ours take it.
         get: Callable[..., str | None] = self.source.get
@@ -172,6 +185,14 @@ class LabelledVersions:
         less than the policy's interval ago (it gets that read's answer, or its error).
         Another thread's read is waited for at most ``timeout_s``; past that, the value
         known before is returned.
+
+        Raises
+        ------
+        SecretReadTimeoutError
+            The caller's time ran out during its own read (neither remembered nor counted
+            as a forced read: nothing was learnt).
+        SecretsManagerError
+            The read failed (remembered for the policy's interval).
         """
         label = self._label(stage)
         start = self.clock()
@@ -190,8 +211,10 @@ class LabelledVersions:
             try:
                 left = timeout_s - (self.clock() - start)
                 value = self._get(stage, force=True, timeout_s=left)
-            except _NoTimeLeftError:
-                return label.value  # the caller's time is up; nothing was asked
+            except SecretReadTimeoutError:
+                # The caller's own time ran out: nothing is remembered of it, and the
+                # interval is left as it was (nothing was learnt).
+                raise
             except SecretsManagerError as exc:
                 label.refreshed_at = now
                 label.interval_s = self.policy.after(label.interval_s, new=False)

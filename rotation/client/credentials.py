@@ -44,8 +44,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rotation.client import _login
+from rotation.client._aws import MIN_READ_S
 from rotation.client._config import DEFAULT_MAX_AGE_S, postgres_settings
-from rotation.client._retry import ConnectRetry, RefreshPolicy
+from rotation.client._retry import ConnectRetry, RefreshPolicy, check_budget
 from rotation.client._versions import LabelledVersions
 from rotation.client.sources import (
     AWSCURRENT,
@@ -60,6 +61,7 @@ from rotation.errors import (
     AuthMethodError,
     ConnectTimeoutError,
     SecretFormatError,
+    SecretReadTimeoutError,
 )
 from rotation.pg.login import (
     auth_method_problem,
@@ -461,6 +463,7 @@ class LoginAttempt:
         self._clock = credentials.clock
         self._retry = credentials.retry
         budget = self._retry.timeout_s if timeout_s is None else timeout_s
+        check_budget(budget, "timeout_s", where=f"connect() of {credentials.secret_id}")
         self._budget = budget
         self._deadline = self._clock() + budget
         # Time spent reading Secrets Manager, for the message when the budget runs out.
@@ -487,10 +490,16 @@ class LoginAttempt:
             self._transient = None
             self._candidates = self._round()
         started = self._clock()
+        error: Exception | None = None
         try:
             self._trying = next(self._candidates, None)
+        except SecretReadTimeoutError as exc:
+            self._candidates = iter(())
+            error = self._ran_out_reading(exc)
         finally:
             self._reading_s += self._clock() - started
+        if error is not None:
+            raise error
         if self._trying is None:
             return None
         return self._creds.parameters(self._trying, self._extra)
@@ -586,6 +595,19 @@ class LoginAttempt:
             "round(s) of logins). Give connect() more time (ConnectRetry(timeout_s=...) or "
             "timeout_s=), or find what is slow: Secrets Manager (its endpoint, the network "
             "path to it), the DNS resolver, or the database server"
+        )
+
+    def _ran_out_reading(self, exc: SecretReadTimeoutError) -> Exception:
+        """The error for a connect() whose time ran out while it read the secret: what the
+        server refused so far (an AuthenticationError listing it), else the timeout."""
+        if not self._refused:
+            return self._out_of_time(f"reading the secret was cut ({exc.problem})")
+        return AuthenticationError(
+            f"no labelled version of {self._creds.secret_id} logs in ({self._refusals()}); "
+            f"the budget of {self._budget:.1f} s ran out after {self._rounds} round(s), while "
+            "the secret was read again. If a rotation is under way, a later connect() gets "
+            "the new password; if not, the secret's password does not match the database: "
+            "fix the secret (or the role's password)"
         )
 
     def _round(self) -> Iterator[_Candidate]:
@@ -685,15 +707,24 @@ class LoginAttempt:
         if transient is None:
             self._refused_rounds += 1
         wait = self._retry.wait_before(self._rounds + 1)
-        out_of_time = wait >= self.time_left()
+        # After the wait, a round needs time for a read of the secret and a login.
+        out_of_time = wait + MIN_READ_S + _login.MIN_LOGIN_S >= self.time_left()
         if transient is not None and out_of_time:
             raise transient
         if transient is None and (out_of_time or self._refused_rounds >= self._retry.rounds):
             # Not chained: the message already says what each version got, and the driver's
             # errors hold the attempted passwords in their ``pgconn``.
+            ran_out = (
+                f"; the budget of {self._budget:.1f} s left no time for another round"
+                if self._refused_rounds < self._retry.rounds
+                else ""
+            )
             raise AuthenticationError(
                 f"no labelled version of {self._creds.secret_id} logs in after "
-                f"{self._rounds} rounds ({self._refusals()})"
+                f"{self._rounds} rounds ({self._refusals()}){ran_out}. If a rotation is "
+                "under way, a later connect() gets the new password; if not, the secret's "
+                "password does not match the database: fix the secret (or the role's "
+                "password)"
             ) from None
         return wait
 
@@ -753,10 +784,21 @@ def _client_identity(client: Any) -> tuple[Any, ...] | None:
         return None
     try:
         found = get_credentials()
-        access_key = None if found is None else found.access_key
     except Exception:  # a provider that fails now fails on the first read
         return None
-    return ("client", meta.endpoint_url, meta.region_name, access_key)
+    if found is None:
+        return ("client", meta.endpoint_url, meta.region_name, None)
+    if not callable(getattr(found, "refresh_needed", None)):
+        # Static credentials: the access key is a plain attribute.
+        return ("client", meta.endpoint_url, meta.region_name, found.access_key)
+    # Temporary credentials (a role from the container endpoint, STS, a profile): reading
+    # ``access_key`` would fetch or refresh them here, outside any budget. The key known
+    # already (without a fetch) names the principal; none yet (a role assumed on first
+    # use): the credentials object itself, held by the entry so its id is not reused.
+    known = getattr(found, "_access_key", None)
+    if isinstance(known, str) and known:
+        return ("client", meta.endpoint_url, meta.region_name, known)
+    return ("client-credentials", meta.endpoint_url, meta.region_name, id(found), found)
 
 
 def _store_key(options: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from rotation.aws_errors import FailureKind, error_code, error_message, failure_kind, http_status
-from rotation.client._aws import OutOfTime, bound, new_client, within
+from rotation.client._aws import MIN_ATTEMPT_S, MIN_READ_S, OutOfTime, bound, new_client, within
 from rotation.client._config import DEFAULT_MAX_AGE_S, extension_endpoint
+from rotation.client._deadline import SingleFlight, shutting_down_at, watch
 from rotation.errors import (
     SecretAccessError,
     SecretDeletedError,
     SecretFormatError,
+    SecretReadTimeoutError,
     SecretsManagerError,
     SecretsManagerUnavailableError,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "SecretSource",
     "SecretsManagerSource",
     "default_source",
+    "out_of_time",
     "read_failure",
 ]
 
@@ -92,6 +95,27 @@ _FIX: dict[FailureKind, tuple[type[SecretsManagerError], str]] = {
 }
 
 
+def out_of_time(
+    secret_id: str, stage: str, what: str, *, budget_s: float, waited_s: float
+) -> SecretsManagerError:
+    """The error for a read that the caller's time ended after ``waited_s`` of its
+    ``budget_s`` seconds; ``what`` says which wait it ended.
+
+    Given at least :data:`~rotation.client._aws.MIN_READ_S`, Secrets Manager (or the way to
+    it) had a fair chance: a transient failure of Secrets Manager, remembered and served
+    stale for like any other. Cut shorter, it says only that the caller had no time: a
+    :class:`~rotation.errors.SecretReadTimeoutError`, which nothing remembers.
+    """
+    said = f"{what} within the {waited_s:.1f} s the caller had left (of {budget_s:.1f} s)"
+    if waited_s >= MIN_READ_S:
+        return read_failure("transient", secret_id, stage, said)
+    return SecretReadTimeoutError(
+        f"reading {stage} of {secret_id} was cut: {said}; the caller's time ran out, which "
+        "says nothing of Secrets Manager: give the call more time (ConnectRetry(timeout_s=...) "
+        "or timeout_s=)"
+    )
+
+
 def read_failure(kind: FailureKind, secret_id: str, stage: str, detail: str) -> SecretsManagerError:
     """The typed error for a failed read of ``stage`` of ``secret_id``: its class and fix
     follow ``kind`` (:func:`rotation.aws_errors.failure_kind`); ``detail`` says what was
@@ -147,20 +171,56 @@ class SecretsManagerSource:
         self.max_age_s = max_age_s
         self._cache = _ValueCache(max_age_s, clock)
         self._lock = threading.Lock()
+        # Building the client resolves the application's AWS credentials (the container
+        # endpoint, a profile's files); signing may refresh them (STS, the container
+        # endpoint): neither takes a timeout of ours, so each runs in the background,
+        # waited for within the caller's time, one at a time per source.
+        self._building: SingleFlight[Any] = SingleFlight("rotation-client-build")
+        self._refreshing: SingleFlight[Any] = SingleFlight("rotation-client-credentials")
 
     @property
     def client(self) -> Any:
         """The boto3 client given, else None until the first read builds one."""
         return self._client
 
-    def _secrets_manager(self) -> Any:
+    def _secrets_manager(self, timeout_s: float) -> Any:
+        with self._lock:
+            client = self._client
+            if client is not None and not self._bound:
+                bound(client)
+                self._bound = True
+        if client is not None:
+            return client
+        try:
+            return self._building.run(self._build, timeout_s)
+        except TimeoutError:
+            raise OutOfTime(
+                "the Secrets Manager client was not ready (botocore fetching the "
+                "application's AWS credentials)"
+            ) from None
+
+    def _build(self) -> Any:
+        made = new_client()
         with self._lock:
             if self._client is None:
-                self._client = new_client()
-            elif not self._bound:
-                bound(self._client)
-            self._bound = True
+                self._client, self._bound = made, True
             return self._client
+
+    def _fresh_credentials(self, client: Any, timeout_s: float) -> None:
+        """The application's AWS credentials fetched or refreshed, when they must be,
+        within ``timeout_s`` (else botocore would do it while signing, unbounded)."""
+        get_credentials = getattr(client, "_get_credentials", None)  # botocore's accessor
+        found: Any = get_credentials() if callable(get_credentials) else None
+        refresh_needed = getattr(found, "refresh_needed", None)
+        if not callable(refresh_needed) or not refresh_needed():
+            return  # static credentials, or temporary ones far from expiry
+        try:
+            self._refreshing.run(found.get_frozen_credentials, timeout_s)
+        except TimeoutError:
+            raise OutOfTime(
+                "the application's AWS credentials were not fetched (the container "
+                "credentials endpoint, or STS for an assumed role)"
+            ) from None
 
     def get(
         self, secret_id: str, stage: str, *, force: bool = False, timeout_s: float = math.inf
@@ -168,27 +228,33 @@ class SecretsManagerSource:
         from botocore.exceptions import (  # noqa: PLC0415
             BotoCoreError,
             ClientError,
-            ConnectionClosedError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            ReadTimeoutError,
+            HTTPClientError,
         )
+        from botocore.exceptions import ConnectionError as BotoConnectionError  # noqa: PLC0415
 
         cached = None if force else self._cache.get(secret_id, stage)
         if cached is not None:
             return cached
+        # The time starts now: building the client on the first read (importing boto3,
+        # parsing botocore's models, fetching AWS credentials) counts against it too.
+        started = time.monotonic()
+        if timeout_s < MIN_ATTEMPT_S:
+            # Before anything is built or asked: nothing could come of it in time.
+            what = "no time was left to ask Secrets Manager"
+            raise out_of_time(secret_id, stage, what, budget_s=timeout_s, waited_s=0.0)
+
+        def left() -> float:
+            return timeout_s - (time.monotonic() - started)
+
         try:
-            # The time starts now: building the client on the first read (importing boto3,
-            # parsing botocore's models) counts against it too.
             with within(timeout_s):
-                client = self._secrets_manager()
+                client = self._secrets_manager(left())
+                self._fresh_credentials(client, left())
                 response = client.get_secret_value(SecretId=secret_id, VersionStage=stage)
-        except OutOfTime:
-            raise read_failure(
-                "transient",
-                secret_id,
-                stage,
-                f"Secrets Manager did not answer within the caller's time ({timeout_s:.1f} s)",
+        except OutOfTime as exc:
+            waited = time.monotonic() - started
+            raise out_of_time(
+                secret_id, stage, exc.what, budget_s=timeout_s, waited_s=waited
             ) from None
         except ClientError as exc:
             code = error_code(exc)
@@ -197,21 +263,37 @@ class SecretsManagerSource:
             kind = failure_kind(code, http_status(exc), error_message(exc))
             detail = f"{code or http_status(exc)}: {error_message(exc)}".rstrip(": ")
             raise read_failure(kind, secret_id, stage, detail) from exc
-        except (
-            EndpointConnectionError,
-            ConnectTimeoutError,
-            ReadTimeoutError,
-            ConnectionClosedError,
-        ) as exc:
+        except (BotoConnectionError, HTTPClientError) as exc:
+            # No answer: unreachable, refused, timed out, a proxy or TLS failure on the
+            # way, a connection reset mid-answer (ConnectionError's and HTTPClientError's
+            # families). Another moment may do better.
             raise read_failure("transient", secret_id, stage, str(exc)) from exc
         except BotoCoreError as exc:
             # No credentials or region, a bad parameter: the configuration, not the moment.
             raise read_failure("other", secret_id, stage, str(exc)) from exc
-        value = response.get("SecretString")
-        if not isinstance(value, str):
-            raise SecretFormatError(f"{stage} of {secret_id} holds no SecretString")
+        value = _secret_string(response, secret_id, stage)
         self._cache.put(secret_id, stage, value)
         return value
+
+
+def _secret_string(response: Any, secret_id: str, stage: str) -> str:
+    """The ``SecretString`` of a ``GetSecretValue`` answer.
+
+    Raises
+    ------
+    SecretsManagerUnavailableError
+        The answer was cut short: every answer names the secret, and a connection reset
+        mid-answer leaves a half body that botocore parses as an empty one.
+    SecretFormatError
+        The version holds no string (a binary secret).
+    """
+    value = response.get("SecretString")
+    if isinstance(value, str):
+        return value
+    if "ARN" not in response:
+        detail = "Secrets Manager's answer was cut short (it names no secret)"
+        raise read_failure("transient", secret_id, stage, detail)
+    raise SecretFormatError(f"{stage} of {secret_id} holds no SecretString")
 
 
 class ExtensionSource:
@@ -236,11 +318,7 @@ class ExtensionSource:
     def get(
         self, secret_id: str, stage: str, *, force: bool = False, timeout_s: float = math.inf
     ) -> str | None:
-        # Here, not at the top: urllib.request costs ~20 ms of import (http.client, email),
-        # which an application outside Lambda never needs.
-        import urllib.error  # noqa: PLC0415
         import urllib.parse  # noqa: PLC0415
-        import urllib.request  # noqa: PLC0415
 
         cached = None if force else self._cache.get(secret_id, stage)
         if cached is not None:
@@ -248,25 +326,27 @@ class ExtensionSource:
         query = {"secretId": secret_id, "versionStage": stage}
         if force:
             query["refreshNow"] = "true"
-        request = urllib.request.Request(  # noqa: S310  # a loopback http URL we built
-            f"{self.endpoint}/secretsmanager/get?{urllib.parse.urlencode(query)}",
-            headers={"X-Aws-Parameters-Secrets-Token": self._token},
-        )
+        request = f"/secretsmanager/get?{urllib.parse.urlencode(query)}"
         if timeout_s < _EXTENSION_MIN_S:
-            raise read_failure(
-                "transient", secret_id, stage, "no time was left to ask the secrets extension"
-            )
+            what = "no time was left to ask the secrets extension"
+            raise out_of_time(secret_id, stage, what, budget_s=timeout_s, waited_s=0.0)
+        started = time.monotonic()
         try:
-            timeout = min(_EXTENSION_TIMEOUT_S, timeout_s)
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-                document = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code in (400, 404) and stage != AWSCURRENT:
-                return None
-            code = _extension_error_code(exc)
-            kind = failure_kind(code, exc.code)
-            detail = f"the secrets extension answered {exc.code} {code}".rstrip()
-            raise read_failure(kind, secret_id, stage, detail) from exc
+            document = self._ask(request, timeout_s)
+        except _ExtensionAnswer as answer:
+            not_found = answer.code == "ResourceNotFoundException" or (
+                answer.status == _NOT_FOUND and not answer.code
+            )
+            if not_found and stage != AWSCURRENT:
+                return None  # no version carries that label now (any other 4xx is raised)
+            kind = failure_kind(answer.code, answer.status)
+            detail = f"the secrets extension answered {answer.status} {answer.code}".rstrip()
+            raise read_failure(kind, secret_id, stage, detail) from None
+        except OutOfTime as exc:
+            waited = time.monotonic() - started
+            raise out_of_time(
+                secret_id, stage, exc.what, budget_s=timeout_s, waited_s=waited
+            ) from None
         except (OSError, ValueError) as exc:
             detail = f"the secrets extension failed: {exc}"
             raise read_failure("transient", secret_id, stage, detail) from exc
@@ -276,22 +356,79 @@ class ExtensionSource:
         self._cache.put(secret_id, stage, value)
         return value
 
+    def _ask(self, path: str, timeout_s: float) -> Any:
+        """The extension's JSON answer to ``GET path``, within ``timeout_s`` of wall-clock
+        time (the socket is shut down at the deadline: a timeout per ``recv`` would let an
+        answer sent a byte at a time run on).
+
+        Raises
+        ------
+        _ExtensionAnswer
+            It answered an HTTP error (its status and the AWS error code it passed on).
+        OutOfTime
+            No whole answer within ``timeout_s``.
+        """
+        # Here, not at the top: http.client costs ~20 ms of import (email), which an
+        # application outside Lambda never needs.
+        import http.client  # noqa: PLC0415
+        import urllib.parse  # noqa: PLC0415
+
+        parsed = urllib.parse.urlsplit(self.endpoint)
+        conn = http.client.HTTPConnection(
+            parsed.hostname or "localhost",
+            parsed.port,
+            timeout=min(_EXTENSION_TIMEOUT_S, timeout_s),
+        )
+        try:
+            with shutting_down_at(min(_EXTENSION_TIMEOUT_S, timeout_s)) as deadline:
+                watch(conn)
+                try:
+                    conn.request(
+                        "GET",
+                        f"{parsed.path.rstrip('/')}{path}",
+                        headers={"X-Aws-Parameters-Secrets-Token": self._token},
+                    )
+                    response = conn.getresponse()
+                    body = response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    if deadline.fired:
+                        raise OutOfTime("the secrets extension did not answer") from None
+                    raise OSError(str(exc) or type(exc).__name__) from exc
+                if deadline.fired:
+                    # Ended by the shutdown: cut short, never parsed.
+                    raise OutOfTime("the secrets extension did not answer")
+        finally:
+            conn.close()
+        if response.status >= 300:
+            raise _ExtensionAnswer(response.status, _extension_error_code(body))
+        return json.loads(body)
+
+
+class _ExtensionAnswer(Exception):  # noqa: N818  # an answer, not a failure of ours
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(f"{status} {code}")
+        self.status = status
+        self.code = code
+
 
 # The extension answers from its cache or asks Secrets Manager: 5 s already means trouble.
 _EXTENSION_TIMEOUT_S = 5.0
 _EXTENSION_MIN_S = 0.1
+_NOT_FOUND = 404
 
 
-def _extension_error_code(exc: Any) -> str:
+def _extension_error_code(body: bytes) -> str:
     """The AWS error code the extension passed on in its body, if any (it forwards
-    Secrets Manager's answer)."""
+    Secrets Manager's answer: as JSON, or as text that starts with the code)."""
     try:
-        body = json.loads(exc.read() or b"{}")
-    except (OSError, ValueError):
+        found = json.loads(body or b"{}")
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip()
+        word = text.split(":", 1)[0].split(None, 1)[0] if text else ""
+        return word if word.isalnum() and word.endswith(("Exception", "Failure")) else ""
+    if not isinstance(found, dict):
         return ""
-    if not isinstance(body, dict):
-        return ""
-    code = body.get("__type") or body.get("Code") or body.get("code") or ""
+    code = found.get("__type") or found.get("Code") or found.get("code") or ""
     return str(code).rpartition("#")[2]
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "master_login",
     "paired_username",
     "parse_postgres_secret",
+    "same_host",
     "target_mismatch",
 ]
 
@@ -128,6 +129,32 @@ def paired_username(username: str) -> str:
     return username + CLONE_SUFFIX
 
 
+def same_host(mine: str, theirs: str) -> bool:
+    """Whether two secrets' ``host`` fields name the same server.
+
+    A DNS name is case-insensitive, so an ASCII name compares without case; nothing else
+    does: a Unix-socket directory (``/...``, or ``@...`` in the abstract namespace) is a
+    case-sensitive path (``/tmp/PG`` and ``/tmp/pg`` are two sockets, and any local user
+    can create the other one), and a non-ASCII name is compared exactly (``str.lower``
+    folds the Kelvin sign to ``k``, which no resolver does). A comma-separated list (libpq
+    tries each host in turn) matches element by element, in order.
+    """
+    mine_hosts, their_hosts = mine.split(","), theirs.split(",")
+    if len(mine_hosts) != len(their_hosts):
+        return False
+    return all(map(_same_host_entry, mine_hosts, their_hosts))
+
+
+def _same_host_entry(mine: str, theirs: str) -> bool:
+    if mine == theirs:
+        return True
+    if mine.startswith(("/", "@")) or theirs.startswith(("/", "@")):
+        return False  # a socket path: exactly, or not at all
+    if not (mine.isascii() and theirs.isascii()):
+        return False
+    return mine.lower() == theirs.lower()
+
+
 def target_mismatch(
     current: PostgresSecret,
     other: PostgresSecret,
@@ -141,7 +168,7 @@ def target_mismatch(
     other user, see :func:`paired_username`) or ``any`` (the caller checks it).
     """
     fields = [
-        ("host", current.host.lower() != other.host.lower()),
+        ("host", not same_host(current.host, other.host)),
         ("port", current.port != other.port),
         ("dbname", current.dbname != other.dbname),
     ]
@@ -167,8 +194,6 @@ def check_same_target(
     if name is None:
         return
     mine, theirs = getattr(current, name), getattr(other, name)
-    if name == "host":
-        mine, theirs = current.host.lower(), other.host.lower()
     raise SecretFormatError(
         f"the {label} version's {name} ({theirs!r}) differs from AWSCURRENT's "
         f"({mine!r}); refusing to rotate across targets"

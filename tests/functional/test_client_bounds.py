@@ -22,6 +22,7 @@ import pytest
 
 from rotation.client import (
     ConnectRetry,
+    ExtensionSource,
     RotatingCredentials,
     SecretsManagerSource,
     connect,
@@ -32,7 +33,7 @@ from rotation.errors import SecretsManagerUnavailableError
 from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS
 from tests.fix_clock import FakeClock
 from tests.fix_rotation import Bed
-from tests.fix_sm_endpoint import Answer, FakeSecretsManager, HungEndpoint
+from tests.fix_sm_endpoint import Answer, FakeSecretsManager, HungEndpoint, TrickleEndpoint
 
 pytestmark = pytest.mark.functional
 
@@ -88,6 +89,42 @@ def test_connect_ends_within_its_budget_against_a_hung_endpoint(
     assert elapsed <= bound_for(budget or DEFAULT_BUDGET_S), elapsed
     # One attempt: the retries that would not fit in the time left were not made.
     assert hung_endpoint.connections == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("budget", [None, 2.0], ids=["default-budget", "2s-budget"])
+def test_connect_ends_within_its_budget_against_an_endpoint_that_trickles(
+    aws_env: None,
+    trickle_endpoint: TrickleEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    budget: float | None,
+    mode: str,
+) -> None:
+    """An endpoint (or proxy) that answers a byte every 0.2 s: every socket read gets a
+    byte within its timeout, so only a wall-clock deadline on the whole read ends it."""
+    monkeypatch.setenv("SECRETS_MANAGER_ENDPOINT", trickle_endpoint.url)
+    name = f"test/trickle-{secrets.token_hex(4)}"
+
+    elapsed, error = _timed(_connect(name, budget, mode))
+
+    assert isinstance(error, SecretsManagerUnavailableError), error
+    assert "did not answer" in str(error), error
+    assert elapsed <= bound_for(budget or DEFAULT_BUDGET_S), elapsed
+    assert trickle_endpoint.connections == 1
+
+
+def test_the_extension_read_ends_within_its_time_against_an_endpoint_that_trickles(
+    trickle_endpoint: TrickleEndpoint,
+) -> None:
+    source = ExtensionSource(trickle_endpoint.url, "session-token")
+    budget = 2.0
+
+    elapsed, error = _timed(lambda: source.get("app/db", "AWSCURRENT", timeout_s=budget))
+
+    assert isinstance(error, SecretsManagerUnavailableError), error
+    assert "did not answer" in str(error), error
+    assert elapsed <= bound_for(budget), elapsed
+    assert trickle_endpoint.connections == 1
 
 
 def test_a_caller_waiting_on_a_hung_read_in_another_thread_is_bounded_too(

@@ -7,18 +7,23 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
+import psycopg
 import pytest
 from psycopg import sql
 
-from rotation.client import ConnectRetry, RotatingCredentials
+from rotation.client import ConnectRetry, RotatingCredentials, SecretsManagerSource
 from rotation.errors import AuthenticationError
 from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
 from tests.fix_aws import new_client
 from tests.fix_postgres import ServerLog, admin_connect
 from tests.fix_rotation import Bed, ConnectionCounter
+from tests.fix_sm_endpoint import Answer, FakeSecretsManager
 
 pytestmark = pytest.mark.functional
 
@@ -139,3 +144,58 @@ def test_a_stranger_user_on_the_same_target_is_not(bed: Bed) -> None:
     with pytest.raises(AuthenticationError):
         creds.connect(counter)
     assert stranger not in counter.by_user  # AWSPREVIOUS's other user was never tried
+
+
+@pytest.fixture
+def socket_twins() -> Iterator[tuple[PostgresCluster, PostgresCluster]]:
+    """Two servers on one port, in Unix-socket directories whose names differ only in
+    case: the application's, and one any local user could start beside it."""
+    mine = Path(tempfile.mkdtemp(prefix="pgcase-"))
+    theirs = mine.with_name(mine.name.upper())
+    theirs.mkdir()
+    victim = PostgresCluster(tls=False, root=mine)
+    attacker = PostgresCluster(
+        tls=False, root=theirs, port=victim.port, extra_settings={"listen_addresses": "''"}
+    )
+    try:
+        for cluster in (victim, attacker):
+            cluster.start()
+            cluster.write_hba("local all postgres trust", "local all all scram-sha-256")
+            cluster.restart()
+        yield victim, attacker
+    finally:
+        attacker.stop()
+        victim.stop()
+
+
+def test_a_socket_directory_differing_only_in_case_is_another_server(
+    socket_twins: tuple[PostgresCluster, PostgresCluster], fake_sm: FakeSecretsManager
+) -> None:
+    """AWSCURRENT (a socket directory) is refused once; a planted AWSPENDING names the
+    same path in other case, where the attacker's server waits with a password it knows.
+    Paths are case-sensitive: the client never logs in there."""
+    victim, attacker = socket_twins
+    password, theirs = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+    for cluster, pw in ((victim, password), (attacker, theirs)):
+        with psycopg.connect(**cluster.conninfo(host=str(cluster.root)), autocommit=True) as a:
+            a.execute(sql.SQL("CREATE ROLE app LOGIN PASSWORD {}").format(sql.Literal(pw)))
+    base = {"engine": "postgres", "port": victim.port, "username": "app", "dbname": "postgres"}
+    current = {**base, "host": str(victim.root), "password": password + "-typo"}
+    planted = {**base, "host": str(attacker.root), "password": theirs}
+    fake_sm.answers["AWSCURRENT"] = Answer(value=json.dumps(current))
+    fake_sm.answers["AWSPENDING"] = Answer(value=json.dumps(planted))
+    mark = len(attacker.server_log())
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=fake_sm.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    source = SecretsManagerSource(client, max_age_s=0)
+    creds = RotatingCredentials("app/db", source=source, retry=_quick())
+
+    with pytest.raises(AuthenticationError):
+        creds.connect()
+
+    assert "connection received" not in attacker.server_log()[mark:]  # never contacted

@@ -56,3 +56,41 @@ def test_check_same_target_names_the_field_not_the_password() -> None:
         check_same_target(CURRENT, _other(dbname="olddb"), "AWSPENDING")
     assert "other" not in str(raised.value).replace("olddb", "")
     check_same_target(CURRENT, _other(username="app_clone"), "AWSPENDING", same_user=False)
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs"),
+    [
+        # A Unix-socket directory is a case-sensitive path: any local user can create the
+        # other one and run a server there.
+        ("/run/app/pgsock", "/run/app/PGSOCK"),
+        ("/var/run/postgresql", "/VAR/RUN/POSTGRESQL"),
+        ("@pgsock", "@PGSOCK"),  # the abstract namespace, likewise
+        # str.lower folds the Kelvin sign (U+212A) to k; no resolver does.
+        ("kdb.example.com", "\u212adb.example.com"),
+        # Lists: element by element, in order, the same number of hosts.
+        ("a.example.com,/run/s", "a.example.com,/RUN/S"),
+        ("a.example.com,b.example.com", "b.example.com,a.example.com"),
+        ("a.example.com,b.example.com", "a.example.com"),
+        ("a.example.com", "a.example.com,evil.example.com"),
+    ],
+)
+def test_hosts_that_are_not_the_same(mine: str, theirs: str) -> None:
+    current = _other(host=mine)
+    assert target_mismatch(current, _other(host=theirs), users="pair") == "host"
+    with pytest.raises(SecretFormatError, match="host") as raised:
+        check_same_target(current, _other(host=theirs), "AWSPENDING")
+    assert repr(theirs) in str(raised.value)  # named as written, not folded
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs"),
+    [
+        ("DB.example.com", "db.example.com"),  # DNS names ignore ASCII case
+        ("/run/app/pgsock", "/run/app/pgsock"),
+        ("A.example.com,/run/s", "a.example.com,/run/s"),
+    ],
+)
+def test_hosts_that_are_the_same(mine: str, theirs: str) -> None:
+    assert target_mismatch(_other(host=mine), _other(host=theirs)) is None
+    check_same_target(_other(host=mine), _other(host=theirs), "AWSPENDING")
