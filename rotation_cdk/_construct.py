@@ -40,9 +40,11 @@ from rotation.config import (
     ENV_EXCLUDE_NUMBERS,
     ENV_EXCLUDE_PUNCTUATION,
     ENV_EXCLUDE_UPPERCASE,
+    ENV_MASTER_MANAGED_ROLES,
     ENV_PASSWORD_LENGTH,
     ENV_PREVIOUS_PASSWORD_TTL,
     ENV_REQUIRE_EACH_INCLUDED_TYPE,
+    ManagedRoles,
     PasswordPolicy,
 )
 from rotation.errors import ConfigurationError
@@ -224,6 +226,12 @@ class PostgresRotation(Construct):
         An EventBridge bus the function publishes ``RotationSucceeded`` and
         ``RotationStepFailed`` to (``EVENT_BUS_NAME``, with ``events:PutEvents`` on that bus
         only); None: no events, no permission.
+    master_managed_roles
+        The roles the master may give a password without a login as them in this rotation
+        (``MASTER_MANAGED_ROLES``, as ``template.yaml``'s ``MasterManagedRoles``: single-user
+        recovery; names, a trailing ``*`` matches a prefix). None: the master never sets the
+        password of a role whose credential was not proven by a login (see the README's
+        *The master's authority*). Checked at synth.
     previous_password_ttl
         Multi-user only (``PREVIOUS_PASSWORD_TTL``, whole seconds): the previous user's
         password (AWSPREVIOUS) stops logging in this long after finishSecret (PostgreSQL
@@ -258,6 +266,7 @@ class PostgresRotation(Construct):
         permissions_boundary: iam.IManagedPolicy | str | None = None,
         failure_alarm: bool | sns.ITopic = False,
         event_bus: events.IEventBus | None = None,
+        master_managed_roles: Sequence[str] | None = None,
         previous_password_ttl: Duration | None = None,
         verification_schedule: events.Schedule | str | None = None,
         dashboard: bool = True,
@@ -284,6 +293,8 @@ class PostgresRotation(Construct):
                 "previous_password_ttl is for the multi-user strategy only: single-user "
                 "changes the password in place, so the old one stops at setSecret already"
             )
+        managed_roles = ",".join(master_managed_roles or ())
+        ManagedRoles.parse(managed_roles, source="master_managed_roles")  # refused at synth
         stack = Stack.of(self)
         rules = _schedule(schedule if schedule is not None else Duration.days(30))
         window_text = _window(window)
@@ -348,6 +359,8 @@ class PostgresRotation(Construct):
                 **password_environment(password_policy or PasswordPolicy()),
                 # As template.yaml: empty means no events.
                 ENV_EVENT_BUS_NAME: event_bus.event_bus_name if event_bus is not None else "",
+                # As template.yaml: empty means none.
+                ENV_MASTER_MANAGED_ROLES: managed_roles,
                 **(
                     {ENV_PREVIOUS_PASSWORD_TTL: str(int(previous_password_ttl.to_seconds()))}
                     if previous_password_ttl is not None

@@ -15,6 +15,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 
 from rotation.config import PasswordPolicy, password_policy_from_env
+from rotation.errors import ConfigurationError
 from rotation_cdk import HANDLERS, password_environment
 from rotation_tools.iam_policy import too_broad
 from rotation_tools.sam_template import load_template, resolve_function
@@ -313,8 +314,18 @@ def test_a_password_policy_is_spelled_as_the_contract_reads_it() -> None:
     assert password_environment(PasswordPolicy()) == {
         k: v
         for k, v in resolve_function(TEMPLATE, "SingleUserFunction").environment.items()
-        if k not in ("SECRETS_MANAGER_ENDPOINT", "EVENT_BUS_NAME")
+        if k not in ("SECRETS_MANAGER_ENDPOINT", "EVENT_BUS_NAME", "MASTER_MANAGED_ROLES")
     }
+
+
+def test_master_managed_roles_reach_the_function_and_a_bare_wildcard_is_refused() -> None:
+    environment = _function(build().json())["Properties"]["Environment"]["Variables"]
+    assert environment["MASTER_MANAGED_ROLES"] == ""  # none: recovery needs a login
+    listed = build(master_managed_roles=["app_orders", "app_*"]).json()
+    variables = _function(listed)["Properties"]["Environment"]["Variables"]
+    assert variables["MASTER_MANAGED_ROLES"] == "app_orders,app_*"
+    with pytest.raises(ConfigurationError, match="master_managed_roles"):
+        build(master_managed_roles=["*"])
 
 
 def test_a_password_policy_with_nothing_to_draw_from_is_refused() -> None:
