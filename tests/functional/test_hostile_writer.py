@@ -167,7 +167,7 @@ def _database_state(world: World) -> list[Any]:
         return [
             conn.execute(
                 "SELECT rolname, rolpassword, rolsuper, rolcreaterole, rolbypassrls,"
-                " rolreplication, rolcanlogin, rolconnlimit, rolvaliduntil"
+                " rolreplication, rolcanlogin, rolconnlimit, rolvaliduntil::text"
                 " FROM pg_authid ORDER BY rolname"
             ).fetchall(),
             conn.execute(
