@@ -49,8 +49,19 @@ class MasterSession:
     :meth:`transaction`, so no statement of the master's runs outside a pinned transaction.
     Close it (or use it as a context manager) when done."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, password: str) -> None:
+        # Imported by the steps that log in only (like psycopg).
+        from handlers.pg_lock import lock_secret  # noqa: PLC0415
+
         self._conn = conn
+        # Derived from the master's password, which is not kept (handlers.pg_lock).
+        self._lock_secret = lock_secret(password)
+
+    def pair_lock_key(self, owner: str) -> int:
+        """The key of ``owner``'s pair lock (:func:`handlers.pg_lock.pair_lock_key`)."""
+        from handlers.pg_lock import pair_lock_key  # noqa: PLC0415
+
+        return pair_lock_key(self._lock_secret, owner)
 
     @property
     def info(self) -> psycopg.ConnectionInfo:
@@ -94,7 +105,7 @@ def open_master(
 ) -> MasterSession:
     """Log in as the master (see :meth:`PostgresConnector.connect` for what it raises)."""
     conn = connector.connect(master, deadline, who=who, floor=floor, _master=_MASTER_SEAL)
-    return MasterSession(conn)
+    return MasterSession(conn, password=master.password)
 
 
 def locate_master(

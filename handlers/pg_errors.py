@@ -16,7 +16,7 @@ from rotation.pg.login import login_failure_reason
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["statement_error"]
+__all__ = ["pair_lock_error", "statement_error"]
 
 # How to find the session that holds the lock, for the error message.
 _FIND_BLOCKER = (
@@ -24,6 +24,21 @@ _FIND_BLOCKER = (
     "blocks, pg_blocking_pids() of the waiting session and pg_locks name it), end its "
     "transaction (COMMIT, ROLLBACK or pg_terminate_backend(pid)), then retry the rotation"
 )
+
+
+def pair_lock_error(exc: psycopg.Error, doing: str) -> DatabaseError:
+    """Waiting for the pair's advisory lock (:func:`handlers.pg_sql.pair_lock`) failed."""
+    from psycopg import errors  # noqa: PLC0415  # psycopg is loaded: exc came from it
+
+    if not isinstance(exc, (errors.LockNotAvailable, errors.QueryCanceled)):
+        return statement_error(exc, doing)
+    return DatabaseError(
+        f"{doing} failed: another session held the pair's advisory lock until the time the "
+        f"step had left ran out ({type(exc).__name__}, {exc.sqlstate}). Usually another "
+        f"invocation of this rotation still at work: wait for it and retry. Otherwise find "
+        f"the holder in pg_locks (locktype 'advisory', granted) joined to pg_stat_activity "
+        f"on pid, end it (pg_terminate_backend(pid)), then retry the rotation"
+    )
 
 
 def statement_error(exc: psycopg.Error, doing: str) -> DatabaseError:

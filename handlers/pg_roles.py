@@ -14,7 +14,7 @@ from handlers.pg_authority import (
     authorise,
     own_login,
 )
-from handlers.pg_errors import statement_error
+from handlers.pg_errors import pair_lock_error, statement_error
 from handlers.pg_expiry import (
     NO_EXPIRY,
     Validity,
@@ -25,6 +25,7 @@ from handlers.pg_expiry import (
     read_validity,
     set_validity,
 )
+from handlers.pg_lock import lock_secret, pair_lock_key
 from handlers.pg_parity import ParityError, match_owner
 from handlers.pg_sql import (
     alter_password,
@@ -55,7 +56,6 @@ __all__ = [
 ]
 
 
-_LOCK_PREFIX = "secrets-rotation:"
 # A concurrent invocation that created the clone first (outside our lock: another tool, or
 # a master logged in to another database) is met by one more attempt, which then finds it.
 _ATTEMPTS = 2
@@ -66,12 +66,23 @@ def set_own_password(conn: psycopg.Connection[Any], role: str, password: str) ->
     own transaction, holding the pair's advisory lock (see
     :func:`handlers.pg_sql.pair_lock`). No master: the login itself is the authority."""
     target = own_login(conn, role)
+    doing = f"changing the password of {role!r}"
     try:
         with conn.transaction():
-            conn.execute(pair_lock(), (_LOCK_PREFIX + role,))
+            # Keyed by the pending password: every invocation of this rotation holds it,
+            # an application does not (handlers.pg_lock).
+            _take_pair_lock(conn, pair_lock_key(lock_secret(password), role), doing)
             conn.execute(alter_password(target, scram_verifier(conn, role, password)))
     except psycopg.Error as exc:
-        raise statement_error(exc, f"changing the password of {role!r}") from exc
+        raise statement_error(exc, doing) from exc
+
+
+def _take_pair_lock(conn: psycopg.Connection[Any], key: int, doing: str) -> None:
+    """Wait for the pair's advisory lock, with a message that names it when that fails."""
+    try:
+        conn.execute(pair_lock(), (key,))
+    except psycopg.Error as exc:
+        raise pair_lock_error(exc, doing) from exc
 
 
 def master_set_password(master: MasterSession, action: MasterAction, password: str) -> None:
@@ -87,7 +98,7 @@ def master_set_password(master: MasterSession, action: MasterAction, password: s
     role = action.role
     try:
         with master.transaction() as conn:
-            conn.execute(pair_lock(), (_LOCK_PREFIX + role,))
+            _take_pair_lock(conn, master.pair_lock_key(role), f"changing the password of {role!r}")
             target = authorise(conn, action)
             conn.execute(alter_password(target, scram_verifier(conn, role, password)))
     except AuthorityError:
@@ -165,7 +176,7 @@ def _ensure_alternate_user_once(
     user, owner = action.role, action.pair[0]
     try:
         with master.transaction() as conn:
-            conn.execute(pair_lock(), (_LOCK_PREFIX + owner,))
+            _take_pair_lock(conn, master.pair_lock_key(owner), f"setting up user {user!r}")
             exists = conn.execute(role_exists(), (user,)).fetchone() is not None
             target = authorise(conn, action)
             verifier = scram_verifier(conn, user, password, token=token)
@@ -261,7 +272,9 @@ def expire_previous(
     role, owner = action.role, action.pair[0]
     try:
         with master.transaction() as conn:
-            conn.execute(pair_lock(), (_LOCK_PREFIX + owner,))
+            _take_pair_lock(
+                conn, master.pair_lock_key(owner), f"giving the previous user {role!r} its expiry"
+            )
             if not still_promoted():
                 logger.info(
                     "no expiry set: the token is no longer AWSCURRENT, or a later rotation "

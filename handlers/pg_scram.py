@@ -16,8 +16,14 @@ the iterated one.
 
 RFC 5802 / RFC 7677, as PostgreSQL's ``scram_build_secret`` builds it. PostgreSQL applies
 SASLprep to the password, which leaves an ASCII password unchanged; for anything else this
-module declines (:func:`deterministic_verifier` returns None) and the caller lets libpq
-compute the verifier.
+module declines (:func:`deterministic_verifier` and :func:`random_verifier` return None) and
+the caller lets libpq compute the verifier (see :func:`handlers.pg_sql.scram_verifier`).
+
+The iteration count is always :data:`ITERATIONS`, never the server's ``scram_iterations``
+(PostgreSQL 16+ reports it at login): that setting is under the control of the role itself
+(``ALTER ROLE ... SET``) and of the database's owner, so taking it would let them make the
+PBKDF2 here run for hours (no rotation ever finishes, the leaked password stays) or store a
+verifier of one iteration.
 """
 
 from __future__ import annotations
@@ -25,11 +31,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 
-__all__ = ["DEFAULT_ITERATIONS", "deterministic_verifier", "scram_sha256_verifier", "token_salt"]
+__all__ = [
+    "ITERATIONS",
+    "deterministic_verifier",
+    "random_verifier",
+    "scram_sha256_verifier",
+    "token_salt",
+]
 
-# PostgreSQL's default scram_iterations (a setting from PostgreSQL 16, reported to clients).
-DEFAULT_ITERATIONS = 4096
+# The one iteration count of every verifier we compute: PostgreSQL's default
+# scram_iterations. Fixed here, never read from the server (see the module's docstring).
+ITERATIONS = 4096
 _SALT_BYTES = 16  # what PostgreSQL's own verifiers use
 _SALT_CONTEXT = b"pg-secrets-rotation scram salt v1\x00"
 
@@ -54,11 +68,19 @@ def scram_sha256_verifier(password: bytes, salt: bytes, iterations: int) -> str:
     )
 
 
-def deterministic_verifier(
-    password: str, *, token: str, role: str, iterations: int = DEFAULT_ITERATIONS
-) -> str | None:
+def deterministic_verifier(password: str, *, token: str, role: str) -> str | None:
     """The verifier of ``password`` salted by :func:`token_salt`; None for a password
-    SASLprep could change (non-ASCII), which libpq then handles with a random salt."""
+    SASLprep could change (non-ASCII), which the caller hands to libpq."""
     if not password.isascii():
         return None
-    return scram_sha256_verifier(password.encode("ascii"), token_salt(token, role), iterations)
+    return scram_sha256_verifier(password.encode("ascii"), token_salt(token, role), ITERATIONS)
+
+
+def random_verifier(password: str) -> str | None:
+    """The verifier of ``password`` with a fresh random salt (as libpq would draw one);
+    None for a password SASLprep could change (non-ASCII)."""
+    if not password.isascii():
+        return None
+    return scram_sha256_verifier(
+        password.encode("ascii"), secrets.token_bytes(_SALT_BYTES), ITERATIONS
+    )

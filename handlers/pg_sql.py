@@ -13,7 +13,8 @@ import psycopg
 from psycopg import sql
 
 from handlers.pg_authorised import AuthorisedRole
-from handlers.pg_scram import DEFAULT_ITERATIONS, deterministic_verifier
+from handlers.pg_scram import ITERATIONS, deterministic_verifier, random_verifier
+from rotation.errors import DatabaseError
 
 __all__ = ["PINNED_SEARCH_PATH", "alter_password", "pin_search_path", "probe", "scram_verifier"]
 
@@ -29,24 +30,47 @@ def _target(target: AuthorisedRole) -> sql.Identifier:
     return sql.Identifier(target.role)
 
 
+# The server-reported scram_iterations libpq may use for a non-ASCII password (SASLprep is
+# libpq's): PostgreSQL's default up to a cost that still fits a step's deadline.
+_LIBPQ_ITERATIONS = range(ITERATIONS, 100_000 + 1)
+
+
 def scram_verifier(
     conn: psycopg.Connection[Any], role: str, password: str, *, token: str | None = None
 ) -> str:
-    """The SCRAM-SHA-256 verifier of ``password`` for ``role``, computed locally.
+    """The SCRAM-SHA-256 verifier of ``password`` for ``role``, computed locally with
+    :data:`handlers.pg_scram.ITERATIONS` iterations.
 
     With ``token`` (multi-user setSecret), the salt comes from the rotation's token and the
     role (:mod:`handlers.pg_scram`), so that setting the same password again in a re-attempt
-    stores the byte-identical verifier; the iteration count is the server's
-    ``scram_iterations`` (reported by PostgreSQL 16+), else PostgreSQL's default. Otherwise
-    libpq computes it with a random salt. The algorithm is named explicitly: with None,
-    libpq would ask the server for its ``password_encryption`` and could fall back to md5.
+    stores the byte-identical verifier; otherwise the salt is random.
+
+    A non-ASCII password needs SASLprep, which libpq has and we do not: libpq computes it,
+    with the iteration count the server reports (``scram_iterations``, PostgreSQL 16+), a
+    setting the role itself or the database's owner may change. So libpq gets it only when
+    the server reports none or one within PostgreSQL's default and 100000; otherwise this
+    raises :class:`rotation.errors.DatabaseError` naming the setting. The algorithm is
+    named explicitly: with None, libpq would ask the server for its
+    ``password_encryption`` and could fall back to md5.
     """
-    if token is not None:
-        reported = conn.info.parameter_status("scram_iterations")
-        iterations = int(reported) if reported and reported.isdigit() else DEFAULT_ITERATIONS
-        fixed = deterministic_verifier(password, token=token, role=role, iterations=iterations)
-        if fixed is not None:
-            return fixed
+    ours = (
+        deterministic_verifier(password, token=token, role=role)
+        if token is not None
+        else random_verifier(password)
+    )
+    if ours is not None:
+        return ours
+    reported = conn.info.parameter_status("scram_iterations")
+    if reported is not None and not (reported.isdigit() and int(reported) in _LIBPQ_ITERATIONS):
+        raise DatabaseError(
+            f"the new password of {role!r} is not ASCII, so its SCRAM verifier needs the "
+            f"server's scram_iterations, and the server reports {reported!r} (outside "
+            f"{ITERATIONS}..{_LIBPQ_ITERATIONS[-1]}): a setting the role itself or the "
+            f"database's owner can change, hostile or misconfigured. Reset it "
+            f"(ALTER ROLE {role} RESET scram_iterations, or ALTER DATABASE <db> RESET "
+            f"scram_iterations; see pg_db_role_setting), or use an ASCII password "
+            f"(ExcludeCharacters / a generator without non-ASCII characters), then retry"
+        )
     verifier = conn.pgconn.encrypt_password(
         password.encode("utf-8"), role.encode("utf-8"), b"scram-sha-256"
     )
@@ -75,12 +99,14 @@ def bound_transaction() -> sql.SQL:
 
 
 def pair_lock() -> sql.SQL:
-    """Parameterised: ``(owner,)``. A transaction-scoped advisory lock on the pair, so that
-    two invocations changing the same roles at the same moment (Secrets Manager re-invoking
-    while an operator invokes by hand) take turns instead of racing in the catalog, where
-    PostgreSQL answers concurrent ``ALTER ROLE`` with "tuple concurrently updated" and
-    concurrent ``CREATE ROLE`` with a duplicate-key error. Any role may take one."""
-    return sql.SQL("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(%s))")
+    """Parameterised: ``(key,)``, the pair's key from :func:`handlers.pg_lock.pair_lock_key`
+    (an HMAC only the rotation can compute: a guessable key let any role that can connect
+    hold the lock and stall every rotation). A transaction-scoped advisory lock on the
+    pair, so that two invocations changing the same roles at the same moment (Secrets
+    Manager re-invoking while an operator invokes by hand) take turns instead of racing in
+    the catalog, where PostgreSQL answers concurrent ``ALTER ROLE`` with "tuple
+    concurrently updated" and concurrent ``CREATE ROLE`` with a duplicate-key error."""
+    return sql.SQL("SELECT pg_catalog.pg_advisory_xact_lock(%s::bigint)")
 
 
 def role_exists() -> sql.SQL:

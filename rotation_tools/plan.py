@@ -67,13 +67,21 @@ if TYPE_CHECKING:
 
     from rotation_tools.remedies import Remedies
 
-__all__ = ["BOUND_PARAMS", "REDACTED", "Plan", "build_plan", "cmd_plan", "render_plan"]
+__all__ = [
+    "BOUND_PARAMS",
+    "LOCK_KEY_PARAM",
+    "REDACTED",
+    "Plan",
+    "build_plan",
+    "cmd_plan",
+    "render_plan",
+]
 
 REDACTED = "<redacted>"
 # The bounds' values in a plan: known only when the transaction starts.
 BOUND_PARAMS = ("<ms left>", "<ms left, less the lock's lead>")
-# The handlers' advisory-lock key prefix (handlers.pg_roles._LOCK_PREFIX).
-_LOCK_PREFIX = "secrets-rotation:"
+# The pair lock's key (handlers.pg_lock): an HMAC of a password, never shown.
+LOCK_KEY_PARAM = "<pair lock key>"
 _NEW_TOKEN = "<new token>"  # noqa: S105  # a placeholder, not a password
 _BUDGET_S = 20.0
 
@@ -302,7 +310,7 @@ def _single_user(
         logins=[_login(AWSCURRENT, current, floor, auth, "changes its own password")],
         statements=_transaction(
             [
-                _render(pair_lock(), (_LOCK_PREFIX + user,), session),
+                _render(pair_lock(), (LOCK_KEY_PARAM,), session),
                 _render(alter_password(planned(user), REDACTED), (), session),
             ],
             session,
@@ -451,7 +459,7 @@ def _master_statements(
     # The master's guard (handlers.pg_authority) reads these in the same transaction.
     target = planned(user)
     changes = [
-        _render(pair_lock(), (_LOCK_PREFIX + owner,), session),
+        _render(pair_lock(), (LOCK_KEY_PARAM,), session),
         _render(role_exists(), (user,), session),
         _render(session_role(), (), session),
         _render(privileged_closure(), ([owner, clone], list(PRIVILEGED_ROLE_NAMES)), session),

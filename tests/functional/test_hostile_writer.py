@@ -167,7 +167,7 @@ def _database_state(world: World) -> list[Any]:
         return [
             conn.execute(
                 "SELECT rolname, rolpassword, rolsuper, rolcreaterole, rolbypassrls,"
-                " rolreplication, rolcanlogin, rolconnlimit, rolvaliduntil"
+                " rolreplication, rolcanlogin, rolconnlimit, rolvaliduntil::text"
                 " FROM pg_authid ORDER BY rolname"
             ).fetchall(),
             conn.execute(
@@ -664,7 +664,10 @@ def test_the_guard_refuses_a_transaction_that_did_not_pin_search_path(multi: Mul
         pytest.raises(AuthorityError, match=unpinned),
     ):
         authorise(conn, action)
-    with multi.master_connect() as conn, MasterSession(conn).transaction() as pinned:
+    with (
+        multi.master_connect() as conn,
+        MasterSession(conn, password="unused-in-this-test").transaction() as pinned,
+    ):
         assert authorise(pinned, action).role == victim
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from rotation_tools.plan import BOUND_PARAMS
+from rotation_tools.plan import BOUND_PARAMS, LOCK_KEY_PARAM
 from rotation_tools.testbed.pgcluster import PostgresCluster
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import ServerLog, admin_connect
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.functional
 _LINE = re.compile(r"\[(\d+)\] (LOG|DETAIL):  (.*)")
 _VERIFIER = re.compile(r"'SCRAM-SHA-256\$[^']*'")
 _BOUNDS = "SELECT pg_catalog.set_config('statement_timeout'"
+_PAIR_LOCK = "SELECT pg_catalog.pg_advisory_xact_lock("
 
 
 def _statements_by_user(log: str) -> list[tuple[str, str, str]]:
@@ -46,6 +47,10 @@ def _statements_by_user(log: str) -> list[tuple[str, str, str]]:
                 # The time left when the transaction started: the plan cannot know it.
                 assert re.fullmatch(r"\$1 = '[1-9][0-9]*', \$2 = '[1-9][0-9]*'", params)
                 params = ", ".join(f"${i} = '{p}'" for i, p in enumerate(BOUND_PARAMS, 1))
+            if statement.startswith(_PAIR_LOCK):
+                # An HMAC of a password (handlers.pg_lock): the plan shows a placeholder.
+                assert re.fullmatch(r"\$1 = '-?[0-9]+'", params)
+                params = f"$1 = '{LOCK_KEY_PARAM}'"
             found[-1] = (user, statement, params)
     return found
 
@@ -72,7 +77,7 @@ def _database_state(cluster: PostgresCluster) -> list[Any]:
     with admin_connect(cluster) as conn:
         return [
             conn.execute(
-                "SELECT rolname, rolpassword, rolconnlimit, rolvaliduntil, rolcanlogin"
+                "SELECT rolname, rolpassword, rolconnlimit, rolvaliduntil::text, rolcanlogin"
                 " FROM pg_authid ORDER BY rolname"
             ).fetchall(),
             conn.execute(

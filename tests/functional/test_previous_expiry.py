@@ -412,3 +412,30 @@ def test_verify_reports_an_expired_previous_as_expected_not_drift(multi: MultiBe
         conn.execute(sql.SQL("ALTER ROLE {} VALID UNTIL '2001-01-01'").format(
             sql.Identifier(user)))  # fmt: skip
     assert verify().state.value == "drift"
+
+
+def test_a_hand_rollback_names_an_expired_user_and_moving_forward_again_heals_it(
+    multi: MultiBed,
+) -> None:
+    """Operator: moves AWSCURRENT back to the previous version by hand after a TTL
+    rotation (README, Bounded overlap). AWSCURRENT then names the expired user; moving
+    AWSCURRENT forward to the version the rotation made current again heals it, and the
+    next rotation runs as usual."""
+    arn, _, _ = multi.app()
+    assert multi.driver(ttl_rotator(multi, 0)).rotate(arn).succeeded
+    labels = multi.labels(arn)
+    current = next(v for v, s in labels.items() if AWSCURRENT in s)
+    previous = next(v for v, s in labels.items() if AWSPREVIOUS in s)
+    multi.sm.update_secret_version_stage(
+        SecretId=arn, VersionStage=AWSCURRENT, MoveToVersionId=previous,
+        RemoveFromVersionId=current,
+    )  # fmt: skip
+    assert not multi.logs_in(multi.value(arn))
+    assert multi.logs_in(multi.value(arn, AWSPREVIOUS))  # the version the rotation made current
+    multi.sm.update_secret_version_stage(
+        SecretId=arn, VersionStage=AWSCURRENT, MoveToVersionId=current,
+        RemoveFromVersionId=previous,
+    )  # fmt: skip
+    assert multi.logs_in(multi.value(arn))
+    assert multi.driver(ttl_rotator(multi, 0)).rotate(arn).succeeded
+    assert multi.logs_in(multi.value(arn))
