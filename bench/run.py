@@ -825,6 +825,15 @@ def write_quiet(measured: dict[str, Any], path: Path) -> None:
     path.write_text(text + "\n" + "\n".join(lines) + "\n")
 
 
+def _merge_committed(out: Path, key: str, measured: Any) -> dict[str, Any]:
+    """One measurement put into the committed results.json (the others kept); returns all."""
+    results_file = out / "results.json"
+    committed: dict[str, Any] = json.loads(results_file.read_text())
+    committed[key] = measured
+    results_file.write_text(json.dumps(committed, indent=2, default=str))
+    return committed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
@@ -855,10 +864,7 @@ def main() -> int:
         with moto_process() as moto_url:
             print("status --all ...", flush=True)
             measured = status_all(moto_url, status_groups, status_runs)
-        results_file = args.out / "results.json"
-        committed: dict[str, Any] = json.loads(results_file.read_text())
-        committed["status_all"] = measured
-        results_file.write_text(json.dumps(committed, indent=2, default=str))
+        committed = _merge_committed(args.out, "status_all", measured)
         write_report(committed, args.out / "RESULTS.md")
         print(json.dumps(measured, indent=1))
         return 0
@@ -867,10 +873,7 @@ def main() -> int:
         os.environ.update(FAKE_CREDENTIALS)
         print("client against a hung endpoint ...", flush=True)
         hung = client_hung_endpoint(hung_runs)
-        results_file = args.out / "results.json"
-        committed = json.loads(results_file.read_text())
-        committed["client_hung_endpoint"] = hung
-        results_file.write_text(json.dumps(committed, indent=2, default=str))
+        committed = _merge_committed(args.out, "client_hung_endpoint", hung)
         write_report(committed, args.out / "RESULTS.md")
         print(json.dumps(hung, indent=1))
         return 0
@@ -889,10 +892,7 @@ def main() -> int:
         bed = Bed(cluster, moto_url)
         if args.quiet_only:
             measured = quiet(bed)
-            results_file = args.out / "results.json"
-            committed = json.loads(results_file.read_text())
-            committed["quiet"] = measured
-            results_file.write_text(json.dumps(committed, indent=2, default=str))
+            _merge_committed(args.out, "quiet", measured)
             write_quiet(measured, args.out / "RESULTS.md")
             print(json.dumps(measured, indent=1))
             return 0
