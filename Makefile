@@ -7,9 +7,15 @@ BIN := $(VENV)/bin
 # (which includes it). Two stamps, so that `make demo` then `make test` installs the rest.
 LOCAL_STAMP := $(VENV)/.installed-local
 DEV_STAMP := $(VENV)/.installed-dev
-# setuptools announces "Editable installation" (a BuildBackendWarning) on every editable
-# install of this layout: information, not a problem, so not shown.
-PIP := $(BIN)/python -W "ignore:Editable installation" -m pip
+PIP := $(BIN)/python -m pip
+# The repository's distributions, each from its folder (docs/architecture.md), editable: the
+# rotation function's (.), what it shares with the client (contract), the command (tools),
+# the client, the CDK construct. What else development needs are pyproject.toml's
+# dependency groups (pip >= 25.1).
+PROJECT_FILES := pyproject.toml contract/pyproject.toml client/pyproject.toml tools/pyproject.toml VERSION
+FUNCTION := -e ./contract -e .
+LOCAL_INSTALL := $(FUNCTION) -e './tools[local]'
+DEV_INSTALL := $(FUNCTION) -e './tools[local]' -e './client[pool,sqlalchemy,django]' --group dev
 
 # The Lambda artifact: `sam build` calls build-<Function> with ARTIFACTS_DIR (BuildMethod:
 # makefile), so it needs no Docker and no local python3.12. Match LAMBDA_ARCH to the
@@ -46,15 +52,15 @@ LOCAL_MODULES := rotation_tools.cli moto flask yaml
 DEV_MODULES := $(LOCAL_MODULES) pytest hypothesis mypy cfnlint samtranslator
 CDK_MODULES := $(DEV_MODULES) aws_cdk constructs cdk_nag
 
-$(LOCAL_STAMP): pyproject.toml $$(call unless_installed,$(LOCAL_MODULES)) | $(BIN)/python
-	$(PIP) install --quiet -e '.[local]'
-	@$(BIN)/python -m rotation_tools.testbed.pgcluster >/dev/null
+$(LOCAL_STAMP): $(PROJECT_FILES) $$(call unless_installed,$(LOCAL_MODULES)) | $(BIN)/python
+	$(PIP) install --quiet $(LOCAL_INSTALL)
+	@$(BIN)/python -m testbed.pgcluster >/dev/null
 	@touch $@
 
 # `dev` includes `local`: both stamps hold afterwards.
-$(DEV_STAMP): pyproject.toml $$(call unless_installed,$(DEV_MODULES)) | $(BIN)/python
-	$(PIP) install --quiet -e '.[dev]'
-	@$(BIN)/python -m rotation_tools.testbed.pgcluster >/dev/null
+$(DEV_STAMP): $(PROJECT_FILES) $$(call unless_installed,$(DEV_MODULES)) | $(BIN)/python
+	$(PIP) install --quiet $(DEV_INSTALL)
+	@$(BIN)/python -m testbed.pgcluster >/dev/null
 	@touch $@ $(LOCAL_STAMP)
 
 demo: $(LOCAL_STAMP)
@@ -80,7 +86,7 @@ check: lint typecheck policy
 	$(BIN)/coverage report
 
 build-SingleUserFunction build-MultiUserFunction:
-	$(PYTHON) rotation_tools/build_artifact.py --out "$(ARTIFACTS_DIR)" --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
+	$(PYTHON) tools/rotation_tools/deploy/build_artifact.py --out "$(ARTIFACTS_DIR)" --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
 
 $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)
@@ -95,9 +101,9 @@ sam: $(SAM_VENV)/bin/sam
 # in Node.js); mypy --strict on the package, and its tests, which synthesize stacks offline
 # and run cdk-nag's AwsSolutions pack (tests/cdk is not collected without aws-cdk-lib).
 CDK_STAMP := $(VENV)/.cdk-installed
-$(CDK_STAMP): $(DEV_STAMP) $$(call unless_installed,$(CDK_MODULES))
+$(CDK_STAMP): $(DEV_STAMP) cdk/pyproject.toml $$(call unless_installed,$(CDK_MODULES))
 	@command -v node >/dev/null || { echo "make cdk needs Node.js (jsii runs aws-cdk-lib in it)"; exit 1; }
-	$(PIP) install --quiet -e '.[dev,cdk-test]'
+	$(PIP) install --quiet $(DEV_INSTALL) -e ./cdk --group cdk-test
 	@touch $(CDK_STAMP)
 
 cdk: $(CDK_STAMP)
@@ -113,7 +119,7 @@ $(CHECKOV_VENV)/bin/checkov:
 # transform makes of it (what a stack from the packaged template runs), and on the CDK
 # construct's synthesized stacks (defaults; every option on); no failed check, every skip
 # inline with its reason (the template's Metadata; the construct's from
-# rotation_tools/ops_resources.py). cfn-lint on the expansion too.
+# tools/rotation_tools/deploy/ops_resources.py). cfn-lint on the expansion too.
 policy: $(DEV_STAMP) $(CHECKOV_VENV)/bin/checkov $(CDK_STAMP)
 	$(BIN)/python -m rotation_tools.sam_expand --code-uri s3://example-artifacts/pg-secrets-rotation.zip --out build/cloudformation.json
 	$(BIN)/cfn-lint build/cloudformation.json
@@ -124,7 +130,7 @@ policy: $(DEV_STAMP) $(CHECKOV_VENV)/bin/checkov $(CDK_STAMP)
 
 artifact:
 	rm -rf build/lambda
-	$(PYTHON) rotation_tools/build_artifact.py --out build/lambda --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
+	$(PYTHON) tools/rotation_tools/deploy/build_artifact.py --out build/lambda --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
 
 # Everything make, the tests and the tools leave in the checkout (.aws-sam: `sam build`
 # without --build-dir; .hypothesis: the fault schedules' example database; *.egg-info: the

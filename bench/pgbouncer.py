@@ -2,7 +2,7 @@
 
 Starts its own moto server, throwaway cluster (TLS off) and PgBouncer per setup, and runs
 each strategy through three rotations with the readers of
-:mod:`rotation_tools.testbed.pgbouncer` (a plain psycopg reader opening a connection per
+:mod:`testbed.pgbouncer` (a plain psycopg reader opening a connection per
 query with AWSCURRENT, one holding a connection, the client library), reading
 ``QUERIES_PER_STEP`` times before each rotation and after each step. Writes
 ``bench/PGBOUNCER.md`` and ``bench/pgbouncer.json``. Counts are exact (the reads and the
@@ -27,8 +27,8 @@ from handlers.multi_user import PostgresMultiUser
 from handlers.pg_connect import PostgresConnector
 from handlers.single_user import PostgresSingleUser
 from rotation import Rotator, SecretStore
-from rotation_tools.testbed.moto_server import running_moto, secrets_manager_at
-from rotation_tools.testbed.pgbouncer import (
+from testbed.moto_server import running_moto, secrets_manager_at
+from testbed.pgbouncer import (
     QUERIES_PER_STEP,
     ROTATIONS,
     PgBouncer,
@@ -36,7 +36,7 @@ from rotation_tools.testbed.pgbouncer import (
     rotate_with_readers,
     running_pgbouncer,
 )
-from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from testbed.pgcluster import PostgresCluster, running_cluster
 
 HERE = Path(__file__).resolve().parent
 SETUPS = [

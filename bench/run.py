@@ -39,10 +39,10 @@ from psycopg import sql  # noqa: E402
 from handlers.pg_connect import ConnectFn, PostgresConnector  # noqa: E402
 from rotation import LocalRotation, Rotator, SecretStore, Step  # noqa: E402
 from rotation.observability import logger  # noqa: E402
-from rotation.pg.settings import PostgresSettings  # noqa: E402
+from rotation_contract.pg.settings import PostgresSettings  # noqa: E402
 from rotation_tools.strategies import build_strategy  # noqa: E402
-from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS  # noqa: E402
-from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster  # noqa: E402
+from testbed.moto_server import FAKE_CREDENTIALS  # noqa: E402
+from testbed.pgcluster import PostgresCluster, running_cluster  # noqa: E402
 
 logger.setLevel("WARNING")
 MASTER = "bench_master"
@@ -216,7 +216,7 @@ def quiet(bed: Bed) -> dict[str, Any]:
 @contextmanager
 def moto_process() -> Iterator[str]:
     """moto's server in its own process, so it does not share our GIL."""
-    from rotation_tools.testbed.pgcluster import free_port  # noqa: PLC0415
+    from testbed.pgcluster import free_port  # noqa: PLC0415
 
     port = free_port()
     process = subprocess.Popen(
@@ -317,7 +317,7 @@ def import_contributors(strategy: str, top: int = 8) -> list[tuple[str, float]]:
 
 # -- the application client's import ------------------------------------------------------
 
-# What `import rotation.client` loaded before issue 12 (rotation/client.py pulled in the
+# What `import rotation_client` loaded before issue 12 (rotation/client.py pulled in the
 # dispatcher, Powertools and tenacity), and on main when the work on it started (the lazy
 # `rotation` package); measured beside the working tree's.
 CLIENT_IMPORT_BASELINES = {
@@ -342,7 +342,7 @@ CLIENT_IMPORT_CHILD = """
 import json, sys, time
 sys.path[:0] = json.loads(sys.argv[1])
 wall, cpu = time.perf_counter(), time.process_time()
-import rotation.client
+import rotation_client
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 forbidden = [m for m in json.loads(sys.argv[2]) if m in sys.modules]
 print(json.dumps({"wall": wall, "cpu": cpu, "modules": len(sys.modules), "forbidden": forbidden}))
@@ -350,7 +350,7 @@ print(json.dumps({"wall": wall, "cpu": cpu, "modules": len(sys.modules), "forbid
 
 
 def client_import(root: Path, runs: int) -> dict[str, Any]:
-    """``import rotation.client`` in fresh interpreters that see ``root`` and the
+    """``import rotation_client`` in fresh interpreters that see ``root`` and the
     environment's site-packages only (``-S``: no editable install's path hook)."""
     import sysconfig  # noqa: PLC0415
 
@@ -514,7 +514,7 @@ def fleet(bed: Bed, arns: list[str], concurrency: int) -> dict[str, Any]:
 
 
 def package_size() -> dict[str, Any]:
-    from rotation_tools import build_artifact  # noqa: PLC0415
+    from rotation_tools.deploy import build_artifact  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lambda"
@@ -539,10 +539,10 @@ def package_size() -> dict[str, Any]:
 
 
 def status_all(endpoint: str, per_group: int, runs: int) -> dict[str, Any]:
-    """``rotation status --all`` over a fleet in every state (rotation_tools.testbed.fleet):
+    """``rotation status --all`` over a fleet in every state (testbed.fleet):
     wall time of collect_fleet, and its calls per listed secret."""
     from rotation_tools.fleet import collect_fleet  # noqa: PLC0415
-    from rotation_tools.testbed.fleet import GROUPS, build_fleet  # noqa: PLC0415
+    from testbed.fleet import GROUPS, build_fleet  # noqa: PLC0415
 
     client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
     build_fleet(client, per_group=per_group, prefix=f"status-{secrets.token_hex(3)}/")
@@ -602,7 +602,7 @@ def client_hung_endpoint(runs: int) -> list[dict[str, Any]]:
     (SECRETS_MANAGER_ENDPOINT), next to its budget (the default, and 2 s)."""
     import asyncio  # noqa: PLC0415
 
-    from rotation.client import ConnectRetry, connect, connect_async  # noqa: PLC0415
+    from rotation_client import ConnectRetry, connect, connect_async  # noqa: PLC0415
 
     rows = []
     for budget in (2.0, ConnectRetry().timeout_s):
@@ -714,7 +714,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
             "",
             "## The application client's import (noisy)",
             "",
-            "`import rotation.client` in a fresh interpreter that sees only the package and "
+            "`import rotation_client` in a fresh interpreter that sees only the package and "
             f"its dependencies ({results['client_import_runs']} runs each; wall time and the "
             "process's CPU time, which other load on the machine disturbs less).",
             "",

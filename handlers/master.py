@@ -13,7 +13,7 @@ first statement pins ``search_path`` to ``pg_catalog, pg_temp``
 (:func:`handlers.pg_sql.pin_search_path`): the master logs in to the application's database,
 whose owner controls its schemas and its ``ALTER DATABASE ... SET`` defaults, and an
 operator or function that owner put first in the path would otherwise run with the master's
-rights. The connector opens a :class:`~rotation.pg.secret.MasterSecret` for
+rights. The connector opens a :class:`~rotation_contract.pg.secret.MasterSecret` for
 :func:`open_master` only, the session hands its connection out only inside a pinned
 transaction, and the guard (:func:`handlers.pg_authority.authorise`) checks the pin before
 its first operator; ``tests/unit/test_authority_boundary.py`` holds the source to it.
@@ -30,8 +30,13 @@ from typing import TYPE_CHECKING, Any
 from handlers.pg_connect import _MASTER_SEAL
 from handlers.rds import RdsTopology
 from rotation.errors import SecretFormatError
-from rotation.pg.secret import MasterSecret, PostgresSecret, master_login, parse_postgres_secret
 from rotation.retry import Deadline
+from rotation_contract.pg.secret import (
+    MasterSecret,
+    PostgresSecret,
+    master_login,
+    parse_postgres_secret,
+)
 
 if TYPE_CHECKING:
     import psycopg

@@ -18,23 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from handlers.master import locate_master, open_master
 from handlers.pg_authorised import CLONE_SUFFIX
+from handlers.pg_config import ENV_PREVIOUS_PASSWORD_TTL, previous_password_ttl, straggler_policy
 from handlers.pg_connect import PostgresConnector
+from handlers.pg_errors import ReplicaLagError
 from handlers.rds import RdsTopology
-from rotation.config import ENV_PREVIOUS_PASSWORD_TTL, previous_password_ttl, straggler_policy
-from rotation.errors import (
-    AuthenticationError,
-    DatabaseError,
-    ReplicaLagError,
-    SecretFormatError,
-)
+from rotation.errors import SecretFormatError
 from rotation.observability import logger
-from rotation.pg.secret import (
-    MasterSecret,
-    PostgresSecret,
-    check_no_weaker_tls,
-    check_same_target,
-    parse_postgres_secret,
-)
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
 from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 from rotation.strategy import (
@@ -48,6 +37,14 @@ from rotation.strategy import (
     SetResult,
     TestRequest,
     TestResult,
+)
+from rotation_contract.pg.errors import AuthenticationError, DatabaseError
+from rotation_contract.pg.secret import (
+    MasterSecret,
+    PostgresSecret,
+    check_no_weaker_tls,
+    check_same_target,
+    parse_postgres_secret,
 )
 
 if TYPE_CHECKING:

@@ -45,9 +45,9 @@ from typing import Any
 import psycopg
 
 from handlers.pg_authorised import _SEAL, AuthorisedRole
+from handlers.pg_config import ENV_MASTER_MANAGED_ROLES, ManagedRoles
 from handlers.pg_sql import PINNED_SEARCH_PATH, is_member_of, privileged_closure, session_role
-from rotation.config import ENV_MASTER_MANAGED_ROLES, ManagedRoles
-from rotation.errors import DatabaseError
+from rotation_contract.pg.errors import DatabaseError
 
 __all__ = [
     "MONITORING_ROLE_NAMES",

@@ -8,7 +8,7 @@ Two invariants of the contract hold here, for every login of a rotation:
   ``PGREQUIREAUTH`` overrides) refuses a server asking for a cleartext password or for none
   at all, before anything is sent: an :class:`AuthMethodError`, never retried.
 
-Why a login failed is decided in :mod:`rotation.pg.login`. A refused credential is an
+Why a login failed is decided in :mod:`rotation_contract.pg.login`. A refused credential is an
 :class:`AuthenticationError`, a fact to act on: never retried. A server that breaks the
 authentication protocol (a SCRAM server signature that does not verify) is an impostor: an
 :class:`ImpostorServerError`, raised at once by :meth:`PostgresConnector.try_login` too, so
@@ -25,20 +25,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from handlers.pg_bounds import bound
-from rotation.config import postgres_settings
-from rotation.errors import (
-    AuthenticationError,
-    DatabaseError,
-    DeadlineError,
-    UnreachableError,
-)
+from handlers.pg_config import postgres_settings
+from rotation.errors import DeadlineError
 from rotation.observability import logger
-from rotation.pg.login import classify_login, login_error_class, login_problem
-from rotation.pg.resolve import Resolver, needs_resolution, resolve, system_resolver
-from rotation.pg.secret import MasterSecret, PostgresSecret
-from rotation.pg.settings import PostgresSettings
-from rotation.pg.tls import tls_parameters
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
+from rotation_contract.pg.errors import AuthenticationError, DatabaseError, UnreachableError
+from rotation_contract.pg.login import classify_login, login_error_class, login_problem
+from rotation_contract.pg.resolve import Resolver, needs_resolution, resolve, system_resolver
+from rotation_contract.pg.secret import MasterSecret, PostgresSecret
+from rotation_contract.pg.settings import PostgresSettings
+from rotation_contract.pg.tls import tls_parameters
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,7 +58,7 @@ _MASTER_SEAL = object()
 
 def classify_login_failure(exc: psycopg.OperationalError, who: str) -> DatabaseError:
     """Turn a failed connection attempt into the error for its cause (see
-    :mod:`rotation.pg.login`), with a message that names the fix."""
+    :mod:`rotation_contract.pg.login`), with a message that names the fix."""
     failure = classify_login(exc)
     return login_error_class(failure)(login_problem(failure, exc, who))
 
@@ -89,7 +85,7 @@ class PostgresConnector:
     ----------
     settings:
         TLS roots and timeouts; by default from the environment, through the Lambda side's
-        one place for it (:func:`rotation.config.postgres_settings`).
+        one place for it (:func:`handlers.pg_config.postgres_settings`).
     connect:
         ``psycopg.connect`` (the default) or anything with its signature; inject one to count
         connections. psycopg itself is imported on the first connection, not with this
@@ -98,7 +94,7 @@ class PostgresConnector:
         How unreachable servers are retried (always bounded by the step's deadline).
     resolver:
         Resolves the secret's host name (the system's resolver unless given; inject one
-        that never answers to test the bound). See :mod:`rotation.pg.resolve`.
+        that never answers to test the bound). See :mod:`rotation_contract.pg.resolve`.
     """
 
     def __init__(

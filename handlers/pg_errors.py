@@ -1,7 +1,7 @@
 """What a failed statement on an open connection means, in words that name the fix.
 
 Once a connection is up, psycopg raises one class per SQLSTATE, so the cause is read from
-the class (a login failure is different: see :mod:`rotation.pg.login`). Its own module so
+the class (a login failure is different: see :mod:`rotation_contract.pg.login`). Its own module so
 that the role operations (:mod:`handlers.pg_roles`) and the connector
 (:mod:`handlers.pg_connect`) need not import each other.
 """
@@ -10,13 +10,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rotation.errors import DatabaseError
-from rotation.pg.login import login_failure_reason
+from rotation_contract.pg.errors import DatabaseError
+from rotation_contract.pg.login import login_failure_reason
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["pair_lock_error", "statement_error"]
+__all__ = ["ReadOnlyHostError", "ReplicaLagError", "pair_lock_error", "statement_error"]
+
+
+class ReadOnlyHostError(DatabaseError):
+    """The secret's host is a read-only standby, where no password can be changed."""
+
+
+class ReplicaLagError(DatabaseError):
+    """The new password did not reach the standby named by ``host`` within the step's
+    time. Secrets Manager's re-attempt tests again."""
+
 
 # How to find the session that holds the lock, for the error message.
 _FIND_BLOCKER = (

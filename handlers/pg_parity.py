@@ -48,8 +48,8 @@ from handlers.pg_sql import (
     set_role_setting,
     set_valid_until,
 )
-from rotation.errors import DatabaseError
 from rotation.observability import logger
+from rotation_contract.pg.errors import DatabaseError
 
 __all__ = [
     "LIST_QUOTE_SETTINGS",

@@ -37,8 +37,8 @@ from handlers.pg_sql import (
     role_exists,
     scram_verifier,
 )
-from rotation.errors import DatabaseError
 from rotation.observability import logger
+from rotation_contract.pg.errors import DatabaseError
 
 if TYPE_CHECKING:
     from handlers.master import MasterSession

@@ -27,9 +27,9 @@ import psycopg
 from psycopg import sql
 
 from handlers.pg_errors import statement_error
-from rotation.errors import DatabaseError
 from rotation.metric_names import STRAGGLER_SESSIONS, STRATEGY_DIMENSION
 from rotation.observability import logger, publish_count
+from rotation_contract.pg.errors import DatabaseError
 
 if TYPE_CHECKING:
     from handlers.master import MasterSession

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from handlers.pg_authorised import AuthorisedRole
 from handlers.pg_scram import ITERATIONS, deterministic_verifier, random_verifier
-from rotation.errors import DatabaseError
+from rotation_contract.pg.errors import DatabaseError
 
 __all__ = ["PINNED_SEARCH_PATH", "alter_password", "pin_search_path", "probe", "scram_verifier"]
 
@@ -49,7 +49,7 @@ def scram_verifier(
     with the iteration count the server reports (``scram_iterations``, PostgreSQL 16+), a
     setting the role itself or the database's owner may change. So libpq gets it only when
     the server reports none or one within PostgreSQL's default and 100000; otherwise this
-    raises :class:`rotation.errors.DatabaseError` naming the setting. The algorithm is
+    raises :class:`rotation_contract.pg.errors.DatabaseError` naming the setting. The algorithm is
     named explicitly: with None, libpq would ask the server for its
     ``password_encryption`` and could fall back to md5.
     """

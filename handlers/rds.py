@@ -10,7 +10,7 @@ endpoint names carry their identifier (``<instance>.<hash>.<region>.rds.amazonaw
 ``<cluster>.cluster-ro-<hash>.<region>.rds.amazonaws.com``), and every answer is checked
 against the API's own endpoint addresses, so a name that merely looks right proves nothing.
 Every call is bounded by the step's deadline (:func:`rotation.clients.call_api`) and a
-failure is an :class:`~rotation.errors.RdsError`.
+failure is an :class:`RdsError`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,27 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rotation.aws_errors import error_code, error_message
 from rotation.clients import call_api, rds_client
-from rotation.errors import RdsError, SecretFormatError
+from rotation.errors import RotationError, SecretFormatError
 from rotation.retry import Deadline, RetryPolicy
+from rotation_contract.aws_errors import error_code, error_message
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
 
-__all__ = ["CLUSTER_TAG", "INSTANCE_TAG", "RdsEndpoint", "RdsTopology", "parse_rds_endpoint"]
+__all__ = [
+    "CLUSTER_TAG",
+    "INSTANCE_TAG",
+    "RdsEndpoint",
+    "RdsError",
+    "RdsTopology",
+    "parse_rds_endpoint",
+]
+
+
+class RdsError(RotationError):
+    """An RDS API call failed, or the RDS API does not know the database a tag names."""
+
 
 INSTANCE_TAG = "aws:rds:primaryDbInstanceArn"
 CLUSTER_TAG = "aws:rds:primaryDbClusterArn"

@@ -10,27 +10,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from handlers.master import locate_master, open_master
-from handlers.pg_connect import PostgresConnector
-from handlers.rds import RdsTopology
-from rotation.config import (
+from handlers.pg_config import (
     ENV_PREVIOUS_PASSWORD_TTL,
     ManagedRoles,
     master_managed_roles,
     previous_password_ttl,
 )
-from rotation.errors import (
-    AuthenticationError,
-    DatabaseError,
-    ReadOnlyHostError,
-)
+from handlers.pg_connect import PostgresConnector
+from handlers.pg_errors import ReadOnlyHostError
+from handlers.rds import RdsTopology
 from rotation.observability import logger
-from rotation.pg.secret import (
-    PostgresSecret,
-    check_no_weaker_tls,
-    check_same_target,
-    parse_postgres_secret,
-)
-from rotation.pg.settings import PostgresSettings
 from rotation.retry import Deadline
 from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 from rotation.strategy import (
@@ -43,6 +32,14 @@ from rotation.strategy import (
     TestRequest,
     TestResult,
 )
+from rotation_contract.pg.errors import AuthenticationError, DatabaseError
+from rotation_contract.pg.secret import (
+    PostgresSecret,
+    check_no_weaker_tls,
+    check_same_target,
+    parse_postgres_secret,
+)
+from rotation_contract.pg.settings import PostgresSettings
 
 if TYPE_CHECKING:
     import psycopg
@@ -175,7 +172,7 @@ class PostgresSingleUser:
 
         Only a refused credential moves on to the next one: a missing database, pg_hba.conf,
         TLS or a server that stays unreachable is the same for every credential, so it fails
-        the step at once with its own message (see :mod:`rotation.pg.login`).
+        the step at once with its own message (see :mod:`rotation_contract.pg.login`).
 
         Only a login that succeeds may change the password, and every version must point at
         the same host, port, database and user as AWSCURRENT. Every login uses at least

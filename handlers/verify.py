@@ -15,7 +15,7 @@ probe query (``ROTATION_TEST_QUERY``), and names what it found:
 ``unreachable``    no server answered, or it takes no login now (starting, full)
 ``misconfigured``  no password could help: the secret's format, TLS, pg_hba.conf, the
                    database, the authentication method, the probe query; the message
-                   names the fix (classified in :mod:`rotation.pg.login`)
+                   names the fix (classified in :mod:`rotation_contract.pg.login`)
 ``rotating``       AWSCURRENT was refused while a rotation is in progress (AWSPENDING on a
                    non-current version): past setSecret the database already has the
                    pending password until finishSecret. Not drift, not valid either
@@ -39,18 +39,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from handlers import STRATEGIES
 from handlers.pg_connect import PostgresConnector
 from handlers.pg_errors import statement_error
-from rotation.errors import (
-    AuthenticationError,
-    RotationError,
-    SecretFormatError,
-    UnreachableError,
-)
-from rotation.pg.secret import PostgresSecret, check_same_target, parse_postgres_secret
+from rotation.errors import RotationError, SecretFormatError
 from rotation.retry import Deadline
 from rotation.secret import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretDescription
 from rotation.store import SecretStore, StoreSession
+from rotation_contract.pg.errors import AuthenticationError, UnreachableError
+from rotation_contract.pg.secret import PostgresSecret, check_same_target, parse_postgres_secret
 
 if TYPE_CHECKING:
     import psycopg
@@ -64,8 +61,6 @@ __all__ = [
     "Verifier",
     "state_of",
 ]
-
-STRATEGIES = ("single-user", "multi-user")
 
 
 class CredentialState(enum.StrEnum):
@@ -106,7 +101,7 @@ _FIX = {
 
 def state_of(error: RotationError) -> CredentialState:
     """What a failed check means, by the error's class (login failures are classified in
-    :mod:`rotation.pg.login`): a refused credential is drift, an unreachable or busy server
+    :mod:`rotation_contract.pg.login`): a refused credential is drift, an unreachable or busy server
     is unreachable, anything else no password can help with."""
     if isinstance(error, AuthenticationError):
         return CredentialState.DRIFT

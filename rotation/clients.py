@@ -23,11 +23,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from rotation.aws_calls import ROTATION_DISTRIBUTION, attempt_timeouts, user_agent_extra
-from rotation.aws_errors import TRANSIENT_CODES, error_code
 from rotation.config import secrets_manager_endpoint
 from rotation.errors import DeadlineError, RotationError
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
+from rotation_contract.aws_calls import ROTATION_DISTRIBUTION, attempt_timeouts, user_agent_extra
+from rotation_contract.aws_errors import TRANSIENT_CODES, error_code
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
@@ -82,7 +82,7 @@ def secrets_manager_client(
 
     botocore's own retries are off by default: the rotation retries throttling with
     tenacity, bounded by the step's deadline (:func:`call_api`), and two layers of retries
-    would multiply each other. Applications (:mod:`rotation.client`) ask for botocore's
+    would multiply each other. Applications (:mod:`rotation_client`) ask for botocore's
     standard retries.
     """
     client = _create_client(

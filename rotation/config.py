@@ -4,9 +4,9 @@ environment, then default.
 Of the Lambda side (``rotation``'s framework modules and ``handlers``), only this module
 reads ``os.environ`` (a test guards it). Every environment variable of the outside contract
 is named once: the framework's here, the PostgreSQL ones (libpq's and
-``ROTATION_TEST_QUERY``) in :mod:`rotation.pg.settings`, which parses a mapping it is given
+``ROTATION_TEST_QUERY``) in :mod:`rotation_contract.pg.settings`, which parses a mapping it is given
 and reads no environment itself: the application client shares it and resolves its own
-environment (:mod:`rotation.client`).
+environment (:mod:`rotation_client`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rotation.errors import ConfigurationError
-from rotation.pg.settings import PostgresSettings
 
 __all__ = [
     "ENV_ENDPOINT",
@@ -26,22 +25,13 @@ __all__ = [
     "ENV_EXCLUDE_NUMBERS",
     "ENV_EXCLUDE_PUNCTUATION",
     "ENV_EXCLUDE_UPPERCASE",
-    "ENV_MASTER_MANAGED_ROLES",
     "ENV_PASSWORD_LENGTH",
-    "ENV_PREVIOUS_PASSWORD_TTL",
     "ENV_REQUIRE_EACH_INCLUDED_TYPE",
-    "ENV_STRAGGLER_POLICY",
-    "STRAGGLER_POLICIES",
-    "ManagedRoles",
     "PasswordPolicy",
     "event_bus_name",
-    "master_managed_roles",
     "parse_bool",
     "password_policy_from_env",
-    "postgres_settings",
-    "previous_password_ttl",
     "secrets_manager_endpoint",
-    "straggler_policy",
 ]
 
 ENV_ENDPOINT = "SECRETS_MANAGER_ENDPOINT"
@@ -52,20 +42,8 @@ ENV_EXCLUDE_PUNCTUATION = "EXCLUDE_PUNCTUATION"
 ENV_EXCLUDE_UPPERCASE = "EXCLUDE_UPPERCASE"
 ENV_EXCLUDE_LOWERCASE = "EXCLUDE_LOWERCASE"
 ENV_REQUIRE_EACH_INCLUDED_TYPE = "REQUIRE_EACH_INCLUDED_TYPE"
-# The roles the master may give a password without a login as them in this rotation
-# (single-user recovery, `rotation verify --reconcile`); see handlers.pg_authority.
-ENV_MASTER_MANAGED_ROLES = "MASTER_MANAGED_ROLES"
-# Multi-user: seconds after finishSecret after which AWSPREVIOUS's password stops logging
-# in (PostgreSQL's VALID UNTIL); unset, it works until the next rotation. See the README.
-ENV_PREVIOUS_PASSWORD_TTL = "PREVIOUS_PASSWORD_TTL"  # noqa: S105  # a variable name
-# A year: a longer window is almost certainly a unit mistake (minutes, milliseconds).
-MAX_PREVIOUS_PASSWORD_TTL = 366 * 24 * 3600
-# Ours, not the contract's: what multi-user setSecret does when clients are still logged in
-# as the user whose password it is about to change, and where rotation events go.
-ENV_STRAGGLER_POLICY = "STRAGGLER_POLICY"
+# Ours: where rotation events go (none when unset).
 ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
-# warn: log and count them, and go on (the default); refuse: fail setSecret, change nothing.
-STRAGGLER_POLICIES = ("warn", "refuse")
 
 # The AWS reference functions' defaults, kept so that a function configuration moves over
 # unchanged.
@@ -154,18 +132,6 @@ def password_policy_from_env(env: Mapping[str, str] | None = None) -> PasswordPo
     )
 
 
-def postgres_settings(env: Mapping[str, str] | None = None) -> PostgresSettings:
-    """The PostgreSQL settings of the handlers (see :class:`rotation.pg.settings.PostgresSettings`),
-    from ``env`` or the process environment.
-
-    Raises
-    ------
-    ConfigurationError
-        A setting that is not valid (see :meth:`PostgresSettings.from_env`).
-    """
-    return PostgresSettings.from_env(os.environ if env is None else env)
-
-
 def secrets_manager_endpoint(env: Mapping[str, str] | None = None) -> str | None:
     """The Secrets Manager endpoint URL, or None to let boto3 resolve it.
 
@@ -177,121 +143,9 @@ def secrets_manager_endpoint(env: Mapping[str, str] | None = None) -> str | None
     return value or None
 
 
-def straggler_policy(env: Mapping[str, str] | None = None) -> str:
-    """``STRAGGLER_POLICY``: ``warn`` (the default) or ``refuse``, any case.
-
-    Raises
-    ------
-    ConfigurationError
-        Any other value: a typo must not silently mean "warn" (or "refuse").
-    """
-    env = os.environ if env is None else env
-    raw = env.get(ENV_STRAGGLER_POLICY, "")
-    value = raw.strip().lower() or STRAGGLER_POLICIES[0]
-    if value not in STRAGGLER_POLICIES:
-        raise ConfigurationError(
-            f"environment variable {ENV_STRAGGLER_POLICY} must be one of "
-            f"{', '.join(STRAGGLER_POLICIES)}, got {raw!r}"
-        )
-    return value
-
-
-def previous_password_ttl(env: Mapping[str, str] | None = None) -> int | None:
-    """``PREVIOUS_PASSWORD_TTL``: whole seconds (``0`` allowed), or None when unset or empty.
-
-    Raises
-    ------
-    ConfigurationError
-        Not a whole number of seconds between 0 and a year (``30s``, ``-1``, ``1.5``): a
-        typo must neither turn the expiry off nor expire the previous password at once.
-    """
-    env = os.environ if env is None else env
-    raw = env.get(ENV_PREVIOUS_PASSWORD_TTL, "")
-    value = raw.strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) > MAX_PREVIOUS_PASSWORD_TTL:
-        raise ConfigurationError(
-            f"environment variable {ENV_PREVIOUS_PASSWORD_TTL} must be a whole number of "
-            f"seconds from 0 to {MAX_PREVIOUS_PASSWORD_TTL} (or unset: the previous password "
-            f"works until the next rotation), got {raw!r}"
-        )
-    return int(value)
-
-
 def event_bus_name(env: Mapping[str, str] | None = None) -> str | None:
     """``EVENT_BUS_NAME``: the EventBridge bus rotation events go to (a name or an ARN), or
     None when unset or empty: no events."""
     env = os.environ if env is None else env
     value = env.get(ENV_EVENT_BUS_NAME, "").strip()
     return value or None
-
-
-@dataclass(frozen=True)
-class ManagedRoles:
-    """``MASTER_MANAGED_ROLES``: the roles the master may give a password without a login as
-    them in this rotation. Names match exactly (PostgreSQL role names are case-sensitive);
-    an entry ending in ``*`` matches every name that starts with what precedes it.
-
-    It only ever *narrows* what the master may do: the master's own role and privileged
-    roles are refused whatever it lists (:mod:`handlers.pg_authority`).
-    """
-
-    entries: tuple[str, ...] = ()
-    # Where the list came from, for messages ("the function's environment", "--master-...").
-    source: str = f"environment variable {ENV_MASTER_MANAGED_ROLES}"
-
-    @property
-    def is_set(self) -> bool:
-        return bool(self.entries)
-
-    def allows(self, role: str) -> bool:
-        """Whether ``role`` is listed (exactly, or under a ``prefix*`` entry)."""
-        for entry in self.entries:
-            if entry.endswith("*"):
-                if role.startswith(entry[:-1]):
-                    return True
-            elif role == entry:
-                return True
-        return False
-
-    @classmethod
-    def parse(cls, raw: str | None, *, source: str | None = None) -> ManagedRoles:
-        """Read the comma-separated list (blank entries and surrounding spaces ignored).
-
-        Raises
-        ------
-        ConfigurationError
-            A ``*`` anywhere but at the end of an entry, or an entry that is only ``*``: a
-            list that names every role is the unguarded recovery this variable replaces.
-        """
-        where = source or cls.source
-        entries = tuple(item.strip() for item in (raw or "").split(",") if item.strip())
-        for entry in entries:
-            if "*" in entry[:-1]:
-                raise ConfigurationError(
-                    f"{where} may end an entry with '*' (a prefix), nowhere else; got {entry!r}"
-                )
-            if entry == "*":
-                raise ConfigurationError(
-                    f"{where} may not be '*' alone: that would let whoever writes a secret "
-                    "point the master at any role. List the roles (or a prefix such as "
-                    "'app_*') the master may repair"
-                )
-        return cls(entries, where)
-
-
-def master_managed_roles(
-    env: Mapping[str, str] | None = None, *, explicit: str | None = None
-) -> ManagedRoles:
-    """``MASTER_MANAGED_ROLES`` (or ``explicit``, the command's option, when given).
-
-    Raises
-    ------
-    ConfigurationError
-        A malformed list (see :meth:`ManagedRoles.parse`).
-    """
-    if explicit is not None:
-        return ManagedRoles.parse(explicit, source="option --master-managed-roles")
-    env = os.environ if env is None else env
-    return ManagedRoles.parse(env.get(ENV_MASTER_MANAGED_ROLES))

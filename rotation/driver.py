@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from rotation.aws_errors import error_code
 from rotation.errors import StagingError
 from rotation.event import Step
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription
+from rotation_contract.aws_errors import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from rotation.aws_errors import error_code, error_message
 from rotation.clients import call_api, events_client
 from rotation.config import event_bus_name
 from rotation.errors import RotationError
 from rotation.metric_names import DETAIL_TYPE_DIMENSION, EVENTS_NOT_PUBLISHED
 from rotation.observability import logger, publish_count, scrubber
 from rotation.retry import Deadline, RetryPolicy
+from rotation_contract.aws_errors import error_code, error_message
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

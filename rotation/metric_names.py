@@ -1,7 +1,7 @@
 """Every CloudWatch metric the rotation functions publish: names, dimensions, namespace.
 
 One place, so that the code that emits a metric and the dashboard that charts it
-(``rotation_tools.ops_resources``, rendered into ``template.yaml`` and by the CDK
+(``rotation_tools.deploy.ops_resources``, rendered into ``template.yaml`` and by the CDK
 construct) cannot drift apart: the emitters import these names, and a test reads every
 emission site of ``rotation`` and ``handlers`` (``add_metric`` / ``publish_count``) and
 checks that the names they pass are exactly the keys of :data:`PUBLISHED`.

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from rotation.aws_errors import error_code, error_message
 from rotation.clients import bound_by_deadline, call_api
 from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.observability import scrubber as default_scrubber
 from rotation.retry import Deadline, RetryPolicy
 from rotation.scrub import Scrubber
 from rotation.secret import AWSCURRENT, AWSPENDING, SecretDescription, SecretVersion
+from rotation_contract.aws_errors import error_code, error_message
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

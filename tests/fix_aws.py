@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rotation_tools.testbed.moto_server import MotoEndpoint, running_moto
+from testbed.moto_server import MotoEndpoint, running_moto
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from rotation_tools.testbed.tls import make_certificates
+from testbed.tls import make_certificates
 
 _SSL_REQUEST = 80877103
 _CLEARTEXT = struct.pack("!cii", b"R", 8, 3)

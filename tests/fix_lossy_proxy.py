@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from rotation_tools.testbed.moto_server import MotoEndpoint
+from testbed.moto_server import MotoEndpoint
 
 # What the proxy does with the next request of an operation, in order; then "forward".
 FORWARD = "forward"  # forward, and relay moto's answer

@@ -16,8 +16,8 @@ from handlers.multi_user import PostgresMultiUser
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import RdsTopology
 from rotation import LocalRotation, Rotator, SecretStore
-from rotation.pg.resolve import system_resolver
-from rotation_tools.testbed.pgcluster import PostgresCluster, embedded_bindir, running_cluster
+from rotation_contract.pg.resolve import system_resolver
+from testbed.pgcluster import PostgresCluster, embedded_bindir, running_cluster
 from tests.fix_aws import ApiCalls, new_client
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import ConnectionCounter, SecretInspection
@@ -48,7 +48,7 @@ def _ensure_master(cluster: PostgresCluster) -> str:
 
 def bed_resolver(host: str, port: int) -> list[str]:
     """The test bed's DNS: moto's RDS endpoint names lead to the local cluster (the
-    connector resolves before libpq, see rotation.pg.resolve); any other name as usual."""
+    connector resolves before libpq, see rotation_contract.pg.resolve); any other name as usual."""
     if host.endswith(".rds.amazonaws.com"):
         return ["127.0.0.1"]
     return system_resolver(host, port)

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from testbed.pgcluster import PostgresCluster, running_cluster
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from handlers.pg_connect import PostgresConnector
 from handlers.single_user import PostgresSingleUser
 from rotation import LocalRotation, Rotator, SecretStore, Step
 from rotation.retry import RetryPolicy
-from rotation_tools.testbed.pgcluster import PostgresCluster
+from testbed.pgcluster import PostgresCluster
 from tests.fix_aws import ApiCalls, new_client
 from tests.fix_postgres import can_login
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from rotation import Deadline
-from rotation_tools.testbed.moto_server import MotoEndpoint
+from testbed.moto_server import MotoEndpoint
 
 
 class SilentServer:

@@ -8,7 +8,7 @@ import pytest
 
 from rotation_cdk import _artifact
 from rotation_cdk._artifact import artifact_directory, default_cache_dir
-from rotation_tools import build_artifact
+from rotation_tools.deploy import build_artifact
 
 
 def _no_pip(*args: object, **kwargs: object) -> None:

@@ -17,7 +17,7 @@ from aws_cdk import aws_sns as sns
 from rotation.config import PasswordPolicy, password_policy_from_env
 from rotation.errors import ConfigurationError
 from rotation_cdk import HANDLERS, password_environment
-from rotation_tools.iam_policy import too_broad
+from rotation_tools.deploy.iam_policy import too_broad
 from rotation_tools.sam_template import load_template, resolve_function
 from tests.cdk.conftest import PSEUDO, ROOT, evaluate
 from tests.cdk.stacks import build, isolated_vpc, of_type, role_statements

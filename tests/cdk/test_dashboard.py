@@ -1,4 +1,4 @@
-"""The construct's dashboard: the described one (rotation_tools.dashboard), charting what
+"""The construct's dashboard: the described one (rotation_tools.deploy.dashboard), charting what
 template.yaml's charts, with the construct's own function and alarms."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from rotation.metric_names import NAMESPACE, PUBLISHED
-from rotation_tools.dashboard import (
+from rotation_tools.deploy.dashboard import (
     TEMPLATE_ALARMS,
     TEMPLATE_PANELS,
     UNCHARTED,

@@ -1,6 +1,6 @@
 """The construct at parity with template.yaml: the RotationFailed/RotationAbandoned rule, the
 verification schedule and its alarms, and the rotation window's rule, all from the same
-description (rotation_tools.ops_resources, rotation_tools.rotation_window)."""
+description (rotation_tools.deploy.ops_resources, rotation_tools.deploy.rotation_window)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from aws_cdk import Duration
 
 from rotation.verify_event import parse_verify_event
-from rotation_tools.ops_resources import (
+from rotation_tools.deploy.ops_resources import (
     CHECKOV_SKIPS,
     DRIFT_ALARM,
     FAILURE_RULE_DESCRIPTION,
@@ -20,7 +20,7 @@ from rotation_tools.ops_resources import (
     NOT_CHECKED_ALARM,
     VERIFICATION_RULE_DESCRIPTION,
 )
-from rotation_tools.rotation_window import RULE
+from rotation_tools.deploy.rotation_window import RULE
 from rotation_tools.sam_template import load_template
 from tests.cdk.conftest import ROOT
 from tests.cdk.stacks import Built, build, of_type

@@ -23,9 +23,9 @@ from rotation import (
     SecretStore,
     StagingError,
     Step,
-    UnreachableError,
 )
-from rotation_tools.testbed.pgcluster import free_port
+from rotation_contract.pg.errors import UnreachableError
+from testbed.pgcluster import free_port
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional

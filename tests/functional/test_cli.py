@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from rotation import AWSCURRENT, AWSPENDING, Step
-from rotation_tools.testbed.pgcluster import PostgresCluster, free_port, running_cluster
+from testbed.pgcluster import PostgresCluster, free_port, running_cluster
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import Bed

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rotation_tools.testbed.pgcluster import free_port
+from testbed.pgcluster import free_port
 from tests.fix_rotation import Bed
 from tests.fix_silent import SilentServer
 from tests.functional.test_cli import rotation

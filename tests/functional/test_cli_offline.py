@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rotation import AWSCURRENT, AWSPENDING, Step
-from rotation_tools.testbed.pgcluster import free_port
+from testbed.pgcluster import free_port
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rotation_tools.testbed.pgcluster import free_port
+from testbed.pgcluster import free_port
 from tests.fix_rotation import Bed
 from tests.functional.test_cli import rotation
 

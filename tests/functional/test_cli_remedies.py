@@ -16,7 +16,7 @@ import pytest
 
 from rotation import AWSPENDING
 from rotation_tools.remedies import REQUIRED_KEYS
-from rotation_tools.testbed.pgcluster import running_cluster
+from testbed.pgcluster import running_cluster
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import Bed
 

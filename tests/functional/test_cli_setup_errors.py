@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rotation_tools.testbed.pgcluster import embedded_bindir
+from testbed.pgcluster import embedded_bindir
 from tests.fix_tmpdir import private_tmpdir_env
 
 pytestmark = pytest.mark.functional
@@ -45,7 +45,7 @@ def test_pg_bindir_pointing_nowhere_is_an_error_not_ignored(tmp_path: Path) -> N
     assert result.stderr.count("\n") == 1, result.stderr
     assert f"PG_BINDIR is set to {tmp_path / 'nowhere'}" in result.stderr
     # The check `make` runs after installing says the same, in one line.
-    check = _run("-m", "rotation_tools.testbed.pgcluster", env=env)
+    check = _run("-m", "testbed.pgcluster", env=env)
     assert check.returncode == 1
     assert "Traceback" not in check.stderr
     assert check.stderr.count("\n") == 1
@@ -61,7 +61,7 @@ def test_finding_the_embedded_server_does_not_warn_about_xdg_runtime_dir(tmp_pat
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
     result = _run(
         "-W", "error", "-c",
-        "from rotation_tools.testbed.pgcluster import embedded_bindir; embedded_bindir()",
+        "from testbed.pgcluster import embedded_bindir; embedded_bindir()",
         env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""rotation.client: cached credentials that survive rotation, against the real test bed."""
+"""rotation_client: cached credentials that survive rotation, against the real test bed."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlparse
 import psycopg
 import pytest
 
-from rotation import AWSCURRENT, AuthenticationError, Step
-from rotation.client import (
+from rotation import AWSCURRENT, Step
+from rotation_client import (
     ConnectRetry,
     ExtensionSource,
     RotatingCredentials,
@@ -21,7 +21,8 @@ from rotation.client import (
     default_source,
     make_pool,
 )
-from rotation_tools.testbed.pgcluster import free_port
+from rotation_contract.pg.errors import AuthenticationError
+from testbed.pgcluster import free_port
 from tests.fix_aws import ApiCalls, new_client
 from tests.fix_clock import FakeClock
 from tests.fix_multi import MultiBed

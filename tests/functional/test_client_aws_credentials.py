@@ -18,8 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from rotation.client import RotatingCredentials, SecretsManagerSource, connect, credentials
-from rotation.errors import SecretsManagerUnavailableError
+from rotation_client import RotatingCredentials, SecretsManagerSource, connect, credentials
+from rotation_contract.errors import SecretsManagerUnavailableError
 from tests.fix_sm_endpoint import Answer, ContainerCredentials, FakeSecretsManager
 
 pytestmark = pytest.mark.functional

@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rotation.client import (
+from rotation_client import (
     ConnectRetry,
     ExtensionSource,
     RotatingCredentials,
@@ -28,9 +28,9 @@ from rotation.client import (
     connect,
     connect_async,
 )
-from rotation.client._async import open_async
-from rotation.errors import SecretsManagerUnavailableError
-from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS
+from rotation_client._async import open_async
+from rotation_contract.errors import SecretsManagerUnavailableError
+from testbed.moto_server import FAKE_CREDENTIALS
 from tests.fix_clock import FakeClock
 from tests.fix_rotation import Bed
 from tests.fix_sm_endpoint import Answer, FakeSecretsManager, HungEndpoint, TrickleEndpoint

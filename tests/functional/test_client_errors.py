@@ -19,20 +19,20 @@ from typing import Any
 import boto3
 import pytest
 
-from rotation.aws_calls import (
+from rotation.clients import secrets_manager_client
+from rotation_client import ConnectRetry, RotatingCredentials, SecretsManagerSource
+from rotation_contract.aws_calls import (
     CLIENT_DISTRIBUTION,
     ROTATION_DISTRIBUTION,
     running_version,
     user_agent_extra,
 )
-from rotation.client import ConnectRetry, RotatingCredentials, SecretsManagerSource
-from rotation.clients import secrets_manager_client
-from rotation.errors import (
+from rotation_contract.errors import (
     SecretAccessError,
     SecretDeletedError,
     SecretsManagerUnavailableError,
 )
-from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS
+from testbed.moto_server import FAKE_CREDENTIALS
 from tests.fix_aws import new_client
 from tests.fix_clock import FakeClock
 from tests.fix_rotation import Bed
@@ -40,7 +40,7 @@ from tests.fix_sm_endpoint import Answer, FakeSecretsManager
 
 pytestmark = pytest.mark.functional
 
-LOGGER = "rotation.client._versions"
+LOGGER = "rotation_client._versions"
 
 
 def _client_for(fake: FakeSecretsManager) -> Any:
@@ -237,7 +237,7 @@ class _Dist:
 def test_the_running_version_is_the_one_of_the_distribution_holding_the_code(
     dists: list[tuple[str, bool]], expected: str
 ) -> None:
-    import rotation.aws_calls as module  # noqa: PLC0415
+    import rotation_contract.aws_calls as module  # noqa: PLC0415
 
     here = Path(module.__file__).resolve()
     root = here.parent.parent  # the directory holding the rotation package

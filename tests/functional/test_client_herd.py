@@ -1,4 +1,4 @@
-"""Herd safety of rotation.client, counted: a real PostgreSQL server, moto's Secrets Manager
+"""Herd safety of rotation_client, counted: a real PostgreSQL server, moto's Secrets Manager
 over HTTP, and the client's clock injected (no test sleeps or depends on timing).
 
 A rotation hits every instance of an application at once; within one process, connections
@@ -17,13 +17,14 @@ import pytest
 from psycopg import sql
 
 from rotation import Step
-from rotation.client import (
+from rotation.errors import SecretsManagerError
+from rotation_client import (
     ConnectRetry,
     RefreshPolicy,
     RotatingCredentials,
     SecretsManagerSource,
 )
-from rotation.errors import AuthenticationError, LoginConfigurationError, SecretsManagerError
+from rotation_contract.pg.errors import AuthenticationError, LoginConfigurationError
 from tests.fix_aws import ApiCalls, new_client
 from tests.fix_clock import FakeClock
 from tests.fix_multi import MultiBed

@@ -81,7 +81,7 @@ def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Loggers whose state changed, and new ones configured in any way (other than ours)."""
     changed = {name: after.get(name) for name in before if before[name] != after.get(name)}
     for name, state in after.items():
-        if name in before or name.startswith("rotation.client"):
+        if name in before or name.startswith("rotation_client"):
             continue
         level, handlers, filters, propagate, disabled = state
         if level or handlers or filters or not propagate or disabled:
@@ -94,8 +94,8 @@ def test_importing_the_client_loads_no_lambda_side_and_touches_no_logger() -> No
         f"""
         import json, sys
         before = snapshot()
-        import rotation.client
-        from rotation.client import RotatingCredentials, connect, credentials, make_pool
+        import rotation_client
+        from rotation_client import RotatingCredentials, connect, credentials, make_pool
         RotatingCredentials("app/db")
         credentials("app/db")
         after = snapshot()
@@ -111,8 +111,13 @@ def test_importing_the_client_loads_no_lambda_side_and_touches_no_logger() -> No
     )
     assert report["loaded"] == []
     assert not report["boto3"]  # built where a client is made, on the first read
-    allowed = ("rotation.client", "rotation.pg")
-    extra = {"rotation", "rotation.errors", "rotation.aws_errors", "rotation.aws_calls"}
+    allowed = ("rotation_client", "rotation_contract.pg")
+    extra = {
+        "rotation",
+        "rotation.errors",
+        "rotation_contract.aws_errors",
+        "rotation_contract.aws_calls",
+    }
     assert all(m.startswith(allowed) or m in extra for m in report["rotation"]), report["rotation"]
     assert _changed(report["before"], report["after"]) == {}
 
@@ -128,7 +133,7 @@ def test_connecting_through_the_client_touches_no_logger(bed: Bed) -> None:
         import json, sys
         import boto3, botocore, botocore.session, psycopg, urllib3
         before = snapshot()
-        from rotation.client import connect
+        from rotation_client import connect
         with connect({arn!r}, autocommit=True) as conn:
             user = conn.execute("SELECT current_user").fetchone()[0]
         after = snapshot()

@@ -18,8 +18,8 @@ import psycopg
 import psycopg_pool
 import pytest
 
-import rotation.client.sqlalchemy as rotating_sqlalchemy
-from rotation.client import (
+import rotation_client.sqlalchemy as rotating_sqlalchemy
+from rotation_client import (
     ConnectRetry,
     RotatingCredentials,
     SecretsManagerSource,
@@ -28,7 +28,7 @@ from rotation.client import (
     make_async_pool,
     make_pool,
 )
-from rotation.pg.settings import PostgresSettings
+from rotation_contract.pg.settings import PostgresSettings
 from tests.fix_aws import new_client
 from tests.fix_rotation import Bed
 
@@ -151,7 +151,7 @@ def _django(options: dict[str, Any], **settings_: Any) -> Any:
     from django.db import connections  # noqa: PLC0415
 
     alias = f"kwargs_{len(settings.DATABASES)}_{id(options)}"
-    settings.DATABASES[alias] = {"ENGINE": "rotation.client.django", "OPTIONS": options}
+    settings.DATABASES[alias] = {"ENGINE": "rotation_client.django", "OPTIONS": options}
     settings.DATABASES[alias].update(settings_)
     connections.configure_settings(settings.DATABASES)
     return connections[alias]

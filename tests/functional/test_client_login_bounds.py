@@ -29,10 +29,11 @@ import boto3
 import psycopg
 import pytest
 
-from rotation.client import ConnectRetry, RotatingCredentials, SecretsManagerSource
-from rotation.client._async import open_async
-from rotation.errors import ConnectTimeoutError, TlsError
-from rotation.pg.settings import PostgresSettings
+from rotation_client import ConnectRetry, RotatingCredentials, SecretsManagerSource
+from rotation_client._async import open_async
+from rotation_contract.errors import ConnectTimeoutError
+from rotation_contract.pg.errors import TlsError
+from rotation_contract.pg.settings import PostgresSettings
 from tests.fix_clock import FakeClock
 from tests.fix_rotation import Bed
 from tests.fix_sm_endpoint import Answer, FakeSecretsManager, HungEndpoint

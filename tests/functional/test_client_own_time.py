@@ -17,8 +17,9 @@ from typing import Any
 import boto3
 import pytest
 
-from rotation.client import ConnectRetry, RotatingCredentials, SecretsManagerSource
-from rotation.errors import AuthenticationError, ConnectTimeoutError, SecretReadTimeoutError
+from rotation_client import ConnectRetry, RotatingCredentials, SecretsManagerSource
+from rotation_contract.errors import ConnectTimeoutError, SecretReadTimeoutError
+from rotation_contract.pg.errors import AuthenticationError
 from tests.fix_clock import FakeClock
 from tests.fix_rotation import Bed
 from tests.fix_sm_endpoint import Answer, FakeSecretsManager

@@ -1,4 +1,4 @@
-"""rotation.client.credentials(): one object per secret *and secret store*, and a later
+"""rotation_client.credentials(): one object per secret *and secret store*, and a later
 call's options never silently ignored."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import weakref
 import boto3
 import pytest
 
-from rotation.client import SecretsManagerSource, connect, credentials
-from rotation.client.credentials import registry_size
+from rotation_client import SecretsManagerSource, connect, credentials
+from rotation_client.credentials import registry_size
 from tests.fix_aws import new_client
 from tests.fix_rotation import Bed
 

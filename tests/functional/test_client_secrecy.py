@@ -1,4 +1,4 @@
-"""rotation.client keeps passwords out of its errors' chains and out of its objects' reprs.
+"""rotation_client keeps passwords out of its errors' chains and out of its objects' reprs.
 
 A psycopg error of a failed login keeps its connection in ``pgconn``, and
 ``pgconn.password`` is the password that was tried: none of the client's own errors may
@@ -12,12 +12,17 @@ from typing import Any
 
 import pytest
 
-from rotation.client import ConnectRetry, RotatingCredentials, SecretsManagerSource
-from rotation.client._async import open_async
-from rotation.client.credentials import _Candidate
-from rotation.client.sources import AWSCURRENT
-from rotation.errors import AuthenticationError, AuthMethodError, LoginConfigurationError, TlsError
-from rotation.pg.settings import PostgresSettings
+from rotation_client import ConnectRetry, RotatingCredentials, SecretsManagerSource
+from rotation_client._async import open_async
+from rotation_client.credentials import _Candidate
+from rotation_client.sources import AWSCURRENT
+from rotation_contract.pg.errors import (
+    AuthenticationError,
+    AuthMethodError,
+    LoginConfigurationError,
+    TlsError,
+)
+from rotation_contract.pg.settings import PostgresSettings
 from tests.fix_aws import new_client
 from tests.fix_fake_server import FakeServer
 from tests.fix_rotation import Bed

@@ -1,4 +1,4 @@
-"""Every integration of rotation.client through real rotations, with workers querying
+"""Every integration of rotation_client through real rotations, with workers querying
 throughout: plain and async connections, both psycopg pools, both SQLAlchemy engines and a
 Django project; a single-user rotation, and three multi-user rotations.
 
@@ -37,9 +37,9 @@ import sqlalchemy
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
 
-import rotation.client.sqlalchemy as rotating_sqlalchemy
-from rotation import AWSCURRENT, AuthenticationError, Step
-from rotation.client import (
+import rotation_client.sqlalchemy as rotating_sqlalchemy
+from rotation import AWSCURRENT, Step
+from rotation_client import (
     ConnectRetry,
     RotatingCredentials,
     SecretsManagerSource,
@@ -48,7 +48,8 @@ from rotation.client import (
     make_async_pool,
     make_pool,
 )
-from rotation_tools.testbed.pgcluster import PostgresCluster
+from rotation_contract.pg.errors import AuthenticationError
+from testbed.pgcluster import PostgresCluster
 from tests.fix_aws import ApiCalls, new_client
 from tests.fix_clock import FakeClock
 from tests.fix_multi import MultiBed
@@ -408,7 +409,7 @@ class Django(Stack):
         self.alias = f"db_{id(self)}"
         if target.conninfo is None:
             database: dict[str, Any] = {
-                "ENGINE": "rotation.client.django",
+                "ENGINE": "rotation_client.django",
                 "OPTIONS": {"secret_id": target.arn, "max_age": 300},
             }
         else:
@@ -671,7 +672,7 @@ def _django_database(options: dict[str, Any], **settings_: Any) -> Any:
     from django.db import connections  # noqa: PLC0415
 
     alias = f"db_{len(settings.DATABASES)}_{id(options)}"
-    settings.DATABASES[alias] = {"ENGINE": "rotation.client.django", "OPTIONS": options}
+    settings.DATABASES[alias] = {"ENGINE": "rotation_client.django", "OPTIONS": options}
     settings.DATABASES[alias].update(settings_)
     connections.configure_settings(settings.DATABASES)
     return connections[alias]
@@ -764,7 +765,7 @@ def test_the_sync_engine_needs_no_greenlet() -> None:
         "        if name.split('.')[0] == 'greenlet':\n"
         "            raise ImportError('no greenlet here')\n"
         "sys.meta_path.insert(0, NoGreenlet())\n"
-        "from rotation.client.sqlalchemy import create_engine\n"
+        "from rotation_client.sqlalchemy import create_engine\n"
         "print(create_engine('myapp/db').dialect.driver)\n"
     )
     done = subprocess.run(

@@ -1,4 +1,4 @@
-"""rotation.client keeps a working credential through a Secrets Manager outage (stale if
+"""rotation_client keeps a working credential through a Secrets Manager outage (stale if
 error), and never waits on another thread's read past the caller's time."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from rotation.client import ConnectRetry, RotatingCredentials, SecretsManagerSource
 from rotation.errors import SecretsManagerError
-from rotation_tools.testbed.pgcluster import free_port
+from rotation_client import ConnectRetry, RotatingCredentials, SecretsManagerSource
+from testbed.pgcluster import free_port
 from tests.fix_aws import new_client
 from tests.fix_clock import FakeClock
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional
 
-LOGGER = "rotation.client._versions"
+LOGGER = "rotation_client._versions"
 
 
 class _Switch:

@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from rotation.client import ConnectRetry, RotatingCredentials, SecretsManagerSource
-from rotation.errors import AuthenticationError
-from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from rotation_client import ConnectRetry, RotatingCredentials, SecretsManagerSource
+from rotation_contract.pg.errors import AuthenticationError
+from testbed.pgcluster import PostgresCluster, running_cluster
 from tests.fix_aws import new_client
 from tests.fix_postgres import ServerLog, admin_connect
 from tests.fix_rotation import Bed, ConnectionCounter
@@ -27,7 +27,7 @@ from tests.fix_sm_endpoint import Answer, FakeSecretsManager
 
 pytestmark = pytest.mark.functional
 
-LOGGER = "rotation.client.credentials"
+LOGGER = "rotation_client.credentials"
 
 
 def _quick() -> ConnectRetry:

@@ -24,8 +24,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from rotation.client import ExtensionSource, SecretsManagerSource
-from rotation.errors import SecretAccessError, SecretsManagerUnavailableError
+from rotation_client import ExtensionSource, SecretsManagerSource
+from rotation_contract.errors import SecretAccessError, SecretsManagerUnavailableError
 from tests.fix_sm_endpoint import FakeSecretsManager
 
 pytestmark = pytest.mark.functional

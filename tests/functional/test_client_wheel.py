@@ -1,5 +1,5 @@
 """The application client's own distribution (client/pyproject.toml): built offline, it
-holds rotation.client and what it shares with the rotation function, nothing of the Lambda
+holds rotation_client and what it shares with the rotation function, nothing of the Lambda
 side, and works on its own in an interpreter that sees only it and its dependencies."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.functional
 ROOT = Path(__file__).resolve().parents[2]
 DIST_INFO = "pg_secrets_rotation_client-0.1.0.dist-info/"
 # Of the `rotation` package, the wheel holds exactly these modules besides its subpackages
-# rotation.client and rotation.pg.
+# rotation_client and rotation_contract.pg.
 SHARED = {
     "rotation/__init__.py",
     "rotation/errors.py",
@@ -66,8 +66,10 @@ def test_the_wheel_holds_the_client_and_nothing_of_the_lambda_side(wheel: Path) 
     packages = {name.split("/")[1] for name in files if name.count("/") >= 2}
     assert packages == {"client", "pg"}
     for module in (ROOT / "rotation" / "client").glob("*.py"):
-        assert f"rotation/client/{module.name}" in files
-    assert "rotation/pg/certs/rds-global-bundle.pem" in files  # verify-full needs it
+        assert f"client/rotation_client/{module.name}" in files
+    assert (
+        "contract/rotation_contract/pg/certs/rds-global-bundle.pem" in files
+    )  # verify-full needs it
     assert "rotation/py.typed" in files
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
     # No console script (the `rotation` command needs the tooling and yaml).
@@ -119,15 +121,15 @@ def test_the_installed_wheel_connects_on_its_own(wheel: Path, tmp_path: Path, be
         import importlib.util, json, sys
         paths, arn = json.loads(sys.argv[1]), sys.argv[2]
         sys.path[:] = paths + [p for p in sys.path if p and "site-packages" not in p]
-        import rotation, rotation.client
-        from rotation.client import connect
+        import rotation, rotation_client
+        from rotation_client import connect
         with connect(arn, autocommit=True) as conn:
             row = conn.execute("SELECT session_user, ssl FROM pg_stat_ssl"
                                " JOIN pg_stat_activity USING (pid)"
                                " WHERE pid = pg_backend_pid()").fetchone()
         print(json.dumps({
             "rotation": rotation.__file__,
-            "client": rotation.client.__file__,
+            "client": rotation_client.__file__,
             "user": row[0],
             "ssl": row[1],
             "handlers": importlib.util.find_spec("handlers") is not None,

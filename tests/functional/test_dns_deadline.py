@@ -18,12 +18,13 @@ import psycopg
 import pytest
 
 from handlers.pg_connect import PostgresConnector
-from rotation import DeadlineError, TlsError, UnreachableError
-from rotation.pg.resolve import needs_resolution, resolve
-from rotation.pg.secret import PostgresSecret, parse_postgres_secret
-from rotation.pg.settings import PostgresSettings
+from rotation import DeadlineError
 from rotation.retry import RetryPolicy
-from rotation_tools.testbed.pgcluster import PostgresCluster
+from rotation_contract.pg.errors import TlsError, UnreachableError
+from rotation_contract.pg.resolve import needs_resolution, resolve
+from rotation_contract.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation_contract.pg.settings import PostgresSettings
+from testbed.pgcluster import PostgresCluster
 from tests.fix_silent import frozen_deadline
 
 pytestmark = pytest.mark.functional

@@ -16,15 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from rotation import (
-    AuthenticationError,
-    DatabaseError,
-    RotationError,
-    Rotator,
-    SecretStore,
-    Step,
-)
+from rotation import RotationError, Rotator, SecretStore, Step
 from rotation.strategy import CreateRequest, CreateResult, SetRequest, SetResult, TestRequest
+from rotation_contract.pg.errors import AuthenticationError, DatabaseError
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import Bed
 

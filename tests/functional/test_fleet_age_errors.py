@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rotation_tools.fleet import FleetState, collect_fleet, parse_filter
-from rotation_tools.testbed.fleet import build_fleet
+from testbed.fleet import build_fleet
 
 pytestmark = pytest.mark.functional
 

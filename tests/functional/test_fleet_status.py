@@ -21,8 +21,8 @@ from rotation_tools.cli_parser import build_parser
 from rotation_tools.console import Console
 from rotation_tools.fleet import FleetFilter, collect_fleet, parse_filter
 from rotation_tools.progress import Progress
-from rotation_tools.testbed.fleet import GROUPS, build_fleet, separate_moto
-from rotation_tools.testbed.moto_server import FAKE_CREDENTIALS, MotoEndpoint
+from testbed.fleet import GROUPS, build_fleet, separate_moto
+from testbed.moto_server import FAKE_CREDENTIALS, MotoEndpoint
 from tests.fix_aws import ApiCalls
 
 pytestmark = pytest.mark.functional

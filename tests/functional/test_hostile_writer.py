@@ -33,11 +33,11 @@ from psycopg import sql
 from handlers.master import MasterSession
 from handlers.multi_user import PostgresMultiUser
 from handlers.pg_authority import AuthorityError, MasterAction, authorise
+from handlers.pg_config import ManagedRoles
 from handlers.pg_connect import PostgresConnector
 from handlers.rds import INSTANCE_TAG, RdsTopology
 from handlers.single_user import PostgresSingleUser
 from rotation import AWSCURRENT, LocalRotation, RetryPolicy, RotationError, Rotator, SecretStore
-from rotation.config import ManagedRoles
 from rotation_tools.doctor import run_doctor
 from rotation_tools.pair_sessions import collect_pair_sessions
 from rotation_tools.plan import build_plan

@@ -18,15 +18,10 @@ from typing import Any
 import pytest
 
 from handlers.pg_connect import PostgresConnector
-from rotation import (
-    AWSPENDING,
-    ImpostorServerError,
-    RotationError,
-    Step,
-    UnreachableError,
-)
-from rotation.client import RotatingCredentials, SecretsManagerSource
+from rotation import AWSPENDING, RotationError, Step
 from rotation.retry import RetryPolicy
+from rotation_client import RotatingCredentials, SecretsManagerSource
+from rotation_contract.pg.errors import ImpostorServerError, UnreachableError
 from tests.fix_aws import new_client
 from tests.fix_fake_server import FakeServer
 from tests.fix_rotation import Bed

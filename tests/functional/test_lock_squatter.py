@@ -20,8 +20,9 @@ import pytest
 from handlers.pg_connect import PostgresConnector
 from handlers.pg_lock import lock_secret, pair_lock_key
 from handlers.single_user import PostgresSingleUser
-from rotation import AWSCURRENT, AWSPREVIOUS, DatabaseError, Rotator, SecretStore, Step
-from rotation_tools.testbed.pgcluster import PostgresCluster
+from rotation import AWSCURRENT, AWSPREVIOUS, Rotator, SecretStore, Step
+from rotation_contract.pg.errors import DatabaseError
+from testbed.pgcluster import PostgresCluster
 from tests.fix_multi import MASTER, MultiBed, bed_resolver
 from tests.functional.test_previous_expiry import ttl_rotator, validity
 from tests.functional.test_statement_deadlines import FiveSecondsLeft

@@ -20,19 +20,18 @@ from psycopg import sql
 
 from handlers.pg_connect import PostgresConnector
 from handlers.single_user import PostgresSingleUser
-from rotation import (
+from rotation import Deadline, RetryPolicy
+from rotation_contract.pg.errors import (
     AuthenticationError,
-    Deadline,
+    DatabaseError,
     LoginConfigurationError,
-    RetryPolicy,
     ServerUnavailableError,
     TlsError,
 )
-from rotation.errors import DatabaseError
-from rotation.pg.resolve import Resolver, system_resolver
-from rotation.pg.secret import PostgresSecret, parse_postgres_secret
-from rotation.pg.settings import PostgresSettings
-from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from rotation_contract.pg.resolve import Resolver, system_resolver
+from rotation_contract.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation_contract.pg.settings import PostgresSettings
+from testbed.pgcluster import PostgresCluster, running_cluster
 from tests.fix_faults import Pauses
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import Bed, ConnectionCounter
@@ -312,7 +311,7 @@ def test_a_full_server_that_stays_full_fails_with_the_fix(full_pg: PostgresClust
 
 
 def test_a_failed_login_carries_no_sqlstate_through_the_driver(bed: Bed) -> None:
-    """Why rotation.pg.login reads text at all: the server sends 3D000, but psycopg 3.3 and
+    """Why rotation_contract.pg.login reads text at all: the server sends 3D000, but psycopg 3.3 and
     its libpq hand the client neither the SQLSTATE nor any diagnostic field. Should a driver
     start passing it on, the classification prefers it (a unit test covers that path)."""
     user, password = bed.make_user()

@@ -17,14 +17,13 @@ from rotation import (
     AWSCURRENT,
     AWSPENDING,
     AWSPREVIOUS,
-    AuthenticationError,
-    DatabaseError,
     Outcome,
     RotationError,
     SecretFormatError,
     SecretsManagerError,
     Step,
 )
+from rotation_contract.pg.errors import AuthenticationError, DatabaseError
 from tests.fix_aws import new_client
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import ServerLog, admin_connect, set_role_password

@@ -20,10 +20,10 @@ from handlers.multi_user import PostgresMultiUser
 from handlers.pg_connect import PostgresConnector
 from handlers.single_user import PostgresSingleUser
 from rotation import Rotator, SecretStore
-from rotation.errors import LoginConfigurationError
-from rotation.pg.settings import PostgresSettings
 from rotation.retry import Deadline
-from rotation_tools.testbed.pgbouncer import (
+from rotation_contract.pg.errors import LoginConfigurationError
+from rotation_contract.pg.settings import PostgresSettings
+from testbed.pgbouncer import (
     QUERIES_PER_STEP,
     ROTATIONS,
     PgBouncer,
@@ -32,7 +32,7 @@ from rotation_tools.testbed.pgbouncer import (
     rotate_with_readers,
     running_pgbouncer,
 )
-from rotation_tools.testbed.pgcluster import PostgresCluster
+from testbed.pgcluster import PostgresCluster
 from tests.fix_aws import new_client
 from tests.fix_multi import MultiBed
 from tests.fix_rotation import Bed
@@ -131,7 +131,7 @@ def test_a_startup_parameter_the_pooler_refuses_is_named_with_its_fix(
     'unreachable' (retried, and the wrong advice) but a configuration error, at once."""
     user, password = bed.make_user(None, None)
     secret = PostgresSettings.from_env({"PGOPTIONS": "-c search_path=public"})
-    from rotation.pg.secret import parse_postgres_secret  # noqa: PLC0415
+    from rotation_contract.pg.secret import parse_postgres_secret  # noqa: PLC0415
 
     parsed = parse_postgres_secret(bouncer.secret_value(user, password), "AWSCURRENT")
     connector = PostgresConnector(secret)

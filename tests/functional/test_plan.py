@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from rotation_tools.plan import BOUND_PARAMS, LOCK_KEY_PARAM
-from rotation_tools.testbed.pgcluster import PostgresCluster
+from testbed.pgcluster import PostgresCluster
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import ServerLog, admin_connect
 from tests.fix_rotation import Bed

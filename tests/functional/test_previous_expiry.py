@@ -24,7 +24,7 @@ from handlers.pg_expiry import is_rotation_expiry
 from rotation import AWSCURRENT, AWSPREVIOUS, Outcome, Rotator, SecretStore, Step
 from rotation.driver import RotationFailed
 from rotation.strategy import PromotedRequest
-from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from testbed.pgcluster import PostgresCluster, running_cluster
 from tests.fix_aws import new_client
 from tests.fix_multi import HostMap, MultiBed, _ensure_master, bed_resolver
 from tests.fix_postgres import ServerLog, admin_connect

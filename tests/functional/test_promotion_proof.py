@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from rotation import AWSCURRENT, AWSPENDING, AuthenticationError, Outcome, Rotator, Step
+from rotation import AWSCURRENT, AWSPENDING, Outcome, Rotator, Step
+from rotation_contract.pg.errors import AuthenticationError
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import admin_connect
 from tests.fix_rotation import Bed

@@ -14,15 +14,15 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from handlers.rds import CLUSTER_TAG, INSTANCE_TAG, RdsEndpoint, RdsTopology, parse_rds_endpoint
-from rotation import (
-    AWSCURRENT,
-    Deadline,
+from handlers.rds import (
+    CLUSTER_TAG,
+    INSTANCE_TAG,
+    RdsEndpoint,
     RdsError,
-    RetryPolicy,
-    SecretFormatError,
-    SecretsManagerError,
+    RdsTopology,
+    parse_rds_endpoint,
 )
+from rotation import AWSCURRENT, Deadline, RetryPolicy, SecretFormatError, SecretsManagerError
 from rotation.clients import rds_client
 from tests.fix_multi import MASTER, MultiBed
 from tests.fix_silent import SilentServer, frozen_deadline

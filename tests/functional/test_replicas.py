@@ -20,23 +20,21 @@ from psycopg import sql
 
 from handlers.multi_user import PostgresMultiUser
 from handlers.pg_connect import PostgresConnector
+from handlers.pg_errors import ReadOnlyHostError, ReplicaLagError
 from handlers.single_user import PostgresSingleUser
 from rotation import (
     AWSCURRENT,
     AWSPENDING,
-    AuthenticationError,
     LocalRotation,
-    ReadOnlyHostError,
-    ReplicaLagError,
     RetryPolicy,
     RotationFailed,
     Rotator,
     SecretStore,
-    ServerUnavailableError,
     Step,
 )
+from rotation_contract.pg.errors import AuthenticationError, ServerUnavailableError
 from rotation_tools.doctor import run_doctor
-from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster, running_standby
+from testbed.pgcluster import PostgresCluster, running_cluster, running_standby
 from tests.fix_faults import Pauses
 from tests.fix_multi import MultiBed, _ensure_master
 from tests.fix_postgres import admin_connect, can_login, set_role_password

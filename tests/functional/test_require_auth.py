@@ -2,7 +2,7 @@
 asks for a cleartext password, or for none at all, before anything is sent.
 
 Against a fake server on loopback (the only honest way to see what a client sends to a
-server that should not get it), for the rotation handlers and for ``rotation.client``.
+server that should not get it), for the rotation handlers and for ``rotation_client``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from handlers.pg_connect import PostgresConnector
-from rotation import AuthMethodError, RotationError, Step
-from rotation.client import RotatingCredentials, SecretsManagerSource
-from rotation.pg.settings import PostgresSettings
+from rotation import RotationError, Step
 from rotation.retry import RetryPolicy
+from rotation_client import RotatingCredentials, SecretsManagerSource
+from rotation_contract.pg.errors import AuthMethodError
+from rotation_contract.pg.settings import PostgresSettings
 from tests.fix_aws import new_client
 from tests.fix_fake_server import FakeServer
 from tests.fix_rotation import Bed

@@ -32,7 +32,7 @@ from rotation import (
     Step,
     StepRecord,
 )
-from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from testbed.pgcluster import PostgresCluster, running_cluster
 from tests.fix_faults import Pauses
 from tests.fix_multi import MultiBed, _ensure_master
 from tests.fix_postgres import admin_connect, set_role_password

@@ -16,9 +16,9 @@ from psycopg import sql
 from handlers import pg_parity
 from handlers.master import MasterSession
 from handlers.pg_authority import MasterAction, authorise
+from handlers.pg_config import ManagedRoles
 from handlers.pg_parity import ParityError, match_owner, split_guc_list
 from rotation import AWSCURRENT, AWSPENDING, AWSPREVIOUS
-from rotation.config import ManagedRoles
 from tests.fix_multi import MASTER, MultiBed
 from tests.fix_postgres import admin_connect
 

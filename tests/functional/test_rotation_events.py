@@ -15,11 +15,12 @@ import boto3
 import pytest
 
 from handlers.single_user import PostgresSingleUser
-from rotation import AWSCURRENT, AuthenticationError, Outcome, Rotator, SecretStore, Step
+from rotation import AWSCURRENT, Outcome, Rotator, SecretStore, Step
 from rotation.driver import LocalContext, RotationFailed
 from rotation.events import SOURCE, RotationEvents
 from rotation.retry import RetryPolicy
-from rotation_tools.testbed.pgcluster import free_port
+from rotation_contract.pg.errors import AuthenticationError
+from testbed.pgcluster import free_port
 from tests.fix_faults import Pauses
 from tests.fix_lossy_proxy import FAIL_ENTRY, HANG, LOSE, THROTTLE, LossyProxy
 from tests.fix_multi import MultiBed

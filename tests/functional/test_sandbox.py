@@ -341,7 +341,7 @@ def test_stopping_a_ready_sandbox_with_a_client_connected_leaves_nothing(
         printed = _printed(_ready(sandbox))
         holder = subprocess.Popen(
             _shell(printed, f"{sys.executable} - <<'EOF'", "import sys, time",
-                   "from rotation.client import connect",
+                   "from rotation_client import connect",
                    "with connect('sandbox/single-user') as conn:",
                    "    conn.execute('SELECT 1'); print('connected', flush=True)",
                    "    time.sleep(600)", "EOF"),

@@ -24,7 +24,7 @@ from handlers.pg_scram import ITERATIONS
 from handlers.pg_sql import scram_verifier
 from handlers.single_user import PostgresSingleUser
 from rotation import AWSCURRENT, Rotator, SecretStore
-from rotation.errors import DatabaseError
+from rotation_contract.pg.errors import DatabaseError
 from tests.fix_multi import MultiBed, bed_resolver
 from tests.fix_postgres import admin_connect
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from rotation import RotationError, Rotator, SecretStore, Step
-from rotation.pg.secret import parse_postgres_secret
 from rotation.secret import SecretVersion
 from rotation.strategy import CreateRequest, CreateResult, SetRequest, SetResult, TestRequest
+from rotation_contract.pg.secret import parse_postgres_secret
 from tests.fix_postgres import ServerLog, admin_connect, set_role_password
 from tests.fix_rotation import Bed
 

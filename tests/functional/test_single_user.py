@@ -11,12 +11,12 @@ from rotation import (
     AWSCURRENT,
     AWSPENDING,
     AWSPREVIOUS,
-    DatabaseError,
     Outcome,
     RotationError,
     RotationFailed,
     Step,
 )
+from rotation_contract.pg.errors import DatabaseError
 from tests.fix_postgres import ServerLog, admin_connect, set_role_password
 from tests.fix_rotation import Bed
 

@@ -18,8 +18,9 @@ import pytest
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from rotation import AWSCURRENT, AWSPENDING, AWSPREVIOUS, DatabaseError, Step
-from rotation_tools.testbed.pgcluster import PostgresCluster
+from rotation import AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step
+from rotation_contract.pg.errors import DatabaseError
+from testbed.pgcluster import PostgresCluster
 from tests.fix_multi import MultiBed
 from tests.fix_rotation import Bed
 

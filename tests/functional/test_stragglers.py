@@ -216,7 +216,7 @@ def test_refuse_without_read_all_stats_still_refuses_and_says_details_are_hidden
 
 @pytest.mark.parametrize("raw", ["refuse ", "WARN", "Refuse"])
 def test_policy_spellings(raw: str) -> None:
-    from rotation.config import straggler_policy  # noqa: PLC0415
+    from handlers.pg_config import straggler_policy  # noqa: PLC0415
 
     assert straggler_policy({"STRAGGLER_POLICY": raw}) == raw.strip().lower()
     assert straggler_policy({}) == "warn"

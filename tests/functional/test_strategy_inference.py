@@ -1,4 +1,4 @@
-"""The command infers the strategy (rotation_tools/infer.py): verify checks a mixed fleet in
+"""The command infers the strategy (tools/rotation_tools/infer.py): verify checks a mixed fleet in
 one call, --strategy is an override, refused when it contradicts the secret."""
 
 from __future__ import annotations

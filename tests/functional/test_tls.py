@@ -9,10 +9,11 @@ import psycopg
 import pytest
 
 from handlers.pg_connect import PostgresConnector
-from rotation import AuthMethodError, Deadline, ImpostorServerError, RetryPolicy, TlsError
-from rotation.pg.secret import PostgresSecret, parse_postgres_secret
-from rotation.pg.settings import PostgresSettings
-from rotation_tools.testbed.pgcluster import PostgresCluster, running_cluster
+from rotation import Deadline, RetryPolicy
+from rotation_contract.pg.errors import AuthMethodError, ImpostorServerError, TlsError
+from rotation_contract.pg.secret import PostgresSecret, parse_postgres_secret
+from rotation_contract.pg.settings import PostgresSettings
+from testbed.pgcluster import PostgresCluster, running_cluster
 from tests.fix_fake_server import FakeServer
 from tests.fix_postgres import admin_connect, set_role_password
 from tests.fix_rotation import Bed

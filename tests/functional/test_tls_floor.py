@@ -16,9 +16,9 @@ import pytest
 
 from handlers.single_user import PostgresSingleUser
 from rotation import AWSCURRENT, AWSPREVIOUS, Rotator, SecretStore, Step
-from rotation.client import RotatingCredentials, SecretsManagerSource
 from rotation.driver import RotationFailed
-from rotation.pg.settings import PostgresSettings
+from rotation_client import RotatingCredentials, SecretsManagerSource
+from rotation_contract.pg.settings import PostgresSettings
 from tests.fix_aws import new_client
 from tests.fix_multi import MASTER, MultiBed
 from tests.fix_postgres import ServerLog, can_login
@@ -132,7 +132,7 @@ def test_a_pending_value_without_tls_is_used_over_tls_and_never_promoted(
 
 
 def test_the_client_raises_previous_to_currents_mode(bed: Bed) -> None:
-    """``rotation.client`` falling back to AWSPREVIOUS keeps AWSCURRENT's TLS."""
+    """``rotation_client`` falling back to AWSPREVIOUS keeps AWSCURRENT's TLS."""
     user, password = bed.make_user()
     old = bed.pg.secret_value(user, password, ssl=False)
     arn = bed.secret(old)

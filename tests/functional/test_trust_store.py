@@ -31,13 +31,13 @@ import psycopg
 import pytest
 
 from handlers.pg_connect import PostgresConnector
-from rotation.pg import tls
-from rotation.pg.secret import parse_postgres_secret
-from rotation.pg.settings import RDS_CA_BUNDLE, PostgresSettings
-from rotation.pg.tls import tls_parameters
 from rotation.retry import Deadline
-from rotation_tools.testbed.tls import TestCertificates as Certificates  # not a test class
-from rotation_tools.testbed.tls import make_certificates
+from rotation_contract.pg import tls
+from rotation_contract.pg.secret import parse_postgres_secret
+from rotation_contract.pg.settings import RDS_CA_BUNDLE, PostgresSettings
+from rotation_contract.pg.tls import tls_parameters
+from testbed.tls import TestCertificates as Certificates  # not a test class
+from testbed.tls import make_certificates
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional
@@ -191,11 +191,11 @@ _CLIENT_RUN = textwrap.dedent(
     import json, os, stat, sys
     from pathlib import Path
 
-    from rotation.pg import tls
+    from rotation_contract.pg import tls
     tls._IN_MEMORY = tls._IN_MEMORY and sys.argv[2] == "memory"
-    from rotation.client import connect
-    from rotation.pg.settings import PostgresSettings
-    from rotation.pg.tls import tls_parameters
+    from rotation_client import connect
+    from rotation_contract.pg.settings import PostgresSettings
+    from rotation_contract.pg.tls import tls_parameters
 
     with connect(sys.argv[1], autocommit=True) as conn:
         conn.execute("SELECT 1")

@@ -14,12 +14,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from handlers.pg_config import ManagedRoles
 from handlers.pg_connect import PostgresConnector
 from rotation import LocalRotation, Step
-from rotation.config import ManagedRoles
 from rotation.retry import RetryPolicy
-from rotation_tools.testbed.pgcluster import running_cluster
 from rotation_tools.verify import verify_secrets
+from testbed.pgcluster import running_cluster
 from tests.fix_multi import MultiBed
 from tests.fix_postgres import ServerLog, admin_connect, set_role_password
 from tests.fix_rotation import Bed

@@ -16,23 +16,25 @@ from typing import Any
 import pytest
 
 from handlers.pg_authorised import AuthorisedRole
+from handlers.pg_config import ManagedRoles, master_managed_roles
 from handlers.pg_connect import PostgresConnector
 from handlers.pg_sql import alter_password, create_login_role, grant_membership, revoke_role
-from rotation.config import ManagedRoles, master_managed_roles
 from rotation.errors import ConfigurationError
-from rotation.pg.secret import PostgresSecret, master_login
 from rotation.retry import Deadline
+from rotation_contract.pg.secret import PostgresSecret, master_login
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
-    p for name in ("handlers", "rotation", "rotation_tools") for p in (ROOT / name).rglob("*.py")
+    p
+    for name in ("handlers", "rotation", "contract/rotation_contract", "tools/rotation_tools")
+    for p in (ROOT / name).rglob("*.py")
 )
 _CHANGES_A_ROLE = re.compile(
     r"^\s*(ALTER ROLE|CREATE ROLE|CREATE USER|ALTER USER|GRANT|REVOKE|DROP ROLE)\b", re.I
 )
 # Not master actions: the demo, the sandbox (seed.py) and the test bed set up their own
 # throwaway databases as their superuser, outside any rotation.
-_SETUP_ONLY = ("rotation_tools/demo.py", "rotation_tools/seed.py", "rotation_tools/testbed/")
+_SETUP_ONLY = ("tools/rotation_tools/demo.py", "tools/rotation_tools/seed.py", "testbed/")
 
 
 def _relative(path: Path) -> str:
@@ -67,7 +69,7 @@ def test_only_the_plan_asks_for_a_display_only_token() -> None:
         if _relative(path) != "handlers/pg_authority.py"
         and _calls(ast.parse(path.read_text()), "planned")
     }
-    assert found == {"rotation_tools/plan.py"}
+    assert found == {"tools/rotation_tools/plan.py"}
 
 
 def _sql_texts(node: ast.AST) -> list[str]:
@@ -165,7 +167,7 @@ def test_only_master_login_makes_a_master_credential() -> None:
     found = {
         _relative(path) for path in SOURCES if _calls(ast.parse(path.read_text()), "MasterSecret")
     }
-    assert found == {"rotation/pg/secret.py"}
+    assert found == {"contract/rotation_contract/pg/secret.py"}
 
 
 def test_the_master_sessions_connection_is_reached_only_through_its_transactions() -> None:

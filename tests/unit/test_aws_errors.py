@@ -1,7 +1,7 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from rotation.aws_errors import error_code, error_message, failure_kind, http_status
+from rotation_contract.aws_errors import error_code, error_message, failure_kind, http_status
 
 
 def _client_error(error: dict[str, str], status: int = 400) -> ClientError:

@@ -1,69 +1,84 @@
 """The package boundaries, read from the source (``ast``; nothing is imported).
 
-* ``rotation`` is the framework: it imports neither ``handlers`` (the PostgreSQL
-  strategies import the framework, never the reverse) nor the tooling.
-* The contract the application client ships with (``rotation/pg``, ``rotation/errors.py``,
-  ``rotation/aws_errors.py``, ``rotation/aws_calls.py``) imports nothing of the Lambda
-  side: an application that installs the client must not load the dispatcher, Powertools
-  or tenacity.
-* On the Lambda side only :mod:`rotation.config` reads the environment (its docstring's
-  promise); the client resolves its own.
-* No two of our modules import each other, directly or around a loop (such a cycle once
-  forced ``handlers.pg_connect`` to hand out ``handlers.pg_roles`` as an untyped module).
+Each of the repository's top-level packages is a row of :data:`PACKAGES`: where it lives
+and which of our packages it may import. The direction is one way, down the table:
 
-Every import counts, also one inside a function or under ``TYPE_CHECKING``: a deferred
-import is still a dependency, and a type-only one still ties the packages together.
+* ``rotation_contract`` (what both sides share) imports none of ours;
+* ``rotation``, the framework, imports only the engine-agnostic part of the contract: no
+  ``rotation_contract.pg``, no ``handlers``, nothing application-side;
+* ``handlers`` (the PostgreSQL strategies) imports the framework and the contract;
+* ``rotation_client`` imports only the contract: an application that installs the client
+  loads neither the dispatcher nor Powertools or tenacity;
+* the command, the construct and the test bed sit on top.
+
+On the Lambda side only :mod:`rotation.config` and :mod:`handlers.pg_config` read the
+environment (their docstrings' promise). No two of our modules import each other, directly
+or around a loop. Every import counts, also one inside a function or under
+``TYPE_CHECKING``: a deferred import is still a dependency.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FRAMEWORK = ROOT / "rotation"
 
-# What the application client ships with besides its own package.
-CONTRACT = sorted(
-    [
-        *(FRAMEWORK / "pg").rglob("*.py"),
-        FRAMEWORK / "errors.py",
-        FRAMEWORK / "aws_errors.py",
-        FRAMEWORK / "aws_calls.py",
-    ]
-)
-LAMBDA_SIDE = tuple(
-    f"rotation.{name}"
-    for name in (
-        "clients",
-        "config",
-        "conformance",
-        "dispatcher",
-        "driver",
-        "entrypoint",
-        "observability",
-        "retry",
-        "scrub",
-        "store",
-        "strategy",
-    )
-)
-NOT_FRAMEWORK = ("handlers", "rotation_tools", "rotation_cdk")
-# Besides these, the names the package ``rotation`` exports load their modules lazily (PEP
-# 562), so ``from rotation import X`` may load any of them: the contract names its modules.
-CONTRACT_FORBIDDEN = (*LAMBDA_SIDE, *NOT_FRAMEWORK, "aws_lambda_powertools", "tenacity")
-PACKAGE_ITSELF = "rotation"
 
-# Allowed to read the environment: the Lambda side's one place, and the client's side.
-ENVIRONMENT_READERS = (FRAMEWORK / "config.py", FRAMEWORK / "client.py", FRAMEWORK / "client")
+@dataclass(frozen=True)
+class Package:
+    folder: Path
+    # Which of our top-level packages it may import (itself always).
+    may_import: frozenset[str]
+    # Besides those, what it may not import: a subpackage of an allowed one, or third party.
+    forbidden: tuple[str, ...] = ()
+
+
+_LAMBDA_ONLY = ("aws_lambda_powertools", "tenacity")
+PACKAGES: dict[str, Package] = {
+    "rotation_contract": Package(
+        ROOT / "contract" / "rotation_contract", frozenset(), _LAMBDA_ONLY
+    ),
+    "rotation": Package(
+        ROOT / "rotation", frozenset({"rotation_contract"}), ("rotation_contract.pg",)
+    ),
+    "handlers": Package(ROOT / "handlers", frozenset({"rotation", "rotation_contract"})),
+    "rotation_client": Package(
+        ROOT / "client" / "rotation_client", frozenset({"rotation_contract"}), _LAMBDA_ONLY
+    ),
+    "testbed": Package(
+        ROOT / "testbed", frozenset({"rotation", "rotation_contract", "rotation_client"})
+    ),
+    "rotation_tools": Package(
+        ROOT / "tools" / "rotation_tools",
+        frozenset({"rotation", "handlers", "rotation_contract", "testbed"}),
+    ),
+    "rotation_cdk": Package(
+        ROOT / "cdk" / "rotation_cdk",
+        frozenset({"rotation", "handlers", "rotation_contract", "rotation_tools"}),
+    ),
+}
+OURS = tuple(PACKAGES)
+# Outside the distributions: they may import any of ours, and nothing imports them.
+NOT_PACKAGED = ("tests", "bench")
+
+# Allowed to read the environment on the Lambda side: its configuration modules.
+LAMBDA_SIDE = ("rotation", "handlers")
+ENVIRONMENT_READERS = (ROOT / "rotation" / "config.py", ROOT / "handlers" / "pg_config.py")
 _ENVIRONMENT_NAMES = frozenset({"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"})
 
 
+def sources(package: str) -> list[Path]:
+    return sorted(PACKAGES[package].folder.rglob("*.py"))
+
+
 def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    home = next((p.folder.parent for p in PACKAGES.values() if p.folder in path.parents), ROOT)
+    parts = list(path.relative_to(home).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -71,7 +86,7 @@ def _module_name(path: Path) -> str:
 
 def _resolve(module: str | None, level: int, importer: str, is_package: bool) -> str:
     """The absolute name a ``from`` import refers to (``from ..store import x`` in
-    ``rotation.pg.settings`` is ``rotation.store``)."""
+    ``rotation_contract.pg.settings`` is ``rotation.store``)."""
     if level == 0:
         return module or ""
     base = importer.split(".")
@@ -110,17 +125,6 @@ def forbidden_imports(
             if _within(name, forbidden)
         }
     )
-
-
-def package_imports(source: str, importer: str, *, is_package: bool = False) -> list[str]:
-    """Names imported from the package ``rotation`` itself (``from rotation import X``)."""
-    found: list[str] = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom):
-            module = _resolve(node.module, node.level, importer, is_package)
-            if module == PACKAGE_ITSELF:
-                found.extend(f"{module}.{alias.name}" for alias in node.names)
-    return found
 
 
 def environment_reads(source: str) -> list[str]:
@@ -204,43 +208,52 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 # -- the guards ---------------------------------------------------------------------------
 
 
-def test_the_framework_imports_neither_handlers_nor_the_tooling() -> None:
-    """The dependency direction is one way: handlers and tools import rotation, never the
-    reverse."""
-    assert _violations(sorted(FRAMEWORK.rglob("*.py")), NOT_FRAMEWORK) == {}
-
-
-def test_the_clients_contract_imports_nothing_of_the_lambda_side() -> None:
-    assert CONTRACT, "the contract's modules moved: update CONTRACT"
-    assert _violations(CONTRACT, CONTRACT_FORBIDDEN) == {}
-    through_the_package = {
-        str(path.relative_to(ROOT)): names
-        for path in CONTRACT
-        if (
-            names := package_imports(
-                path.read_text(), _module_name(path), is_package=path.name == "__init__.py"
-            )
-        )
+def test_every_top_level_package_has_a_row() -> None:
+    """A new package must say where it stands: a folder with an ``__init__.py`` at the top
+    of the repository or of a distribution's folder is a row of PACKAGES."""
+    found = {
+        init.parent.name
+        for pattern in ("*/__init__.py", "*/*/__init__.py")
+        for init in ROOT.glob(pattern)
+        if (init.parent.parent == ROOT or (init.parent.parent / "pyproject.toml").is_file())
+        and init.parent.name not in NOT_PACKAGED
+        and not init.parent.name.startswith(".")
     }
-    assert through_the_package == {}
+    assert found == set(PACKAGES)
 
 
-def test_only_the_one_place_reads_the_environment() -> None:
-    """``rotation.config`` on the Lambda side (the client has its own)."""
-    sources = [*FRAMEWORK.rglob("*.py"), *(ROOT / "handlers").rglob("*.py")]
+def forbidden_for(package: str) -> list[str]:
+    row = PACKAGES[package]
+    return [
+        *(other for other in OURS if other != package and other not in row.may_import),
+        *NOT_PACKAGED,
+        *row.forbidden,
+    ]
+
+
+@pytest.mark.parametrize("package", OURS)
+def test_a_package_imports_only_what_its_row_allows(package: str) -> None:
+    assert _violations(sources(package), forbidden_for(package)) == {}
+
+
+def test_only_the_configuration_modules_read_the_environment() -> None:
+    """``rotation.config`` and ``handlers.pg_config`` on the Lambda side; the contract reads
+    none (its settings parse a mapping they are given); the client resolves its own."""
+    candidates = [
+        *(path for package in LAMBDA_SIDE for path in sources(package)),
+        *sources("rotation_contract"),
+    ]
     found = {
         str(path.relative_to(ROOT)): reads
-        for path in sorted(sources)
-        if not any(path == reader or reader in path.parents for reader in ENVIRONMENT_READERS)
-        and (reads := environment_reads(path.read_text()))
+        for path in candidates
+        if path not in ENVIRONMENT_READERS and (reads := environment_reads(path.read_text()))
     }
     assert found == {}
 
 
 def test_no_import_cycles() -> None:
     """Deferred imports included: a cycle hidden inside a function is still a cycle."""
-    packages = ("rotation", "handlers", "rotation_tools")
-    graph = import_graph(sorted(p for name in packages for p in (ROOT / name).rglob("*.py")))
+    graph = import_graph([path for package in OURS for path in sources(package)])
     assert import_cycles(graph) == []
 
 
@@ -265,11 +278,29 @@ def test_no_import_cycles() -> None:
         ),
         ("import handlers_of_mine", "rotation.store", []),
         ("from rotation import errors", "rotation.store", []),
+        (
+            "from rotation_contract.pg.login import classify",
+            "rotation.store",
+            ["rotation_contract.pg.login", "rotation_contract.pg.login.classify"],
+        ),
+        ("from rotation_contract.errors import RotationError", "rotation.errors", []),
+        ("import rotation_client", "rotation.store", ["rotation_client"]),
     ],
-    ids=["import", "from-module", "from-package", "in-function", "type-checking", "prefix", "ok"],
+    ids=[
+        "import",
+        "from-module",
+        "from-package",
+        "in-function",
+        "type-checking",
+        "prefix",
+        "ok",
+        "engine-specific",
+        "contract-ok",
+        "application-side",
+    ],
 )
 def test_the_framework_guard_catches(source: str, importer: str, expected: list[str]) -> None:
-    assert forbidden_imports(source, importer, NOT_FRAMEWORK) == expected
+    assert forbidden_imports(source, importer, forbidden_for("rotation")) == expected
 
 
 @pytest.mark.parametrize(
@@ -277,61 +308,67 @@ def test_the_framework_guard_catches(source: str, importer: str, expected: list[
     [
         (
             "from rotation.retry import Deadline",
-            "rotation.pg.tls",
+            "rotation_contract.pg.tls",
             False,
             ["rotation.retry", "rotation.retry.Deadline"],
         ),
-        ("from rotation import store", "rotation.pg.tls", False, ["rotation.store"]),
         (
-            "from ..observability import logger",
-            "rotation.pg.tls",
+            "from rotation import store",
+            "rotation_contract.pg.tls",
             False,
-            ["rotation.observability", "rotation.observability.logger"],
+            ["rotation", "rotation.store"],
         ),
-        ("from .. import config", "rotation.pg", True, ["rotation.config"]),
-        ("import tenacity", "rotation.errors", False, ["tenacity"]),
+        ("import tenacity", "rotation_contract.errors", False, ["tenacity"]),
         (
             "from aws_lambda_powertools import Logger",
-            "rotation.aws_errors",
+            "rotation_contract.aws_errors",
             False,
             ["aws_lambda_powertools", "aws_lambda_powertools.Logger"],
         ),
         (
             "from handlers.pg_errors import x",
-            "rotation.pg.login",
+            "rotation_contract.pg.login",
             False,
             ["handlers.pg_errors", "handlers.pg_errors.x"],
         ),
-        ("from rotation.pg.tls import at_least", "rotation.pg.secret", False, []),
-        ("from .tls import at_least", "rotation.pg.secret", False, []),
-        ("from rotation.errors import TlsError", "rotation.pg.tls", False, []),
+        (
+            "from rotation_client import connect",
+            "rotation_contract.pg",
+            True,
+            ["rotation_client", "rotation_client.connect"],
+        ),
+        ("from rotation_contract.pg.tls import at_least", "rotation_contract.pg.secret", False, []),
+        ("from .tls import at_least", "rotation_contract.pg.secret", False, []),
+        ("from .. import errors", "rotation_contract.pg", True, []),
     ],
     ids=[
         "lambda-module",
         "lambda-module-from-package",
-        "relative",
-        "relative-from-package-init",
         "tenacity",
         "powertools",
         "handlers",
+        "client",
         "contract-ok",
         "contract-relative-ok",
-        "errors-ok",
+        "relative-from-package-init-ok",
     ],
 )
 def test_the_contract_guard_catches(
     source: str, importer: str, is_package: bool, expected: list[str]
 ) -> None:
-    assert forbidden_imports(source, importer, CONTRACT_FORBIDDEN, is_package=is_package) == (
-        expected
+    found = forbidden_imports(
+        source, importer, forbidden_for("rotation_contract"), is_package=is_package
     )
+    assert found == expected
 
 
-def test_the_contract_guard_catches_a_lazy_name_of_the_package() -> None:
-    assert package_imports("from rotation import Rotator", "rotation.pg.tls") == [
-        "rotation.Rotator"
+def test_the_client_guard_refuses_the_lambda_side() -> None:
+    assert forbidden_imports(
+        "from rotation import Rotator", "rotation_client._aws", forbidden_for("rotation_client")
+    ) == [
+        "rotation",
+        "rotation.Rotator",
     ]
-    assert package_imports("from rotation.errors import TlsError", "rotation.pg.tls") == []
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from rotation_tools.build_artifact import ROOT, platforms_for, runtime_requirements
+from rotation_tools.deploy.build_artifact import ROOT, platforms_for, runtime_requirements
 
 
 def _normal(requirements: list[str]) -> set[tuple[str, frozenset[str], str]]:

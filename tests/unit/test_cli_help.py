@@ -25,7 +25,7 @@ def test_every_argument_has_help() -> None:
 
 def test_strategy_follows_one_rule_everywhere() -> None:
     """An optional override wherever it is taken: inferred from the function or the secret
-    (rotation_tools/infer.py), refused when it contradicts that."""
+    (tools/rotation_tools/infer.py), refused when it contradicts that."""
     taken = []
     for name, command in _subcommands().items():
         for action in command._actions:

@@ -1,4 +1,4 @@
-"""rotation.client's view of one secret's labels, without I/O: single flight, pacing and
+"""rotation_client's view of one secret's labels, without I/O: single flight, pacing and
 the negative cache of forced reads, on a fake clock. (Counted against moto and a real
 server in tests/functional/test_client_herd.py.)"""
 
@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-import rotation.client
-from rotation.client import ConnectRetry, RefreshPolicy
-from rotation.client._versions import LabelledVersions
+import rotation_client
 from rotation.errors import SecretsManagerError
+from rotation_client import ConnectRetry, RefreshPolicy
+from rotation_client._versions import LabelledVersions
 from tests.fix_clock import FakeClock
 
 
@@ -45,9 +45,9 @@ def _isort_key(name: str) -> tuple[int, str]:
 
 
 def test_public_names_are_sorted_and_present() -> None:
-    assert rotation.client.__all__ == sorted(rotation.client.__all__, key=_isort_key)
-    for name in rotation.client.__all__:
-        assert hasattr(rotation.client, name), name
+    assert rotation_client.__all__ == sorted(rotation_client.__all__, key=_isort_key)
+    for name in rotation_client.__all__:
+        assert hasattr(rotation_client, name), name
 
 
 def test_concurrent_forced_reads_wait_for_one() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from rotation.metric_names import NAMESPACE, PUBLISHED
-from rotation_tools.dashboard import (
+from rotation_tools.deploy.dashboard import (
     AWS_METRICS,
     TEMPLATE_ALARMS,
     TEMPLATE_PANELS,

@@ -1,4 +1,4 @@
-"""rotation.pg.login on the texts a real server cannot be made to send here.
+"""rotation_contract.pg.login on the texts a real server cannot be made to send here.
 
 The functional tests (test_login_failures.py) provoke every class the test bed can produce
 against a real server. What it cannot produce is covered here, with stand-ins shaped like
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from handlers.pg_connect import classify_login_failure
-from rotation import (
+from rotation_contract.pg.errors import (
     AuthenticationError,
     AuthMethodError,
     ImpostorServerError,
@@ -23,7 +23,12 @@ from rotation import (
     TlsError,
     UnreachableError,
 )
-from rotation.pg.login import LoginFailure, classify_login, login_problem, refused_credential
+from rotation_contract.pg.login import (
+    LoginFailure,
+    classify_login,
+    login_problem,
+    refused_credential,
+)
 
 WHERE = 'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
 
@@ -333,7 +338,7 @@ def test_an_impostor_is_no_refused_credential_and_is_not_retried() -> None:
 
 def test_a_refused_method_is_not_advised_around_for_an_impostor() -> None:
     """An authentication code no server sends is not "set PGREQUIREAUTH to allow it"."""
-    from rotation.pg.login import auth_method_problem  # noqa: PLC0415
+    from rotation_contract.pg.login import auth_method_problem  # noqa: PLC0415
 
     unknown = FailedLoginError(
         'authentication method requirement "scram-sha-256,md5" failed: server requested an '

@@ -14,7 +14,7 @@ import pytest
 from moto.events.models import EventPattern
 
 from rotation.verify_event import parse_verify_event
-from rotation_tools.ops_resources import (
+from rotation_tools.deploy.ops_resources import (
     DRIFT_ALARM,
     FAILURE_RULE_DESCRIPTION,
     FAILURE_RULE_PATTERN,
@@ -22,7 +22,7 @@ from rotation_tools.ops_resources import (
     VERIFICATION_RULE_DESCRIPTION,
     verification_input_template,
 )
-from rotation_tools.rotation_window import (
+from rotation_tools.deploy.rotation_window import (
     DURATION_PATTERN,
     RULE,
     SCHEDULE_PATTERN,

@@ -5,9 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from rotation import Deadline, RetryPolicy, RotationError, UnreachableError
+from rotation import Deadline, RetryPolicy, RotationError
 from rotation.retry import call_with_retries
 from rotation.scrub import REDACTED, Scrubber, ScrubbingFilter
+from rotation_contract.pg.errors import UnreachableError
 
 
 def test_scrubber_blanks_registered_values_and_secret_fields() -> None:

@@ -1,4 +1,4 @@
-"""Where a version logs in, compared with AWSCURRENT (rotation.pg.secret): the rule the
+"""Where a version logs in, compared with AWSCURRENT (rotation_contract.pg.secret): the rule the
 rotation function and the application client share."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rotation.errors import SecretFormatError
-from rotation.pg.secret import (
+from rotation_contract.pg.secret import (
     PostgresSecret,
     check_same_target,
     paired_username,

@@ -8,7 +8,7 @@ import pytest
 from handlers.pg_bounds import statement_bounds
 from handlers.pg_connect import session_options
 from rotation import Deadline
-from rotation.pg.settings import PostgresSettings
+from rotation_contract.pg.settings import PostgresSettings
 
 HOST = "mydb.c9akciq32.us-east-1.rds.amazonaws.com"
 PROXY = "pool.proxy-c9akciq32.us-east-1.rds.amazonaws.com"

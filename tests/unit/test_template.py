@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rotation import parse_event
-from rotation_tools.iam_policy import (
+from rotation_tools.deploy.iam_policy import (
     KMS_KEY_ARN_PATTERN,
     SECRET_ARN_PATTERN,
     template_managed_policy_arns,
@@ -304,7 +304,7 @@ STRATEGY_OF_ROLE = {"SingleUserRole": "single-user", "MultiUserRole": "multi-use
 
 @pytest.mark.parametrize(("role", "strategy"), sorted(STRATEGY_OF_ROLE.items()))
 def test_role_policies_are_the_shared_description(role: str, strategy: str) -> None:
-    """The CDK construct renders the same description (rotation_tools.iam_policy)."""
+    """The CDK construct renders the same description (rotation_tools.deploy.iam_policy)."""
     properties = ROLES[role]["Properties"]
     (policy,) = properties["Policies"]
     assert policy["PolicyDocument"]["Statement"] == template_statements(strategy)
@@ -368,7 +368,7 @@ def test_serverless_repo_metadata_is_valid_and_follows_the_project_version() -> 
     (SAM developer guide, "Metadata section properties"); intrinsic functions are not allowed."""
     app = TEMPLATE["Metadata"]["AWS::ServerlessRepo::Application"]
     assert all(isinstance(v, str | list) for v in app.values())
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    version = (ROOT / "VERSION").read_text().strip()  # every distribution's version
     assert app["SemanticVersion"] == version
     assert re.fullmatch(r"\d+\.\d+\.\d+", app["SemanticVersion"])
     assert re.fullmatch(r"[a-zA-Z0-9\-]{1,140}", app["Name"])

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from rotation import ConfigurationError, SecretFormatError
-from rotation.pg.settings import RDS_CA_BUNDLE, PostgresSettings
-from rotation.pg.tls import at_least, resolve_sslmode, tls_parameters
+from rotation_contract.pg.settings import RDS_CA_BUNDLE, PostgresSettings
+from rotation_contract.pg.tls import at_least, resolve_sslmode, tls_parameters
 
 
 @pytest.mark.parametrize(

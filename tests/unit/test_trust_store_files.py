@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from rotation.pg import tls
-from rotation.pg.settings import PostgresSettings
-from rotation.pg.tls import tls_parameters
+from rotation_contract.pg import tls
+from rotation_contract.pg.settings import PostgresSettings
+from rotation_contract.pg.tls import tls_parameters
 
 _CORP = b"-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n"
 _OTHER = b"-----BEGIN CERTIFICATE-----\nOTHER\n-----END CERTIFICATE-----\n"

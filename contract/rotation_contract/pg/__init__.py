@@ -1,0 +1,5 @@
+"""The PostgreSQL side of the outside contract, shared by the rotation handlers and by
+applications (:mod:`rotation_client`): the secret's JSON, TLS modes and trust roots, the
+libpq settings we honour, and how a failed login is classified. Pure Python: importing it
+needs no database driver.
+"""
