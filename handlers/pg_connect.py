@@ -33,7 +33,7 @@ from rotation_contract.pg.errors import AuthenticationError, DatabaseError, Unre
 from rotation_contract.pg.login import classify_login, login_error_class, login_problem
 from rotation_contract.pg.resolve import Resolver, needs_resolution, resolve, system_resolver
 from rotation_contract.pg.secret import MasterSecret, PostgresSecret
-from rotation_contract.pg.settings import PostgresSettings
+from rotation_contract.pg.settings import MIN_CONNECT_TIMEOUT_S, PostgresSettings
 from rotation_contract.pg.tls import tls_parameters
 
 if TYPE_CHECKING:
@@ -49,8 +49,6 @@ __all__ = [
 
 ConnectFn = Callable[..., "psycopg.Connection[Any]"]
 APPLICATION_NAME = "secrets-rotation"
-# libpq treats connect_timeout below 2 seconds as 2.
-_MIN_CONNECT_TIMEOUT_S = 2
 # Held by handlers.master only: the master's credential logs in through its session, whose
 # every transaction pins search_path (tests/unit/test_authority_boundary.py checks the source).
 _MASTER_SEAL = object()
@@ -126,7 +124,7 @@ class PostgresConnector:
             "dbname": secret.dbname,
             "user": secret.username,
             "password": secret.password,
-            "connect_timeout": max(timeout, _MIN_CONNECT_TIMEOUT_S),
+            "connect_timeout": max(timeout, MIN_CONNECT_TIMEOUT_S),
             "application_name": APPLICATION_NAME,
             "require_auth": self.settings.require_auth,
             **tls_parameters(secret.sslmode, self.settings),

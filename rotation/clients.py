@@ -28,6 +28,7 @@ from rotation.errors import DeadlineError, RotationError
 from rotation.retry import Deadline, RetryPolicy, call_with_retries
 from rotation_contract.aws_calls import ROTATION_DISTRIBUTION, attempt_timeouts, user_agent_extra
 from rotation_contract.aws_errors import TRANSIENT_CODES, error_code
+from rotation_contract.secrets_manager import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
@@ -49,10 +50,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Per attempt, before the deadline cuts them: Secrets Manager and RDS answer in tens of
-# milliseconds, so 5 s to connect and 15 s to answer already mean something is wrong.
-CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 15.0
 
 _TRANSPORT_ERRORS = (
     EndpointConnectionError,

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rotation.errors import ConfigurationError
+from rotation_contract.secrets_manager import ENV_ENDPOINT, endpoint_from
 
 __all__ = [
     "ENV_ENDPOINT",
@@ -34,7 +35,6 @@ __all__ = [
     "secrets_manager_endpoint",
 ]
 
-ENV_ENDPOINT = "SECRETS_MANAGER_ENDPOINT"
 ENV_EXCLUDE_CHARACTERS = "EXCLUDE_CHARACTERS"
 ENV_PASSWORD_LENGTH = "PASSWORD_LENGTH"  # noqa: S105  # a variable name, not a password
 ENV_EXCLUDE_NUMBERS = "EXCLUDE_NUMBERS"
@@ -138,9 +138,7 @@ def secrets_manager_endpoint(env: Mapping[str, str] | None = None) -> str | None
     boto3's own resolution includes ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` and
     ``AWS_ENDPOINT_URL``, which is why an unset variable must not become a default here.
     """
-    env = os.environ if env is None else env
-    value = env.get(ENV_ENDPOINT, "").strip()
-    return value or None
+    return endpoint_from(os.environ if env is None else env)
 
 
 def event_bus_name(env: Mapping[str, str] | None = None) -> str | None:

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rotation.errors import SecretFormatError
+from rotation_contract.secrets_manager import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 __all__ = [
     "AWSCURRENT",
@@ -20,9 +21,6 @@ __all__ = [
     "dump_secret_value",
 ]
 
-AWSCURRENT = "AWSCURRENT"
-AWSPENDING = "AWSPENDING"
-AWSPREVIOUS = "AWSPREVIOUS"
 # Secrets Manager's limit for a SecretString, in bytes.
 MAX_SECRET_STRING_BYTES = 65536
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from rotation_client._config import secrets_manager_endpoint
 from rotation_client._deadline import shutting_down_at, watch
 from rotation_contract.aws_calls import CLIENT_DISTRIBUTION, attempt_timeouts, user_agent_extra
+from rotation_contract.secrets_manager import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
@@ -59,11 +60,6 @@ __all__ = [
     "within",
 ]
 
-# Per attempt, before the caller's time cuts them: Secrets Manager answers in tens of
-# milliseconds, so 5 s to connect and 15 s to answer already mean something is wrong (the
-# rotation function uses the same bounds).
-CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 15.0
 # botocore's standard retries, for throttling and transient faults, within the time left.
 ATTEMPTS = 3
 # Less time than this left: no attempt is started (it could not get an answer).

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from rotation_contract.errors import ConfigurationError
 from rotation_contract.pg.settings import PostgresSettings
+from rotation_contract.secrets_manager import ENV_ENDPOINT, endpoint_from
 
 __all__ = [
     "DEFAULT_EXTENSION_PORT",
@@ -28,9 +29,6 @@ __all__ = [
 # How long a secret value is cached (Powertools' parameters utility uses the same default).
 DEFAULT_MAX_AGE_S = 300
 
-# The same variable the handlers honour (rotation.config.ENV_ENDPOINT), so that one setting
-# points both sides at the same Secrets Manager (a VPC endpoint, an emulator).
-ENV_ENDPOINT = "SECRETS_MANAGER_ENDPOINT"
 ENV_LAMBDA_FUNCTION = "AWS_LAMBDA_FUNCTION_NAME"
 ENV_SESSION_TOKEN = "AWS_SESSION_TOKEN"  # noqa: S105  # a variable name
 ENV_EXTENSION_PORT = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"
@@ -68,8 +66,7 @@ def extension_endpoint(
 def secrets_manager_endpoint(env: Mapping[str, str] | None = None) -> str | None:
     """``SECRETS_MANAGER_ENDPOINT``, or None to let boto3 resolve the endpoint (which
     includes ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` and ``AWS_ENDPOINT_URL``)."""
-    value = _environ(env).get(ENV_ENDPOINT, "").strip()
-    return value or None
+    return endpoint_from(_environ(env))
 
 
 def postgres_settings(env: Mapping[str, str] | None = None) -> PostgresSettings:

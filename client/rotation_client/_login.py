@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from rotation_contract.pg.resolve import Resolver, needs_resolution, resolve
+from rotation_contract.pg.settings import MIN_CONNECT_TIMEOUT_S
 
 __all__ = [
     "MIN_CONNECT_TIMEOUT_S",
@@ -40,8 +41,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-# psycopg's (and libpq's) smallest connect_timeout: a smaller one is raised to it.
-MIN_CONNECT_TIMEOUT_S = 2
 # Less time than this left: no login is started (nothing could come of it but a cut).
 MIN_LOGIN_S = 0.1
 

@@ -31,6 +31,7 @@ from rotation_contract.errors import (
     SecretsManagerError,
     SecretsManagerUnavailableError,
 )
+from rotation_contract.secrets_manager import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 __all__ = [
     "AWSCURRENT",
@@ -47,9 +48,6 @@ __all__ = [
 
 # Secrets Manager's staging labels (the same strings as rotation.secret's, which belongs to
 # the Lambda side).
-AWSCURRENT = "AWSCURRENT"
-AWSPENDING = "AWSPENDING"
-AWSPREVIOUS = "AWSPREVIOUS"
 
 
 class SecretSource(Protocol):

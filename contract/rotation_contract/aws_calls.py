@@ -14,12 +14,6 @@ Shared by the rotation function (:mod:`rotation.clients`) and the application cl
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from importlib.metadata import Distribution
 
 __all__ = [
     "CLIENT_DISTRIBUTION",
@@ -37,44 +31,21 @@ CLIENT_DISTRIBUTION = "pg-secrets-rotation-client"
 @functools.cache
 def user_agent_extra(distribution: str) -> str:
     """``<distribution>/<version>`` for botocore's ``user_agent_extra``: the side's name
-    and the version of the code that runs (:func:`running_version`)."""
-    return f"{distribution}/{running_version()}"
+    and its installed version (:func:`running_version`)."""
+    return f"{distribution}/{running_version(distribution)}"
 
 
-def running_version(distributions: Iterable[Distribution] | None = None) -> str:
-    """The version of whichever of this repository's distributions provides the running
-    code: the one whose installed files hold this module, else the one installed (an
-    editable install lists no module files), the client's first; ``unknown`` only when
-    neither is installed (the files run from a checkout).
+def running_version(distribution: str) -> str:
+    """The installed version of ``distribution`` (one of this repository's: they share one
+    version), or ``unknown`` when it is not installed (the files run from a checkout)."""
+    # Deferred: importlib.metadata costs the Lambda's cold start, and only the first client
+    # construction asks (user_agent_extra is cached).
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
-    Both distributions ship these files (README: one or the other per environment), so an
-    application that installed the rotation distribution still reports a version.
-    ``distributions`` is for tests (default: the installed ones of these names).
-    """
-    found = list(_ours() if distributions is None else distributions)
-    here = Path(__file__).resolve()
-    for dist in found:
-        for file in dist.files or ():
-            if file.name == here.name and _same_file(dist.locate_file(file), here):
-                return dist.version
-    return found[0].version if found else "unknown"
-
-
-def _ours() -> Iterator[Distribution]:
-    from importlib.metadata import PackageNotFoundError, distribution  # noqa: PLC0415
-
-    for name in (CLIENT_DISTRIBUTION, ROTATION_DISTRIBUTION):
-        try:
-            yield distribution(name)
-        except PackageNotFoundError:
-            continue
-
-
-def _same_file(path: object, here: Path) -> bool:
     try:
-        return Path(str(path)).resolve() == here
-    except OSError:
-        return False
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def attempt_timeouts(configured: tuple[float, float], remaining_s: float) -> tuple[float, float]:

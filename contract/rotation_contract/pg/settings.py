@@ -30,8 +30,12 @@ __all__ = [
     "ENV_REQUIRE_AUTH",
     "ENV_SSLROOTCERT",
     "ENV_TEST_QUERY",
+    "MIN_CONNECT_TIMEOUT_S",
     "PostgresSettings",
 ]
+
+# psycopg's (and libpq's) smallest connect_timeout: a smaller one is raised to it.
+MIN_CONNECT_TIMEOUT_S = 2
 
 ENV_SSLROOTCERT = "PGSSLROOTCERT"
 ENV_CONNECT_TIMEOUT = "PGCONNECT_TIMEOUT"
