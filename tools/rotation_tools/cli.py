@@ -31,6 +31,7 @@ from rotation_tools.cli_parser import (
 from rotation_tools.cli_rotate import cmd_rotate, cmd_start
 from rotation_tools.cli_session import aws_problem, secrets_manager
 from rotation_tools.remedies import Remedies
+from rotation_tools.test_bed import TestBedMissingError, require_test_bed
 
 __all__ = ["main"]
 
@@ -56,12 +57,14 @@ def _configure_output(args: argparse.Namespace, console: Any) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
+    require_test_bed("demo")
     from rotation_tools.demo import run_demo  # noqa: PLC0415
 
     return run_demo(console)
 
 
 def _cmd_sandbox(args: argparse.Namespace, console: Any) -> int:
+    require_test_bed("sandbox")
     from rotation_tools.sandbox import run_sandbox  # noqa: PLC0415
 
     return run_sandbox(console)
@@ -241,15 +244,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from rotation import RotationError  # noqa: PLC0415
         from rotation_tools.sam_template import TemplateError  # noqa: PLC0415
-        from testbed.pgcluster import ClusterError  # noqa: PLC0415
 
+        # The test bed's own failures, when it ran (it is loaded only by demo and sandbox,
+        # and installed with no wheel).
+        bed = sys.modules.get("testbed.pgcluster")
         expected = (
-            RotationError
-            | ClientError
-            | BotoCoreError
-            | FileNotFoundError
-            | TemplateError
-            | ClusterError
+            RotationError,
+            ClientError,
+            BotoCoreError,
+            FileNotFoundError,
+            TemplateError,
+            TestBedMissingError,
+            *((bed.ClusterError,) if bed is not None else ()),
         )
         if isinstance(exc, expected):
             problem = (
