@@ -91,7 +91,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     arch = "arm64" if machine in ("aarch64", "arm64") else "x86_64"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     subprocess.run(
-        [sys.executable, str(ROOT / "rotation_tools" / "build_artifact.py"), "--out", str(out),
+        [sys.executable, str(ROOT / "tools" / "rotation_tools" / "deploy" / "build_artifact.py"), "--out", str(out),
          "--arch", arch, "--python-version", version],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
@@ -106,9 +106,9 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_the_artifact_ships_only_our_packages_and_dependencies(artifact: tuple[Path, Path]) -> None:
     out, _ = artifact
     names = {p.name for p in out.iterdir()}
-    assert {"rotation", "handlers", "psycopg", "aws_lambda_powertools", "tenacity"} <= names
+    assert {"rotation", "handlers", "rotation_contract", "psycopg", "aws_lambda_powertools", "tenacity"} <= names
     assert not names & {"rotation_tools", "tests", "moto", "boto3", "botocore"}
-    assert (out / "rotation" / "pg" / "certs" / "rds-global-bundle.pem").is_file()
+    assert (out / "rotation_contract" / "pg" / "certs" / "rds-global-bundle.pem").is_file()
 
 
 ROTATE_FROM_ARTIFACT = """
