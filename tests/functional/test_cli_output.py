@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,8 @@ def test_json_on_an_error_is_still_one_document(bed: Bed) -> None:
 def test_version() -> None:
     result = rotation("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == "rotation 0.1.0"
+    version = (Path(__file__).resolve().parents[2] / "VERSION").read_text().strip()
+    assert result.stdout.strip() == f"rotation {version}"
 
 
 def test_step_lines_say_ok_or_failed_once(bed: Bed) -> None:

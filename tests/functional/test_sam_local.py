@@ -106,7 +106,14 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_the_artifact_ships_only_our_packages_and_dependencies(artifact: tuple[Path, Path]) -> None:
     out, _ = artifact
     names = {p.name for p in out.iterdir()}
-    assert {"rotation", "handlers", "rotation_contract", "psycopg", "aws_lambda_powertools", "tenacity"} <= names
+    assert {
+        "rotation",
+        "handlers",
+        "rotation_contract",
+        "psycopg",
+        "aws_lambda_powertools",
+        "tenacity",
+    } <= names
     assert not names & {"rotation_tools", "tests", "moto", "boto3", "botocore"}
     assert (out / "rotation_contract" / "pg" / "certs" / "rds-global-bundle.pem").is_file()
 

@@ -9,6 +9,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from rotation_tools.checkout import CHECKOUT
 from rotation_tools.cli_parser import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from rotation_tools.cli_session import aws_problem, secrets_manager
 from rotation_tools.remedies import Remedies
@@ -184,7 +185,7 @@ def cmd_start(args: argparse.Namespace, console: Any) -> int:
 def _repository_files() -> tuple[Path, str]:
     """The event files' directory and the ``-t TEMPLATE`` option, as paths that work from the
     current directory: relative inside the repository's root, absolute elsewhere."""
-    root = Path(__file__).resolve().parent.parent  # the checkout rotation_tools runs from
+    root = CHECKOUT
     if Path.cwd().resolve() == root or not (root / "events").is_dir():
         return Path("events"), ""  # the root, or an install without the repository's files
     template = root / "template.yaml"

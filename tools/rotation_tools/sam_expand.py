@@ -25,11 +25,10 @@ import boto3
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
+from rotation_tools.checkout import CHECKOUT
 from rotation_tools.sam_template import load_template
 
 __all__ = ["expand"]
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def expand(template: dict[str, Any], *, code_uri: str, region: str = "us-east-1") -> dict[str, Any]:
@@ -51,7 +50,7 @@ def expand(template: dict[str, Any], *, code_uri: str, region: str = "us-east-1"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--template", type=Path, default=ROOT / "template.yaml")
+    parser.add_argument("--template", type=Path, default=CHECKOUT / "template.yaml")
     parser.add_argument("--code-uri", required=True, help="s3://bucket/key of the zipped artifact")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
