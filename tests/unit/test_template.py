@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from handlers import ENTRYPOINTS
 from rotation import parse_event
 from rotation_tools.deploy.iam_policy import (
     KMS_KEY_ARN_PATTERN,
@@ -47,11 +49,17 @@ FUNCTIONS = {n: r for n, r in RESOURCES.items() if r["Type"] == "AWS::Serverless
 
 
 def test_the_functions_use_the_contract_handlers() -> None:
+    """The template's functions are the registry's entrypoints (handlers.ENTRYPOINTS), which
+    are the contract's."""
     handlers = {r["Properties"]["Handler"] for r in FUNCTIONS.values()}
     assert handlers == {
         "handlers.postgres_single_user.lambda_handler",
         "handlers.postgres_multi_user.lambda_handler",
     }
+    assert handlers == set(ENTRYPOINTS.values())
+    for name, entrypoint in ENTRYPOINTS.items():
+        module, _, function = entrypoint.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), function)), name
     assert TEMPLATE["Globals"]["Function"]["Runtime"] in ("python3.12", "python3.13")
     assert TEMPLATE["Parameters"]["FunctionArchitecture"]["Default"] == "arm64"
     for function in FUNCTIONS.values():
