@@ -1,40 +1,32 @@
-"""The step dispatcher: checks the event and the token's labels, then calls the strategy.
+"""The rotation state machine: checks the event and the token's labels, then calls the strategy.
 
 One ``DescribeSecret`` per invocation answers every label question; version values come
-from the store's cache when this container has already seen them. Logging, metrics, the
-scrubbing of secret values out of errors, keeping driver errors out of what is raised, and
-the proof a pending password logged in before finishSecret promotes it happen here, around
-the strategy, so that strategies contain only engine code.
+from the store's cache when this container has already seen them. Proof before promotion
+(finishSecret moves AWSCURRENT only to a version whose password logged in) is part of the
+state machine, for every strategy: a security invariant, not an optional layer.
+
+What every step also needs (log keys, metrics, the scrubbing of secret values out of
+errors, keeping driver errors out of what is raised, rotation events) wraps the state
+machine as middleware (:mod:`rotation.middleware`); registering a token that no RotateSecret
+registered is the command's, injected (:mod:`rotation.registrar`). Strategies contain only
+engine code.
 """
 
 from __future__ import annotations
 
 import datetime
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
-
-from aws_lambda_powertools.metrics import MetricUnit
+from collections.abc import Callable, Sequence
 
 from rotation.config import password_policy_from_env
-from rotation.driver_errors import detach_driver_errors
 from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.event import RotationEvent, Step, parse_event
 from rotation.events import RotationEvents
-from rotation.metric_names import (
-    INVALID_STEP,
-    STEP_DIMENSION,
-    STEP_DURATION,
-    STEP_FAILED,
-    STEP_SUCCEEDED,
-    STRATEGY_DIMENSION,
-)
-from rotation.observability import logger, metrics
+from rotation.middleware import Invocation, Promotion, StepMiddleware, compose, lambda_stack
+from rotation.observability import logger
 from rotation.password import generate_password
 from rotation.proofs import ProofMemo
+from rotation.registrar import PendingRegistrar, pending_elsewhere
 from rotation.retry import DEFAULT_SAFETY_MARGIN_S, Deadline
 from rotation.secret import (
     AWSCURRENT,
@@ -59,11 +51,6 @@ from rotation.strategy import (
 
 __all__ = ["Outcome", "Rotator"]
 
-_metrics_lock = threading.Lock()
-# The label a direct rotation stores its new version under until it holds AWSPENDING
-# (see Rotator._register_direct); removed again at once. Named for the command that uses
-# it, so that one left by a crash explains itself in `rotation status`.
-_DIRECT_CLAIM = "rotation-rotate-claim"
 # Why finishSecret refuses a pending version it could not log in with, and the fix.
 _UNPROVEN = (
     "refusing to make the pending version AWSCURRENT: its password has not logged in for "
@@ -75,7 +62,6 @@ _UNPROVEN_FIX = (
     "Nothing was changed. Run setSecret and testSecret for this token first (Secrets "
     "Manager's re-attempt of the rotation does)"
 )
-_LOG_KEYS = ("secret_arn", "step", "token", "strategy", "function_request_id")
 
 
 class Outcome:
@@ -84,15 +70,6 @@ class Outcome:
     ALREADY_CURRENT = "already-current"
     DONE = "done"
     KEPT = "kept-existing"
-
-
-@dataclass
-class _Facts:
-    """What one invocation learned that its rotation events report (never a value)."""
-
-    arn: str | None = None
-    # Set when finishSecret moved AWSCURRENT: (previous version id, seconds since created).
-    promoted: tuple[str | None, float | None] | None = None
 
 
 class _Reader:
@@ -128,13 +105,19 @@ class Rotator:
     margin_s:
         Time kept back from the Lambda's remaining time so that a step fails with its own
         message before Lambda kills it.
-    direct:
-        For rotating from a workstation without a rotation function (``rotation rotate``):
-        rotation need not be enabled on the secret, and createSecret may register a new
-        token itself (PutSecretValue creates the AWSPENDING version). Never in a Lambda.
     events:
         Where ``RotationSucceeded`` / ``RotationStepFailed`` go (:mod:`rotation.events`);
-        by default ``EVENT_BUS_NAME``, unset meaning none.
+        by default ``EVENT_BUS_NAME``, unset meaning none. For the default ``middleware``
+        only (with your own, pass it to :func:`~rotation.middleware.lambda_stack`).
+    middleware:
+        The layers around each step, outermost first (:mod:`rotation.middleware`); by
+        default :func:`~rotation.middleware.lambda_stack`, what a rotation function runs:
+        log keys, events, the outcome line, metrics, error sanitising.
+    registrar:
+        Registers a createSecret token that no RotateSecret registered
+        (:mod:`rotation.registrar`); only a rotation run without a function has one
+        (``rotation rotate``). None, in a rotation function: the token must be a version
+        of the secret, and rotation enabled on it.
 
     Example
     -------
@@ -150,83 +133,57 @@ class Rotator:
         *,
         margin_s: float = DEFAULT_SAFETY_MARGIN_S,
         clock: Callable[[], float] = time.monotonic,
-        direct: bool = False,
         events: RotationEvents | None = None,
+        middleware: Sequence[StepMiddleware] | None = None,
+        registrar: PendingRegistrar | None = None,
     ) -> None:
+        if middleware is not None and events is not None:
+            raise TypeError("pass events to lambda_stack(events=...) in your middleware")
         self.strategy = strategy
         self.store = store
         self.margin_s = margin_s
         self.clock = clock
-        self.direct = direct
-        self.events = events if events is not None else RotationEvents.from_env()
+        self.middleware: tuple[StepMiddleware, ...] = (
+            tuple(middleware)
+            if middleware is not None
+            else lambda_stack(events=events, clock=clock)
+        )
+        self.registrar = registrar
         # Which pending values logged in for their token in this container (see _prove).
         self._proofs = ProofMemo(clock=clock)
 
     # -- the invocation ---------------------------------------------------------------
 
     def handle(self, event: object, context: object = None) -> str:
-        """Run the step the event asks for. Returns an :class:`Outcome` word.
+        """Run the step the event asks for, through the middleware. Returns an
+        :class:`Outcome` word.
 
         Raises
         ------
         RotationError
-            Any failure, with the secret, step and token filled in and every secret value
-            blanked out of the message (and out of every exception it chains to). No
-            database driver's error is in its chain (:mod:`rotation.driver_errors`); the
-            message names the driver error's class and SQLSTATE instead.
+            Any failure; with the default middleware, with the secret, step and token
+            filled in and every secret value blanked out of the message (and out of every
+            exception it chains to), and no database driver's error in its chain
+            (:mod:`rotation.middleware.sanitise`).
         """
-        started = self.clock()
-        deadline = Deadline.from_context(context, margin_s=self.margin_s, clock=self.clock)
-        parsed: RotationEvent | None = None
-        facts = _Facts()
-        with self._log_keys(event, context):
-            try:
-                parsed = parse_event(event)
-                outcome = self._dispatch(parsed, deadline, facts)
-            except Exception as exc:
-                failure = self._contextualise(exc, parsed, event)
-            else:
-                self._succeeded(parsed, outcome, started, facts, context)
-                return outcome
-            self._record(parsed, started, succeeded=False)
-            logger.error(
-                "rotation step failed: %s", failure, extra={"error_type": type(failure).__name__}
-            )
-            # After the error is complete and scrubbed; never raises, never masks it.
-            self.events.step_failed(
-                context,
-                secret_arn=facts.arn or failure.secret_id,
-                step=failure.step,
-                token=failure.token,
-                strategy=self.strategy.name,
-                error=failure,
-            )
-            # Outside the except block: there, Python would chain the exception being handled
-            # (perhaps the driver's, holding the password it tried) to it as __context__.
-            raise failure
+        invocation = Invocation(
+            raw=event, context=context, strategy=self.strategy.name, scrubber=self.store.scrubber
+        )
+        return compose(self.middleware, self._step)(invocation)
 
-    def _succeeded(
-        self, event: RotationEvent, outcome: str, started: float, facts: _Facts, context: object
-    ) -> None:
-        self._record(event, started, succeeded=True)
-        logger.info("rotation step finished", extra={"outcome": outcome})
-        if facts.promoted is not None and facts.arn is not None:
-            previous, duration_s = facts.promoted
-            self.events.succeeded(
-                context,
-                secret_arn=facts.arn,
-                version_id=event.client_request_token,
-                previous_version_id=previous,
-                strategy=self.strategy.name,
-                duration_s=duration_s,
-            )
+    def _step(self, invocation: Invocation) -> str:
+        """The state machine, innermost: what the middleware wraps."""
+        deadline = Deadline.from_context(
+            invocation.context, margin_s=self.margin_s, clock=self.clock
+        )
+        invocation.event = parse_event(invocation.raw)
+        return self._dispatch(invocation.event, deadline, invocation)
 
-    def _dispatch(self, event: RotationEvent, deadline: Deadline, facts: _Facts) -> str:
+    def _dispatch(self, event: RotationEvent, deadline: Deadline, invocation: Invocation) -> str:
         session = self.store.session(deadline)
         description = session.describe(event.secret_id)
-        facts.arn = description.arn
-        logger.thread_safe_append_keys(secret_arn=description.arn)
-        stages = self._check_labels(event, description, direct=self.direct)
+        invocation.found_arn(description.arn)
+        stages = self._check_labels(event, description)
         context = SecretContext(
             secret_id=event.secret_id,
             arn=description.arn,
@@ -251,27 +208,17 @@ class Rotator:
             return self._set(session, context)
         if event.step is Step.TEST:
             return self._test(session, context)
-        return self._finish(session, context, facts)
+        return self._finish(session, context, invocation)
 
-    @staticmethod
     def _check_labels(
-        event: RotationEvent, description: SecretDescription, *, direct: bool
+        self, event: RotationEvent, description: SecretDescription
     ) -> tuple[str, ...]:
-        if not description.rotation_enabled and not direct:
+        if not description.rotation_enabled and self.registrar is None:
             raise StagingError("rotation is not enabled for this secret")
         stages = description.versions.get(event.client_request_token)
-        if stages is None and direct and event.step is Step.CREATE:
-            # A direct rotation registers its token itself; never while another rotation
-            # (Secrets Manager's, or an interrupted one) holds AWSPENDING: taking the
-            # label would strand that rotation's password on an unlabelled version.
-            holders = _pending_elsewhere(description.versions, event.client_request_token)
-            if holders:
-                raise StagingError(
-                    f"version {holders[0]} already holds AWSPENDING: another rotation is in "
-                    "progress, and a direct rotation never takes the label from it. Let it "
-                    "finish (`rotation status` shows it), or resume it with its own token "
-                    "(`rotation rotate` resumes a rotation in progress by itself)"
-                )
+        if stages is None and self.registrar is not None and event.step is Step.CREATE:
+            # createSecret will register the token itself (see rotation.registrar).
+            self.registrar.check(description, event.client_request_token)
             return (AWSPENDING,)
         if stages is None:
             raise StagingError("the token is not a version of this secret")
@@ -303,10 +250,8 @@ class Rotator:
             # A re-attempt: the value for this token was stored before; a version's value
             # is immutable, and generating another would desynchronise a half-done setSecret.
             logger.info("a pending value for this token exists; keeping it")
-            if _DIRECT_CLAIM in context.description.versions.get(context.token, ()):
-                # A direct rotation stopped between claiming AWSPENDING and dropping its
-                # own label (see _register_direct): tidy up as it would have.
-                session.remove_stage(context.arn, _DIRECT_CLAIM, context.token)
+            if self.registrar is not None:
+                self.registrar.resumed(session, context)
             return Outcome.KEPT
         current = self._current(session, context)
         policy = password_policy_from_env()
@@ -316,8 +261,8 @@ class Rotator:
             )
         )
         ours = dump_secret_value(result.value)
-        if self.direct and context.token not in context.description.versions:
-            self._register_direct(session, context, ours, rotation_token)
+        if self.registrar is not None and context.token not in context.description.versions:
+            self.registrar.register(session, context, ours, rotation_token)
         else:
             stored = session.put_pending(context.arn, context.token, ours, rotation_token)
             if stored.secret_string != ours:
@@ -325,94 +270,6 @@ class Rotator:
                 return Outcome.KEPT
         logger.info("stored the pending version")
         return Outcome.DONE
-
-    def _register_direct(
-        self,
-        session: StoreSession,
-        context: SecretContext,
-        secret_string: str,
-        rotation_token: str | None,
-    ) -> None:
-        """Store a direct rotation's new version and make it AWSPENDING, or stand back.
-
-        Nobody registered this token (no RotateSecret), so createSecret does. The danger
-        is a rotation Secrets Manager starts meanwhile (on its schedule, or someone's
-        RotateSecret): it registers its own token as AWSPENDING, and its function may be
-        past setSecret, the database already on that token's password. Taking AWSPENDING
-        from it would leave that password on an unlabelled version: a lockout without a
-        master credential. So AWSPENDING is never taken from another rotation's version:
-
-        1. The value is stored under a label of our own (``_DIRECT_CLAIM``): a new version
-           must carry some label, and AWSPENDING would move silently.
-        2. AWSPENDING is claimed with UpdateSecretVersionStage, a compare-and-swap on
-           Secrets Manager: it names the version we saw holding the label (only ever the
-           current version, a finished rotation's leftover: taking it from there loses
-           nothing) or none, and fails if the label has moved since. Once we hold it,
-           RotateSecret refuses to start ("previous rotation isn't complete").
-        3. A second DescribeSecret checks the outcome, for endpoints that do not enforce
-           the swap (moto attaches the label to a second version instead): if any other
-           version holds AWSPENDING, we take it off ours and stand back.
-
-        Whichever step a concurrent rotation's registration falls between, it keeps its
-        label (step 2 fails, or step 3 backs out, removing only our own), AWSCURRENT and
-        AWSPREVIOUS are never touched, and the database has not been touched yet (setSecret
-        comes later): every labelled credential that worked still works. A crash anywhere
-        here leaves at worst our version holding AWSPENDING with a value nothing uses yet
-        (the next `rotation rotate` resumes it), or our version with only our own label (the
-        next direct rotation's label moves off it).
-        """
-        arn, token = context.arn, context.token
-        leftover = next(
-            (
-                version_id
-                for version_id, stages in context.description.versions.items()
-                if AWSPENDING in stages and AWSCURRENT in stages
-            ),
-            None,
-        )
-        session.put_pending(arn, token, secret_string, rotation_token, stage=_DIRECT_CLAIM)
-        try:
-            session.claim_stage(arn, AWSPENDING, token, leftover)
-        except SecretsManagerError:
-            # The swap failed. Another rotation holding the label now is the usual reason
-            # (and then it is a StagingError saying so); else this error stands.
-            self._stand_back_if_contested(session, context, claimed=False)
-            raise
-        self._stand_back_if_contested(session, context, claimed=True)
-        session.remove_stage(arn, _DIRECT_CLAIM, token)
-
-    @staticmethod
-    def _stand_back_if_contested(
-        session: StoreSession, context: SecretContext, *, claimed: bool
-    ) -> None:
-        """Back out of a direct registration (raising StagingError) when another version
-        holds AWSPENDING, or when ours lost it. Returns when the claim stands (``claimed``),
-        or when nothing contests a claim that failed for some other reason."""
-        arn, token = context.arn, context.token
-        after = session.describe(arn)
-        others = _pending_elsewhere(after.versions, token)
-        ours = after.versions.get(token, ())
-        if not others and (AWSPENDING in ours or not claimed):
-            if not claimed and _DIRECT_CLAIM in ours:
-                session.remove_stage(arn, _DIRECT_CLAIM, token)
-            return
-        # Only our own version's labels are touched: the other rotation keeps AWSPENDING.
-        if AWSPENDING in ours:
-            session.remove_stage(arn, AWSPENDING, token)
-        if _DIRECT_CLAIM in ours:
-            session.remove_stage(arn, _DIRECT_CLAIM, token)
-        what = (
-            f"version {others[0]} was registered as AWSPENDING by another rotation (Secrets "
-            "Manager's rotation function, on its schedule or on request)"
-            if others
-            else "AWSPENDING was taken off this rotation's version by someone else"
-        )
-        raise StagingError(
-            f"{what} while this direct rotation was starting. This one stood back: the "
-            "other rotation keeps its label and goes on undisturbed, and the database was "
-            "not touched. Let it finish (`rotation status` shows it); rotate again "
-            "afterwards if you still need to"
-        )
 
     def _set(self, session: StoreSession, context: SecretContext) -> str:
         result = self.strategy.set(
@@ -443,7 +300,7 @@ class Rotator:
         logger.info("pending credential works")
         return Outcome.DONE
 
-    def _finish(self, session: StoreSession, context: SecretContext, facts: _Facts) -> str:
+    def _finish(self, session: StoreSession, context: SecretContext, invocation: Invocation) -> str:
         # Check what is promoted: a manual or out-of-order invoke must not make a version
         # with no value, or with a value for another target, the one applications read.
         pending = session.get_pending(context.arn, context.token)
@@ -476,7 +333,7 @@ class Rotator:
         duration_s = (
             (datetime.datetime.now(datetime.UTC) - created).total_seconds() if created else None
         )
-        facts.promoted = (current.version_id, duration_s)
+        invocation.promoted = Promotion(current.version_id, duration_s)
         self._follow_up(session, context, pending, current)
         return Outcome.DONE
 
@@ -498,7 +355,7 @@ class Rotator:
                 return False
             if previous is not None and AWSPREVIOUS not in versions.get(previous.version_id, ()):
                 return False
-            return not _pending_elsewhere(versions, context.token)
+            return not pending_elsewhere(versions, context.token)
 
         def prove() -> None:
             self._prove(session, context, promoted, promoted)
@@ -556,79 +413,8 @@ class Rotator:
         self._proofs.record(context.arn, context.token, pending.secret_string)
         logger.info("pending credential works")
 
-    # -- cross-cutting ----------------------------------------------------------------
-
-    @contextmanager
-    def _log_keys(self, event: object, context: object) -> Iterator[None]:
-        raw: dict[str, Any] = event if isinstance(event, dict) else {}
-        logger.thread_safe_append_keys(
-            secret_arn=raw.get("SecretId"),
-            step=raw.get("Step"),
-            token=raw.get("ClientRequestToken"),
-            strategy=self.strategy.name,
-            function_request_id=getattr(context, "aws_request_id", None),
-        )
-        try:
-            yield
-        finally:
-            logger.thread_safe_remove_keys(_LOG_KEYS)
-
-    def _contextualise(
-        self, exc: Exception, event: RotationEvent | None, raw: object
-    ) -> RotationError:
-        scrubber = self.store.scrubber
-        scrubber.scrub_exception_chain(exc)
-        if isinstance(exc, RotationError):
-            error = exc
-        else:
-            # A bug or an unmapped driver error: keep its class and (scrubbed) message.
-            error = RotationError(f"unexpected {type(exc).__name__}: {scrubber.scrub(str(exc))}")
-            error.__cause__ = exc
-        # No driver error (whose connection holds the password tried) leaves the handler.
-        detach_driver_errors(error)
-        error.problem = scrubber.scrub(error.problem)
-        raw_map: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        return error.with_context(
-            secret_id=event.secret_id if event else _str_or_none(raw_map.get("SecretId")),
-            step=event.step.value if event else _str_or_none(raw_map.get("Step")),
-            token=event.client_request_token
-            if event
-            else _str_or_none(raw_map.get("ClientRequestToken")),
-        )
-
-    def _record(self, event: RotationEvent | None, started: float, *, succeeded: bool) -> None:
-        step = event.step.value if event else INVALID_STEP
-        elapsed_ms = (self.clock() - started) * 1000.0
-        # Powertools' metric set is process-wide: one invocation's dimensions and metrics go
-        # out together even where several rotators share a process (the CLI, benchmarks).
-        with _metrics_lock:
-            metrics.add_dimension(name=STEP_DIMENSION, value=step)
-            metrics.add_dimension(name=STRATEGY_DIMENSION, value=self.strategy.name)
-            metrics.add_metric(name=STEP_DURATION, unit=MetricUnit.Milliseconds, value=elapsed_ms)
-            metrics.add_metric(
-                name=STEP_SUCCEEDED if succeeded else STEP_FAILED, unit=MetricUnit.Count, value=1
-            )
-            metrics.flush_metrics()
-            # flush_metrics keeps the set when POWERTOOLS_METRICS_DISABLED is on; a warm
-            # container would then pile up dimensions across invocations.
-            metrics.clear_metrics()
-
-
-def _pending_elsewhere(versions: Mapping[str, tuple[str, ...]], token: str) -> list[str]:
-    """Versions other than ``token`` holding AWSPENDING for a rotation in progress (that is,
-    not merely left on the current version by a finished one)."""
-    return [
-        version_id
-        for version_id, stages in versions.items()
-        if version_id != token and AWSPENDING in stages and AWSCURRENT not in stages
-    ]
-
 
 def _restate(error: RotationError, problem: str) -> None:
     """Replace ``error``'s problem in place, keeping its class (which names the cause)."""
     error.problem = problem
     error.args = (problem,)
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

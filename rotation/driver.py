@@ -118,11 +118,12 @@ class LocalRotation:
     direct:
         Do not call ``RotateSecret`` (which would invoke a deployed rotation function on a
         real account): use a fresh token and let createSecret register it. The handler
-        must be a ``Rotator(..., direct=True)``. Refused (:class:`RotationFunctionAttachedError`)
-        when the secret has rotation enabled with a function, unless ``force``: Secrets
-        Manager could start its own rotation meanwhile. (Should one start anyway, the
-        direct createSecret stands back and leaves it undisturbed; see
-        ``Rotator._register_direct``.)
+        must be a Rotator with a registrar (:mod:`rotation.registrar`; the command's is
+        ``rotation_tools.direct``). Refused (:class:`RotationFunctionAttachedError`) when
+        the secret has rotation enabled with a function, unless ``force``: Secrets Manager
+        could start its own rotation meanwhile. (Should one start anyway, the direct
+        createSecret stands back and leaves it undisturbed; see
+        ``rotation_tools.direct.DirectRegistration.register``.)
     force:
         In direct mode, rotate even though a function is attached (``rotation rotate
         --force``).

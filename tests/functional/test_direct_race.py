@@ -27,12 +27,11 @@ from rotation import (
     StagingError,
     Step,
 )
+from rotation_tools.direct import CLAIM, DirectRegistration
 from tests.fix_aws import new_client
 from tests.fix_rotation import Bed, SimulatedCrash
 
 pytestmark = pytest.mark.functional
-
-CLAIM = "rotation-rotate-claim"
 
 
 class Interleave:
@@ -64,7 +63,9 @@ class Race:
         self.current = bed.sm.describe_secret(SecretId=self.arn)
         self.direct_client = new_client()
         direct_rotator = Rotator(
-            PostgresSingleUser(bed.connector()), SecretStore(self.direct_client), direct=True
+            PostgresSingleUser(bed.connector()),
+            SecretStore(self.direct_client),
+            registrar=DirectRegistration(),
         )
         # Driven with the plain client: only the handler's calls are hooked.
         self.direct = LocalRotation(bed.sm, direct_rotator.handle, direct=True)
@@ -162,7 +163,7 @@ def test_a_rotation_started_meanwhile_keeps_its_label_and_completes(
 
 
 def test_direct_create_refuses_while_another_version_holds_awspending(bed: Bed) -> None:
-    """Even forced (`rotation rotate --force`), the dispatcher's own check refuses."""
+    """Even forced (`rotation rotate --force`), the registration's own check refuses."""
     race = Race(bed)
     race.start_lambda_rotation()
     before = race.labels()

@@ -144,7 +144,7 @@ def test_the_code_publishes_exactly_the_described_metrics() -> None:
     # The scan found the emitters it must (a broken scan cannot pass as "nothing published").
     sites = SITES["sites"]
     assert {
-        "rotation/dispatcher.py",
+        "rotation/middleware/metrics.py",
         "rotation/events.py",
         "handlers/pg_sessions.py",
         "handlers/verify_lambda.py",

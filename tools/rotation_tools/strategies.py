@@ -12,6 +12,7 @@ from handlers.single_user import PostgresSingleUser
 from rotation import Rotator, SecretStore
 from rotation.strategy import RotationStrategy
 from rotation_contract.pg.settings import PostgresSettings
+from rotation_tools.direct import DirectRegistration
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -36,5 +37,9 @@ def build_rotator(
     settings: PostgresSettings | None = None,
     direct: bool = False,
 ) -> Rotator:
+    """The strategy's Rotator, with the Lambda's middleware. ``direct`` (``rotation
+    rotate``): createSecret registers its token itself (:mod:`rotation_tools.direct`), and
+    rotation need not be enabled on the secret."""
     connector = PostgresConnector(settings) if settings else None
-    return Rotator(build_strategy(name, connector), SecretStore(client), direct=direct)
+    registrar = DirectRegistration() if direct else None
+    return Rotator(build_strategy(name, connector), SecretStore(client), registrar=registrar)
