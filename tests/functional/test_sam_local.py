@@ -90,8 +90,9 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     machine = os.uname().machine
     arch = "arm64" if machine in ("aarch64", "arm64") else "x86_64"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    builder = ROOT / "tools" / "rotation_tools" / "deploy" / "build_artifact.py"
     subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "rotation_tools" / "deploy" / "build_artifact.py"), "--out", str(out),
+        [sys.executable, str(builder), "--out", str(out),
          "--arch", arch, "--python-version", version],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
