@@ -169,7 +169,7 @@ def quiet(bed: Bed) -> dict[str, Any]:
     and a re-attempt (Secrets Manager's: every step again, same token, a new container)
     after each step, for single-user, multi-user, and multi-user with
     ``PREVIOUS_PASSWORD_TTL=0``. Counts, not times: stable across runs."""
-    from handlers.multi_user import PostgresMultiUser  # noqa: PLC0415
+    from handlers.multi_user import PostgresMultiUser
 
     def rotator(kind: str) -> Rotator:
         connector = PostgresConnector(bed.settings)
@@ -216,7 +216,7 @@ def quiet(bed: Bed) -> dict[str, Any]:
 @contextmanager
 def moto_process() -> Iterator[str]:
     """moto's server in its own process, so it does not share our GIL."""
-    from testbed.pgcluster import free_port  # noqa: PLC0415
+    from testbed.pgcluster import free_port
 
     port = free_port()
     process = subprocess.Popen(
@@ -352,7 +352,7 @@ print(json.dumps({"wall": wall, "cpu": cpu, "modules": len(sys.modules), "forbid
 def client_import(root: Path, runs: int) -> dict[str, Any]:
     """``import rotation_client`` in fresh interpreters that see ``root`` and the
     environment's site-packages only (``-S``: no editable install's path hook)."""
-    import sysconfig  # noqa: PLC0415
+    import sysconfig
 
     path = [str(root), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     walls, cpus, report = [], [], {}
@@ -514,7 +514,7 @@ def fleet(bed: Bed, arns: list[str], concurrency: int) -> dict[str, Any]:
 
 
 def package_size() -> dict[str, Any]:
-    from rotation_tools.deploy import build_artifact  # noqa: PLC0415
+    from rotation_tools.deploy import build_artifact
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lambda"
@@ -541,8 +541,8 @@ def package_size() -> dict[str, Any]:
 def status_all(endpoint: str, per_group: int, runs: int) -> dict[str, Any]:
     """``rotation status --all`` over a fleet in every state (testbed.fleet):
     wall time of collect_fleet, and its calls per listed secret."""
-    from rotation_tools.fleet import collect_fleet  # noqa: PLC0415
-    from testbed.fleet import GROUPS, build_fleet  # noqa: PLC0415
+    from rotation_tools.fleet import collect_fleet
+    from testbed.fleet import GROUPS, build_fleet
 
     client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
     build_fleet(client, per_group=per_group, prefix=f"status-{secrets.token_hex(3)}/")
@@ -571,7 +571,7 @@ def status_all(endpoint: str, per_group: int, runs: int) -> dict[str, Any]:
 @contextmanager
 def hung_endpoint() -> Iterator[tuple[str, list[Any]]]:
     """A socket that accepts connections and never answers; the accepted ones listed."""
-    import socket  # noqa: PLC0415
+    import socket
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -600,9 +600,9 @@ def client_hung_endpoint(runs: int) -> list[dict[str, Any]]:
     """The application client's worst case: ``connect()`` against a Secrets Manager
     endpoint that accepts connections and never answers, with the client it builds itself
     (SECRETS_MANAGER_ENDPOINT), next to its budget (the default, and 2 s)."""
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
-    from rotation_client import ConnectRetry, connect, connect_async  # noqa: PLC0415
+    from rotation_client import ConnectRetry, connect, connect_async
 
     rows = []
     for budget in (2.0, ConnectRetry().timeout_s):
