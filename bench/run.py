@@ -826,11 +826,15 @@ def write_quiet(measured: dict[str, Any], path: Path) -> None:
 
 
 def _merge_committed(out: Path, key: str, measured: Any) -> dict[str, Any]:
-    """One measurement put into the committed results.json (the others kept); returns all."""
+    """One measurement put into the committed results.json (the others kept), and
+    RESULTS.md written again from all of them (its quiet-rotation table included)."""
     results_file = out / "results.json"
     committed: dict[str, Any] = json.loads(results_file.read_text())
     committed[key] = measured
-    results_file.write_text(json.dumps(committed, indent=2, default=str))
+    results_file.write_text(json.dumps(committed, indent=2, default=str) + "\n")
+    write_report(committed, out / "RESULTS.md")
+    if committed.get("quiet"):
+        write_quiet(committed["quiet"], out / "RESULTS.md")
     return committed
 
 
@@ -857,15 +861,25 @@ def main() -> int:
         action="store_true",
         help="only logins per step (quiet rotation), merged into the committed results.json",
     )
+    parser.add_argument(
+        "--package-only",
+        action="store_true",
+        help="only the Lambda artifact's size, merged into the committed results.json",
+    )
     args = parser.parse_args()
+    if args.package_only:
+        print("package ...", flush=True)
+        measured = package_size()
+        _merge_committed(args.out, "package", measured)
+        print(json.dumps(measured, indent=1))
+        return 0
     status_groups, status_runs = (10, 3) if args.quick else (100, 10)
     if args.status_only:
         os.environ.update(FAKE_CREDENTIALS)
         with moto_process() as moto_url:
             print("status --all ...", flush=True)
             measured = status_all(moto_url, status_groups, status_runs)
-        committed = _merge_committed(args.out, "status_all", measured)
-        write_report(committed, args.out / "RESULTS.md")
+        _merge_committed(args.out, "status_all", measured)
         print(json.dumps(measured, indent=1))
         return 0
     hung_runs = 1 if args.quick else 3
@@ -873,8 +887,7 @@ def main() -> int:
         os.environ.update(FAKE_CREDENTIALS)
         print("client against a hung endpoint ...", flush=True)
         hung = client_hung_endpoint(hung_runs)
-        committed = _merge_committed(args.out, "client_hung_endpoint", hung)
-        write_report(committed, args.out / "RESULTS.md")
+        _merge_committed(args.out, "client_hung_endpoint", hung)
         print(json.dumps(hung, indent=1))
         return 0
     rotations, cold_runs, fleet_size = (5, 3, 40) if args.quick else (30, 10, 500)
@@ -893,7 +906,6 @@ def main() -> int:
         if args.quiet_only:
             measured = quiet(bed)
             _merge_committed(args.out, "quiet", measured)
-            write_quiet(measured, args.out / "RESULTS.md")
             print(json.dumps(measured, indent=1))
             return 0
         results["machine"] = machine(bed.admin.info.server_version // 10000)
@@ -931,7 +943,7 @@ def main() -> int:
     results["package"] = package_size()
     results["notes"] = notes_file.read_text().splitlines() if notes_file.exists() else []
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     write_report(results, args.out / "RESULTS.md")
     write_quiet(results["quiet"], args.out / "RESULTS.md")
     print((args.out / "RESULTS.md").read_text())
