@@ -18,8 +18,9 @@ import pytest
 
 from tests.unit.test_boundaries import PACKAGES
 
-# Bound in an __init__ without being its API: ``from __future__ import annotations``.
-_NOT_API = frozenset({"annotations"})
+# Bound in an __init__ without being its API: ``from __future__ import annotations`` and
+# ``typing.TYPE_CHECKING``, for the imports only annotations use.
+_NOT_API = frozenset({"annotations", "TYPE_CHECKING"})
 
 
 def _packages() -> list[str]:
