@@ -31,7 +31,7 @@ SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .checkov-venv
 CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet
 
-.PHONY: demo test lint typecheck check bench clean artifact sam soak policy cdk
+.PHONY: demo test lint typecheck check bench clean artifact sam soak policy cdk dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -127,6 +127,18 @@ policy: $(DEV_STAMP) $(CHECKOV_VENV)/bin/checkov $(CDK_STAMP)
 	$(BIN)/python -m tests.cdk.policy_stack --out build/cdk-policy
 	@# -f for each file: checkov ignores -f when -d is given.
 	$(CHECKOV) -f template.yaml -f build/cloudformation.json $$(printf -- '-f %s ' build/cdk-policy/*.json)
+
+# Every distribution (docs/architecture.md) as an index would serve it: its sdist, and its
+# wheel built from that sdist (what pip does with an sdist), into build/dist; twine checks
+# their metadata. Offline: the build backend is the dev venv's (--no-isolation).
+# tests/functional/test_distributions.py builds them the same way and checks what they hold.
+DISTRIBUTIONS := . contract client tools cdk
+dist: $(DEV_STAMP)
+	rm -rf build/dist
+	for folder in $(DISTRIBUTIONS); do \
+		$(BIN)/python -m build --quiet --no-isolation --outdir build/dist $$folder || exit 1; \
+	done
+	$(BIN)/twine check --strict build/dist/*
 
 artifact:
 	rm -rf build/lambda

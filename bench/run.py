@@ -169,7 +169,7 @@ def quiet(bed: Bed) -> dict[str, Any]:
     and a re-attempt (Secrets Manager's: every step again, same token, a new container)
     after each step, for single-user, multi-user, and multi-user with
     ``PREVIOUS_PASSWORD_TTL=0``. Counts, not times: stable across runs."""
-    from handlers.multi_user import PostgresMultiUser  # noqa: PLC0415
+    from handlers.multi_user import PostgresMultiUser
 
     def rotator(kind: str) -> Rotator:
         connector = PostgresConnector(bed.settings)
@@ -216,7 +216,7 @@ def quiet(bed: Bed) -> dict[str, Any]:
 @contextmanager
 def moto_process() -> Iterator[str]:
     """moto's server in its own process, so it does not share our GIL."""
-    from testbed.pgcluster import free_port  # noqa: PLC0415
+    from testbed.pgcluster import free_port
 
     port = free_port()
     process = subprocess.Popen(
@@ -352,7 +352,7 @@ print(json.dumps({"wall": wall, "cpu": cpu, "modules": len(sys.modules), "forbid
 def client_import(root: Path, runs: int) -> dict[str, Any]:
     """``import rotation_client`` in fresh interpreters that see ``root`` and the
     environment's site-packages only (``-S``: no editable install's path hook)."""
-    import sysconfig  # noqa: PLC0415
+    import sysconfig
 
     path = [str(root), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     walls, cpus, report = [], [], {}
@@ -514,7 +514,7 @@ def fleet(bed: Bed, arns: list[str], concurrency: int) -> dict[str, Any]:
 
 
 def package_size() -> dict[str, Any]:
-    from rotation_tools.deploy import build_artifact  # noqa: PLC0415
+    from rotation_tools.deploy import build_artifact
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lambda"
@@ -541,8 +541,8 @@ def package_size() -> dict[str, Any]:
 def status_all(endpoint: str, per_group: int, runs: int) -> dict[str, Any]:
     """``rotation status --all`` over a fleet in every state (testbed.fleet):
     wall time of collect_fleet, and its calls per listed secret."""
-    from rotation_tools.fleet import collect_fleet  # noqa: PLC0415
-    from testbed.fleet import GROUPS, build_fleet  # noqa: PLC0415
+    from rotation_tools.fleet import collect_fleet
+    from testbed.fleet import GROUPS, build_fleet
 
     client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
     build_fleet(client, per_group=per_group, prefix=f"status-{secrets.token_hex(3)}/")
@@ -571,7 +571,7 @@ def status_all(endpoint: str, per_group: int, runs: int) -> dict[str, Any]:
 @contextmanager
 def hung_endpoint() -> Iterator[tuple[str, list[Any]]]:
     """A socket that accepts connections and never answers; the accepted ones listed."""
-    import socket  # noqa: PLC0415
+    import socket
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -600,9 +600,9 @@ def client_hung_endpoint(runs: int) -> list[dict[str, Any]]:
     """The application client's worst case: ``connect()`` against a Secrets Manager
     endpoint that accepts connections and never answers, with the client it builds itself
     (SECRETS_MANAGER_ENDPOINT), next to its budget (the default, and 2 s)."""
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
-    from rotation_client import ConnectRetry, connect, connect_async  # noqa: PLC0415
+    from rotation_client import ConnectRetry, connect, connect_async
 
     rows = []
     for budget in (2.0, ConnectRetry().timeout_s):
@@ -826,11 +826,15 @@ def write_quiet(measured: dict[str, Any], path: Path) -> None:
 
 
 def _merge_committed(out: Path, key: str, measured: Any) -> dict[str, Any]:
-    """One measurement put into the committed results.json (the others kept); returns all."""
+    """One measurement put into the committed results.json (the others kept), and
+    RESULTS.md written again from all of them (its quiet-rotation table included)."""
     results_file = out / "results.json"
     committed: dict[str, Any] = json.loads(results_file.read_text())
     committed[key] = measured
-    results_file.write_text(json.dumps(committed, indent=2, default=str))
+    results_file.write_text(json.dumps(committed, indent=2, default=str) + "\n")
+    write_report(committed, out / "RESULTS.md")
+    if committed.get("quiet"):
+        write_quiet(committed["quiet"], out / "RESULTS.md")
     return committed
 
 
@@ -857,15 +861,25 @@ def main() -> int:
         action="store_true",
         help="only logins per step (quiet rotation), merged into the committed results.json",
     )
+    parser.add_argument(
+        "--package-only",
+        action="store_true",
+        help="only the Lambda artifact's size, merged into the committed results.json",
+    )
     args = parser.parse_args()
+    if args.package_only:
+        print("package ...", flush=True)
+        measured = package_size()
+        _merge_committed(args.out, "package", measured)
+        print(json.dumps(measured, indent=1))
+        return 0
     status_groups, status_runs = (10, 3) if args.quick else (100, 10)
     if args.status_only:
         os.environ.update(FAKE_CREDENTIALS)
         with moto_process() as moto_url:
             print("status --all ...", flush=True)
             measured = status_all(moto_url, status_groups, status_runs)
-        committed = _merge_committed(args.out, "status_all", measured)
-        write_report(committed, args.out / "RESULTS.md")
+        _merge_committed(args.out, "status_all", measured)
         print(json.dumps(measured, indent=1))
         return 0
     hung_runs = 1 if args.quick else 3
@@ -873,8 +887,7 @@ def main() -> int:
         os.environ.update(FAKE_CREDENTIALS)
         print("client against a hung endpoint ...", flush=True)
         hung = client_hung_endpoint(hung_runs)
-        committed = _merge_committed(args.out, "client_hung_endpoint", hung)
-        write_report(committed, args.out / "RESULTS.md")
+        _merge_committed(args.out, "client_hung_endpoint", hung)
         print(json.dumps(hung, indent=1))
         return 0
     rotations, cold_runs, fleet_size = (5, 3, 40) if args.quick else (30, 10, 500)
@@ -893,7 +906,6 @@ def main() -> int:
         if args.quiet_only:
             measured = quiet(bed)
             _merge_committed(args.out, "quiet", measured)
-            write_quiet(measured, args.out / "RESULTS.md")
             print(json.dumps(measured, indent=1))
             return 0
         results["machine"] = machine(bed.admin.info.server_version // 10000)
@@ -931,7 +943,7 @@ def main() -> int:
     results["package"] = package_size()
     results["notes"] = notes_file.read_text().splitlines() if notes_file.exists() else []
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     write_report(results, args.out / "RESULTS.md")
     write_quiet(results["quiet"], args.out / "RESULTS.md")
     print((args.out / "RESULTS.md").read_text())

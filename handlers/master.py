@@ -56,7 +56,7 @@ class MasterSession:
 
     def __init__(self, conn: psycopg.Connection[Any], *, password: str) -> None:
         # Imported by the steps that log in only (like psycopg).
-        from handlers.pg_lock import lock_secret  # noqa: PLC0415
+        from handlers.pg_lock import lock_secret
 
         self._conn = conn
         # Derived from the master's password, which is not kept (handlers.pg_lock).
@@ -64,7 +64,7 @@ class MasterSession:
 
     def pair_lock_key(self, owner: str) -> int:
         """The key of ``owner``'s pair lock (:func:`handlers.pg_lock.pair_lock_key`)."""
-        from handlers.pg_lock import pair_lock_key  # noqa: PLC0415
+        from handlers.pg_lock import pair_lock_key
 
         return pair_lock_key(self._lock_secret, owner)
 
@@ -79,7 +79,7 @@ class MasterSession:
         (:func:`handlers.pg_sql.pin_search_path`); committed when the block ends, rolled
         back when it raises. Use the connection it yields inside the block only."""
         # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-        from handlers.pg_sql import pin_search_path  # noqa: PLC0415
+        from handlers.pg_sql import pin_search_path
 
         with self._conn.transaction():
             self._conn.execute(pin_search_path())

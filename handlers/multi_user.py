@@ -177,7 +177,7 @@ class PostgresMultiUser:
         master = self._master(request.secrets, request.deadline, current)
         floor = current.sslmode
         # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-        from handlers.pg_authority import MasterAction, precheck  # noqa: PLC0415
+        from handlers.pg_authority import MasterAction, precheck
 
         owner = owner_role(current.username)
         # The guard's grounds (handlers.pg_authority): the master may change the partner of
@@ -211,8 +211,8 @@ class PostgresMultiUser:
 
         with open_master(self.connector, master, request.deadline, floor=floor) as session:
             # Imported by the steps that log in only: they load psycopg (~100 ms of cold start).
-            from handlers.pg_roles import ensure_alternate_user  # noqa: PLC0415
-            from handlers.pg_sessions import check_stragglers  # noqa: PLC0415
+            from handlers.pg_roles import ensure_alternate_user
+            from handlers.pg_sessions import check_stragglers
 
             # Before the change, on the master's session: no extra connection. Refusing
             # here changes nothing, and the re-attempt runs this again.
@@ -271,7 +271,7 @@ class PostgresMultiUser:
         floor = current.sslmode
         with self._pending_login(pending, current, request.deadline, floor=floor) as conn:
             # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-            from handlers.pg_roles import acting_role, run_probe  # noqa: PLC0415
+            from handlers.pg_roles import acting_role, run_probe
 
             run_probe(conn, self.connector.settings.test_query)
             acting = acting_role(conn)
@@ -329,7 +329,7 @@ class PostgresMultiUser:
         if isinstance(login, AuthenticationError):
             return False
         # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-        from handlers.pg_roles import in_recovery  # noqa: PLC0415
+        from handlers.pg_roles import in_recovery
 
         with login:
             return in_recovery(login)
@@ -369,9 +369,9 @@ class PostgresMultiUser:
             return
         master = self._master(request.secrets, request.deadline, current)
         # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-        from handlers.pg_authority import MasterAction, precheck  # noqa: PLC0415
-        from handlers.pg_roles import expire_previous  # noqa: PLC0415
-        from handlers.pg_sessions import report_open_sessions  # noqa: PLC0415
+        from handlers.pg_authority import MasterAction, precheck
+        from handlers.pg_roles import expire_previous
+        from handlers.pg_sessions import report_open_sessions
 
         owner = owner_role(current.username)
         action = MasterAction(

@@ -24,8 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from handlers.pg_sql import bound_transaction
-
 if TYPE_CHECKING:
     import psycopg
 
@@ -50,9 +48,12 @@ def statement_bounds(deadline: Deadline) -> tuple[int, int]:
 
 @functools.cache
 def _bounded_class() -> type[psycopg.Connection[Any]]:
-    # Built on first use: psycopg is imported with the first connection (see pg_connect).
-    import psycopg  # noqa: PLC0415
-    from psycopg import pq  # noqa: PLC0415
+    # Built on first use: psycopg is imported with the first connection (see pg_connect),
+    # and so is pg_sql, which imports it.
+    import psycopg
+    from psycopg import pq
+
+    from handlers.pg_sql import bound_transaction
 
     class BoundedConnection(psycopg.Connection[Any]):
         """A psycopg connection whose transactions start with the step's bounds."""
@@ -94,7 +95,7 @@ def bound(conn: psycopg.Connection[Any], deadline: Deadline) -> psycopg.Connecti
     ``psycopg.Connection`` whatever factory made it (the subclass adds no state: the
     deadline is an attribute of the instance).
     """
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
     setattr(conn, _DEADLINE, deadline)
     if type(conn) is psycopg.Connection:

@@ -164,7 +164,7 @@ class PostgresConnector:
         DeadlineError
             When the step had no time left for an attempt.
         """
-        import psycopg  # noqa: PLC0415  # see the class docstring
+        import psycopg  # see the class docstring
 
         if isinstance(secret, MasterSecret) and _master is not _MASTER_SEAL:
             raise TypeError(

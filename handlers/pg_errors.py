@@ -38,7 +38,7 @@ _FIND_BLOCKER = (
 
 def pair_lock_error(exc: psycopg.Error, doing: str) -> DatabaseError:
     """Waiting for the pair's advisory lock (:func:`handlers.pg_sql.pair_lock`) failed."""
-    from psycopg import errors  # noqa: PLC0415  # psycopg is loaded: exc came from it
+    from psycopg import errors  # psycopg is loaded: exc came from it
 
     if not isinstance(exc, (errors.LockNotAvailable, errors.QueryCanceled)):
         return statement_error(exc, doing)
@@ -53,7 +53,7 @@ def pair_lock_error(exc: psycopg.Error, doing: str) -> DatabaseError:
 
 def statement_error(exc: psycopg.Error, doing: str) -> DatabaseError:
     """A failed statement on an open connection; these do carry a SQLSTATE."""
-    from psycopg import errors  # noqa: PLC0415  # psycopg is loaded: exc came from it
+    from psycopg import errors  # psycopg is loaded: exc came from it
 
     if isinstance(exc, errors.LockNotAvailable):
         return DatabaseError(

@@ -78,8 +78,8 @@ def _set_password(
     (``as_master``) by the master's session through its guard; a read-only host gets its
     own error."""
     # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-    from handlers.master import MasterSession  # noqa: PLC0415
-    from handlers.pg_roles import (  # noqa: PLC0415
+    from handlers.master import MasterSession
+    from handlers.pg_roles import (
         in_recovery,
         master_set_password,
         set_own_password,
@@ -249,7 +249,7 @@ class PostgresSingleUser:
     ) -> SetResult:
         assert current.masterarn is not None  # noqa: S101  # checked by the caller
         # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-        from handlers.pg_authority import AuthorityError, MasterAction, precheck  # noqa: PLC0415
+        from handlers.pg_authority import AuthorityError, MasterAction, precheck
 
         arn = current.masterarn
         # The rule setSecret of multi-user applies: the master's host, or its RDS-managed
@@ -287,7 +287,7 @@ class PostgresSingleUser:
         floor = parse_postgres_secret(request.current.json(), "the AWSCURRENT version").sslmode
         with self.connector.connect(pending, request.deadline, who=AWSPENDING, floor=floor) as conn:
             # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-            from handlers.pg_roles import run_probe  # noqa: PLC0415
+            from handlers.pg_roles import run_probe
 
             run_probe(conn, self.settings.test_query)
         return TestResult()

@@ -273,8 +273,8 @@ class Verifier:
         """AWSPREVIOUS refused: expected when its user carries a rotation's expiry
         (``PREVIOUS_PASSWORD_TTL``, :mod:`handlers.pg_expiry`) that has passed. Asked as
         AWSCURRENT (``pg_roles`` is readable by every role): one more login, only here."""
-        from handlers.pg_expiry import is_rotation_expiry  # noqa: PLC0415  # psycopg
-        from handlers.pg_sql import role_validity_passed  # noqa: PLC0415
+        from handlers.pg_expiry import is_rotation_expiry  # psycopg
+        from handlers.pg_sql import role_validity_passed
 
         try:
             with self.connector.connect(
@@ -333,13 +333,13 @@ def verdict(
 
 
 def _probe(query: str) -> Any:
-    from handlers.pg_sql import probe  # noqa: PLC0415  # psycopg: loaded on first login
+    from handlers.pg_sql import probe  # psycopg: loaded on first login
 
     return probe(query)
 
 
 def _psycopg_error() -> type[psycopg.Error]:
-    import psycopg  # noqa: PLC0415  # already loaded: a connection is open
+    import psycopg  # already loaded: a connection is open
 
     return psycopg.Error
 

@@ -108,8 +108,8 @@ def _create_client(service: str, endpoint_url: str | None, *, retries: bool) -> 
     # botocore directly, not boto3: the same client and configuration chain (credentials,
     # region, AWS_ENDPOINT_URL*), without importing boto3 and s3transfer (~50 ms of cold
     # start). Deferred to the first invocation.
-    import botocore.session  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
+    import botocore.session
+    from botocore.config import Config
 
     session = botocore.session.get_session()
     config = Config(
@@ -207,8 +207,8 @@ class _DeadlineBoundSend:
         attempt.applied = timeouts
         if timeouts == self._configured:
             return None
-        import botocore.session  # noqa: PLC0415
-        from botocore.httpsession import URLLib3Session  # noqa: PLC0415
+        import botocore.session
+        from botocore.httpsession import URLLib3Session
 
         if self._verify is None:  # resolved on first use: most steps never get here
             self._verify = _verify_setting(botocore.session.get_session())

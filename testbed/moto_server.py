@@ -40,7 +40,7 @@ class MotoEndpoint:
 def secrets_manager_at(url: str) -> Any:
     """A Secrets Manager client for the emulator at ``url``, with its dummy credentials (none
     are looked for in the environment or a profile)."""
-    import boto3  # noqa: PLC0415
+    import boto3
 
     return boto3.client(
         "secretsmanager",
@@ -57,7 +57,7 @@ def running_moto(set_environment: bool = False) -> Iterator[MotoEndpoint]:
 
     With ``set_environment``, boto3 clients created inside the block talk to it.
     """
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415  # optional dependency
+    from moto.server import ThreadedMotoServer  # optional dependency
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -36,7 +36,7 @@ __all__ = ["connect_async", "make_async_pool", "open_async"]
 
 
 async def _pause(retry: ConnectRetry, seconds: float) -> None:
-    import asyncio  # noqa: PLC0415  # loaded by an async caller already; not at import
+    import asyncio  # loaded by an async caller already; not at import
 
     # The production sleep must not block the loop; an injected one (a fake clock's)
     # returns at once and is called as it is, so tests on a fake clock do not sleep.
@@ -56,10 +56,10 @@ async def open_async(
     """:meth:`RotatingCredentials.connect <rotation_client.RotatingCredentials.connect>`
     for an async driver: ``connect`` opens one connection from keyword arguments
     (``psycopg.AsyncConnection.connect`` unless given). Raises what ``connect()`` raises."""
-    import asyncio  # noqa: PLC0415  # not at import: `import rotation_client` stays light
+    import asyncio  # not at import: `import rotation_client` stays light
 
     if connect is None:
-        import psycopg  # noqa: PLC0415
+        import psycopg
 
         connect = psycopg.AsyncConnection.connect
     attempt = creds.attempt(extra, timeout_s=timeout_s)
@@ -90,7 +90,7 @@ async def _login(
     """One login within the time left: the host name resolved in a thread (the resolver
     blocks), and the login awaited at most the time left when psycopg's own
     ``connect_timeout`` cannot end in time (see :meth:`LoginAttempt.prepare`)."""
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
     ready, wait_s = await asyncio.to_thread(attempt.prepare, params)
     if wait_s is None:
@@ -149,8 +149,8 @@ def make_async_pool(
     replace a broken or expired one (``max_lifetime``), log in with whichever credential
     the database accepts.
     """
-    import psycopg  # noqa: PLC0415
-    import psycopg_pool  # noqa: PLC0415
+    import psycopg
+    import psycopg_pool
 
     check_pool_kwargs(pool_kwargs, where="make_async_pool()")
     creds = rotating_credentials(

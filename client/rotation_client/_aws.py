@@ -121,8 +121,8 @@ def new_client() -> Any:
     # boto3 only here, on first use: importing the client stays light, and inside Lambda
     # the extension path never loads it. A session of its own: boto3's default session is
     # not safe to build clients from in several threads at once.
-    import boto3  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
+    import boto3
+    from botocore.config import Config
 
     config = Config(
         # total_max_attempts, not max_attempts: the latter counts retries.
@@ -236,7 +236,7 @@ class _CutSend:
 
     def _transport(self, timeouts: tuple[float, float]) -> Any:
         if self._verify is None:
-            import botocore.session  # noqa: PLC0415
+            import botocore.session
 
             self._verify = _verify_setting(botocore.session.get_session())
         settings: dict[str, Any] = {
@@ -256,13 +256,13 @@ def _watched_session_class() -> type:
     deadline (:func:`rotation_client._deadline.watch`): a new connection's socket as soon
     as it exists (the TLS handshake included), a kept-alive one when it is taken from the
     pool. Made on first use: importing the client loads no botocore."""
-    from botocore.awsrequest import (  # noqa: PLC0415
+    from botocore.awsrequest import (
         AWSHTTPConnection,
         AWSHTTPConnectionPool,
         AWSHTTPSConnection,
         AWSHTTPSConnectionPool,
     )
-    from botocore.httpsession import URLLib3Session  # noqa: PLC0415
+    from botocore.httpsession import URLLib3Session
 
     class HTTPConnection(AWSHTTPConnection):
         def _new_conn(self) -> Any:
@@ -324,6 +324,6 @@ def _stop_retrying(
         return
     if caught_exception is not None:
         raise caught_exception
-    from botocore.exceptions import ClientError  # noqa: PLC0415
+    from botocore.exceptions import ClientError
 
     raise ClientError(response[1], operation.name)

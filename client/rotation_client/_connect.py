@@ -48,8 +48,8 @@ def make_pool(
 ) -> psycopg_pool.ConnectionPool[Any]:
     """A ``psycopg_pool.ConnectionPool`` whose new connections pick credentials like
     :func:`connect`, so the pool follows rotations without restarting the application."""
-    import psycopg  # noqa: PLC0415
-    import psycopg_pool  # noqa: PLC0415
+    import psycopg
+    import psycopg_pool
 
     check_pool_kwargs(pool_kwargs, where="make_pool()")
     creds = rotating_credentials(

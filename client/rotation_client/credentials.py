@@ -362,7 +362,7 @@ class RotatingCredentials:
             # A positional conninfo string, as psycopg.connect takes one.
             check_connect_kwargs({"conninfo": connect})
         if connect is None:
-            import psycopg  # noqa: PLC0415
+            import psycopg
 
             connect = psycopg.connect
         attempt = self.attempt(extra, timeout_s=timeout_s, allowed=allowed)
@@ -517,7 +517,7 @@ class LoginAttempt:
             The name did not resolve, or the resolver did not answer within the connect
             timeout (as psycopg says it, for :meth:`failed`: another round may do better).
         """
-        import psycopg  # noqa: PLC0415
+        import psycopg
 
         ready = dict(params)
         left = self._time_to_log_in()
@@ -655,7 +655,7 @@ class LoginAttempt:
         The caller raises it *after* its ``except`` block: raised inside it, the error's
         ``__context__`` would be the driver's error, whose ``pgconn`` holds the password.
         """
-        import psycopg  # noqa: PLC0415
+        import psycopg
 
         candidate = self._trying
         assert candidate is not None  # noqa: S101  # failed() follows next_parameters()

@@ -229,12 +229,12 @@ class SecretsManagerSource:
     def get(
         self, secret_id: str, stage: str, *, force: bool = False, timeout_s: float = math.inf
     ) -> str | None:
-        from botocore.exceptions import (  # noqa: PLC0415
+        from botocore.exceptions import (
             BotoCoreError,
             ClientError,
             HTTPClientError,
         )
-        from botocore.exceptions import ConnectionError as BotoConnectionError  # noqa: PLC0415
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         cached = None if force else self._cache.get(secret_id, stage)
         if cached is not None:
@@ -322,7 +322,7 @@ class ExtensionSource:
     def get(
         self, secret_id: str, stage: str, *, force: bool = False, timeout_s: float = math.inf
     ) -> str | None:
-        import urllib.parse  # noqa: PLC0415
+        import urllib.parse
 
         cached = None if force else self._cache.get(secret_id, stage)
         if cached is not None:
@@ -374,8 +374,8 @@ class ExtensionSource:
         """
         # Here, not at the top: http.client costs ~20 ms of import (email), which an
         # application outside Lambda never needs.
-        import http.client  # noqa: PLC0415
-        import urllib.parse  # noqa: PLC0415
+        import http.client
+        import urllib.parse
 
         parsed = urllib.parse.urlsplit(self.endpoint)
         conn = http.client.HTTPConnection(

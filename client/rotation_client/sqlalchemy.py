@@ -96,7 +96,7 @@ def create_async_engine(
     """
     # Here, not at import: SQLAlchemy's asyncio module needs greenlet, which a sync
     # application may not have installed.
-    from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine  # noqa: PLC0415
+    from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
 
     connect_args = _check(engine_kwargs)
     creds = rotating_credentials(

@@ -40,7 +40,7 @@ def running_version(distribution: str) -> str:
     version), or ``unknown`` when it is not installed (the files run from a checkout)."""
     # Deferred: importlib.metadata costs the Lambda's cold start, and only the first client
     # construction asks (user_agent_extra is cached).
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version(distribution)

@@ -28,14 +28,18 @@ A layer of one's own (a trace span, say) goes around the same interface::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rotation.events import RotationEvents
+# The module, not its class: a name this package binds is its API (tests/unit/test_exports.py).
+import rotation.events
 from rotation.middleware.chain import CallNext, Invocation, Promotion, StepMiddleware, compose
 from rotation.middleware.events import PublishEvents
 from rotation.middleware.logs import LogKeys, LogOutcome
 from rotation.middleware.metrics import StepMetrics
 from rotation.middleware.sanitise import SanitiseErrors
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "CallNext",
@@ -53,7 +57,9 @@ __all__ = [
 
 
 def lambda_stack(
-    *, events: RotationEvents | None = None, clock: Callable[[], float] = time.monotonic
+    *,
+    events: rotation.events.RotationEvents | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[StepMiddleware, ...]:
     """The layers of a rotation function, outermost first (see the module's docstring).
 
@@ -66,7 +72,7 @@ def lambda_stack(
     """
     return (
         LogKeys(),
-        PublishEvents(events if events is not None else RotationEvents.from_env()),
+        PublishEvents(events if events is not None else rotation.events.RotationEvents.from_env()),
         LogOutcome(),
         StepMetrics(clock),
         SanitiseErrors(),

@@ -26,9 +26,9 @@ CODE = "def handler(event, context):\n    return None\n"
 
 
 def stacks() -> dict[str, Built]:
-    from aws_cdk import aws_lambda as lambda_  # noqa: PLC0415 (after the environment is set)
+    from aws_cdk import aws_lambda as lambda_
 
-    from tests.cdk.stacks import build  # noqa: PLC0415
+    from tests.cdk.stacks import build
 
     code = lambda_.Code.from_inline(CODE)
     return {

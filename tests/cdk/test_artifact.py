@@ -37,7 +37,7 @@ def test_a_source_change_makes_a_new_artifact_from_the_same_wheels(
         assert twin.stat().st_ino == wheel_file.stat().st_ino  # hard-linked, not copied
         assert (changed / "rotation" / "__init__.py").is_file()
     finally:
-        import shutil  # noqa: PLC0415
+        import shutil
 
         shutil.rmtree(changed)
 

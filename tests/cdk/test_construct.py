@@ -189,7 +189,7 @@ def test_single_user_may_have_a_master_for_repairs() -> None:
 def test_the_master_cannot_be_the_rotated_secret() -> None:
     stack = Stack()
     secret = secretsmanager.Secret(stack, "Secret")
-    from rotation_cdk import PostgresRotation  # noqa: PLC0415
+    from rotation_cdk import PostgresRotation
 
     with pytest.raises(ValueError, match="another secret"):
         PostgresRotation(
@@ -227,7 +227,7 @@ def test_an_explicit_key_for_an_imported_secret() -> None:
     stack = Stack()
     key = kms.Key(stack, "Key")
     imported = secretsmanager.Secret.from_secret_name_v2(stack, "Imported", "myapp/prod/db")
-    from rotation_cdk import PostgresRotation  # noqa: PLC0415
+    from rotation_cdk import PostgresRotation
 
     PostgresRotation(stack, "R", secret=imported, kms_key=key, code=_inline())
     template = assertions.Template.from_stack(stack).to_json()
@@ -276,7 +276,7 @@ def test_a_secret_arn_reaching_further_than_one_secret_is_refused(
     )
     narrow = secretsmanager.Secret(stack, "Secret")
     secret, master = (wide, narrow) if which == "secret" else (narrow, wide)
-    from rotation_cdk import PostgresRotation  # noqa: PLC0415
+    from rotation_cdk import PostgresRotation
 
     with pytest.raises(ValueError, match=r"reaches further than one secret.*never a bare \*"):
         PostgresRotation(
@@ -288,7 +288,7 @@ def test_an_imported_secret_s_complete_arn_is_granted_as_given() -> None:
     stack = Stack()
     arn = f"{ACCOUNT_ARN}:myapp/prod/db-AbCdEf"
     imported = secretsmanager.Secret.from_secret_attributes(stack, "I", secret_complete_arn=arn)
-    from rotation_cdk import PostgresRotation  # noqa: PLC0415
+    from rotation_cdk import PostgresRotation
 
     PostgresRotation(stack, "R", secret=imported, code=_inline())
     statements = role_statements(assertions.Template.from_stack(stack).to_json())
@@ -438,7 +438,7 @@ def test_failure_alarm_to_a_given_topic() -> None:
 
     stack = Stack()
     secret = secretsmanager.Secret(stack, "Secret")
-    from rotation_cdk import PostgresRotation  # noqa: PLC0415
+    from rotation_cdk import PostgresRotation
 
     rotation = PostgresRotation(
         stack, "R", secret=secret, failure_alarm=topic_for(stack), code=_inline()
@@ -521,7 +521,7 @@ def test_an_imported_vpc_cannot_be_judged_and_is_accepted() -> None:
         isolated_subnet_ids=["subnet-0123"],
     )
     secret = secretsmanager.Secret(stack, "Secret")
-    from rotation_cdk import PostgresRotation  # noqa: PLC0415
+    from rotation_cdk import PostgresRotation
 
     PostgresRotation(
         stack,

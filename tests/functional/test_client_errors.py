@@ -187,7 +187,7 @@ def test_the_clients_calls_carry_the_client_distributions_version(
 ) -> None:
     """The client's calls carry its own distribution's installed version, never
     ``unknown`` (each side is its own distribution, installed here editable)."""
-    from importlib.metadata import version  # noqa: PLC0415
+    from importlib.metadata import version
 
     for key, value in FAKE_CREDENTIALS.items():
         monkeypatch.setenv(key, value)

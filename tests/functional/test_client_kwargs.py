@@ -134,8 +134,8 @@ def test_every_integration_refuses_the_login_keywords(
 
 @pytest.fixture(scope="session")
 def django_settings() -> None:
-    import django  # noqa: PLC0415
-    from django.conf import settings  # noqa: PLC0415
+    import django
+    from django.conf import settings
 
     if not settings.configured:
         settings.configure(
@@ -147,8 +147,8 @@ def django_settings() -> None:
 
 
 def _django(options: dict[str, Any], **settings_: Any) -> Any:
-    from django.conf import settings  # noqa: PLC0415
-    from django.db import connections  # noqa: PLC0415
+    from django.conf import settings
+    from django.db import connections
 
     alias = f"kwargs_{len(settings.DATABASES)}_{id(options)}"
     settings.DATABASES[alias] = {"ENGINE": "rotation_client.django", "OPTIONS": options}
@@ -159,7 +159,7 @@ def _django(options: dict[str, Any], **settings_: Any) -> Any:
 
 @pytest.mark.parametrize("key", [*REFUSED, "require_auth"])
 def test_django_options_may_not_carry_the_login(bed: Bed, django_settings: None, key: str) -> None:
-    from django.core.exceptions import ImproperlyConfigured  # noqa: PLC0415
+    from django.core.exceptions import ImproperlyConfigured
 
     arn, _, _ = bed.user_secret()
     wrapper = _django({"secret_id": arn, "credentials": _creds(arn), key: "x"})
@@ -261,7 +261,7 @@ def test_every_integration_refuses_a_channel_binding_that_lowers_the_clients(
 
 
 def test_django_options_may_not_disable_channel_binding(bed: Bed, django_settings: None) -> None:
-    from django.core.exceptions import ImproperlyConfigured  # noqa: PLC0415
+    from django.core.exceptions import ImproperlyConfigured
 
     arn, _, _ = bed.user_secret()
     wrapper = _django({"secret_id": arn, "credentials": _creds(arn), "channel_binding": "disable"})

@@ -385,8 +385,8 @@ class AsyncEngine(AsyncStack):
 @pytest.fixture(scope="session")
 def django_project() -> None:
     """A minimal Django project: settings configured in the test, no apps."""
-    import django  # noqa: PLC0415
-    from django.conf import settings  # noqa: PLC0415
+    import django
+    from django.conf import settings
 
     if not settings.configured:
         settings.configure(
@@ -402,8 +402,8 @@ class Django(Stack):
     0, Django's default): every request logs in anew."""
 
     def __init__(self, generation: Generation, target: Target) -> None:
-        from django.conf import settings  # noqa: PLC0415
-        from django.db import connections  # noqa: PLC0415
+        from django.conf import settings
+        from django.db import connections
 
         super().__init__(generation)
         self.alias = f"db_{id(self)}"
@@ -427,7 +427,7 @@ class Django(Stack):
         connections.configure_settings(settings.DATABASES)  # Django's defaults filled in
 
     def query(self) -> tuple[int, str, str]:
-        from django.db import close_old_connections, connections  # noqa: PLC0415
+        from django.db import close_old_connections, connections
 
         try:
             with connections[self.alias].cursor() as cursor:
@@ -437,7 +437,7 @@ class Django(Stack):
             close_old_connections()  # the end of a request
 
     def close(self) -> None:
-        from django.conf import settings  # noqa: PLC0415
+        from django.conf import settings
 
         del settings.DATABASES[self.alias]
 
@@ -668,8 +668,8 @@ def test_the_knobs_go_one_way(bed: Bed) -> None:
 
 
 def _django_database(options: dict[str, Any], **settings_: Any) -> Any:
-    from django.conf import settings  # noqa: PLC0415
-    from django.db import connections  # noqa: PLC0415
+    from django.conf import settings
+    from django.db import connections
 
     alias = f"db_{len(settings.DATABASES)}_{id(options)}"
     settings.DATABASES[alias] = {"ENGINE": "rotation_client.django", "OPTIONS": options}
@@ -692,7 +692,7 @@ def _django_database(options: dict[str, Any], **settings_: Any) -> Any:
 def test_the_django_backend_refuses_what_would_defeat_rotation(
     django_project: None, options: dict[str, Any], settings_: dict[str, Any], says: str
 ) -> None:
-    from django.core.exceptions import ImproperlyConfigured  # noqa: PLC0415
+    from django.core.exceptions import ImproperlyConfigured
 
     wrapper = _django_database(options, **settings_)
     with pytest.raises(ImproperlyConfigured, match=re.escape(says)):

@@ -48,7 +48,7 @@ def _labelled_secret(bed: Bed, server: FakeServer, **extra: Any) -> str:
 
 def _set_secret(bed: Bed, arn: str, connector: PostgresConnector) -> tuple[RotationError, str]:
     """Run createSecret, then setSecret; the error and AWSPENDING's password."""
-    from handlers.single_user import PostgresSingleUser  # noqa: PLC0415
+    from handlers.single_user import PostgresSingleUser
 
     rotator = bed.rotator(PostgresSingleUser(connector))
     driver = bed.driver(rotator)

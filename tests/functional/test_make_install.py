@@ -27,7 +27,37 @@ def _make_dry_run(target: str, venv: Path) -> str:
 
 
 def _installs(commands: str) -> list[str]:
-    return [line for line in commands.splitlines() if " pip install " in line]
+    """The project's install commands (not pip's own upgrade)."""
+    return [line for line in commands.splitlines() if " pip install " in line and " -e " in line]
+
+
+def _editables(line: str) -> list[str]:
+    """What an install command installs editable, in order (``-e PATH``)."""
+    words = shlex.split(line)
+    return [words[i + 1] for i, word in enumerate(words) if word == "-e"]
+
+
+def _groups(line: str) -> list[str]:
+    words = shlex.split(line)
+    return [words[i + 1] for i, word in enumerate(words) if word == "--group"]
+
+
+# What the demo runs on: the function's distributions and the command with its `local`
+# extra (moto's server), each editable from its folder.
+DEMO = ["./contract", ".", "./tools[local]"]
+
+
+def _installs_demo_only(line: str) -> bool:
+    return _editables(line) == DEMO and _groups(line) == []
+
+
+def _installs_dev(line: str) -> bool:
+    editables = _editables(line)
+    return (
+        editables[:3] == DEMO
+        and "./client[pool,sqlalchemy,django]" in editables
+        and "dev" in _groups(line)
+    )
 
 
 def _script(path: Path, body: str) -> None:
@@ -46,14 +76,14 @@ def _installed_venv(venv: Path) -> None:
 def test_demo_installs_only_the_local_extra_and_test_installs_the_rest(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     demo = _installs(_make_dry_run("demo", venv))
-    assert any("-e '.[local]'" in line for line in demo), demo
-    assert not any("[dev]" in line or "[test]" in line for line in demo), demo
-    assert any("-e '.[dev]'" in line for line in _installs(_make_dry_run("test", venv)))
-    # After the demo installed its part, `make test` still installs the test extras ...
+    assert len(demo) == 1, demo
+    assert _installs_demo_only(demo[0]), demo
+    assert any(_installs_dev(line) for line in _installs(_make_dry_run("test", venv)))
+    # After the demo installed its part, `make test` still installs the dev group ...
     _installed_venv(venv)
     (venv / ".installed-local").touch()
     assert _installs(_make_dry_run("demo", venv)) == []
-    assert any("-e '.[dev]'" in line for line in _installs(_make_dry_run("test", venv)))
+    assert any(_installs_dev(line) for line in _installs(_make_dry_run("test", venv)))
     # ... and after that, neither installs anything.
     (venv / ".installed-dev").touch()
     assert _installs(_make_dry_run("test", venv)) == []
@@ -74,18 +104,23 @@ def test_a_stamp_that_no_longer_holds_is_remade(tmp_path: Path, broken: str) -> 
         (venv / "bin" / "rotation").unlink()
     else:  # the interpreter no longer finds the project
         _script(venv / "bin" / "python", f'exec {shlex.quote(sys.executable)} -I -S "$@"')
-    assert any("-e '.[local]'" in line for line in _installs(_make_dry_run("demo", venv)))
-    assert any("-e '.[dev]'" in line for line in _installs(_make_dry_run("test", venv)))
+    assert any(_installs_demo_only(line) for line in _installs(_make_dry_run("demo", venv)))
+    assert any(_installs_dev(line) for line in _installs(_make_dry_run("test", venv)))
 
 
-def test_every_editable_install_hides_the_setuptools_banner(tmp_path: Path) -> None:
-    """`make cdk` installed with a pip line of its own, which showed the banner."""
+def test_every_install_is_of_the_distributions_folders(tmp_path: Path) -> None:
+    """Each editable install names a folder of this checkout with a pyproject.toml (one
+    distribution each), and `make cdk` adds the construct's with its test group."""
     venv = tmp_path / "venv"
     for target in ("demo", "test", "cdk"):
-        editable = [line for line in _installs(_make_dry_run(target, venv)) if " -e " in line]
-        assert editable, target
-        for line in editable:
-            assert '-W "ignore:Editable installation" -m pip install' in line, (target, line)
+        lines = _installs(_make_dry_run(target, venv))
+        assert lines, target
+        for line in lines:
+            for editable in _editables(line):
+                folder = ROOT / editable.partition("[")[0]
+                assert (folder / "pyproject.toml").is_file(), (target, editable)
+    cdk = _installs(_make_dry_run("cdk", venv))
+    assert any("./cdk" in _editables(line) and "cdk-test" in _groups(line) for line in cdk)
 
 
 def test_make_clean_leaves_nothing_it_or_the_tools_made(tmp_path: Path) -> None:
@@ -125,22 +160,23 @@ def _throwaway_venv(tmp_path: Path) -> Path:
 
 
 def test_the_install_shows_no_warning_that_is_not_a_problem(tmp_path: Path) -> None:
-    """Runs pip as the Makefile does (its PIP variable) on this project, in a throwaway venv
-    (pip uninstalls an editable install of the project before it installs one: in the venv
-    running the tests, that would break it): setuptools' BuildBackendWarning about editable
-    installs is not shown."""
+    """Runs pip as the Makefile does (its PIP variable) with the demo's editable installs,
+    in a throwaway venv (pip uninstalls an editable install of the project before it
+    installs one: in the venv running the tests, that would break it): no build backend
+    warning about editable installs is shown (setuptools' BuildBackendWarning was)."""
     bindir = _throwaway_venv(tmp_path) / "bin"
-    printed = subprocess.run(  # $(info): the value as written, quotes and all
+    printed = subprocess.run(  # $(info): the values as written, quotes and all
         ["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BIN={bindir}",
-         "--eval", "print-pip: ; @:$(info $(PIP))", "print-pip"],
+         "--eval", "print-pip: ; @:$(info $(PIP))$(info $(LOCAL_INSTALL))", "print-pip"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    pip = shlex.split(printed.stdout.strip())
+    pip_line, install_line = printed.stdout.strip().splitlines()
+    pip = shlex.split(pip_line)
     assert pip[0] == str(bindir / "python")
     assert pip[-2:] == ["-m", "pip"]
     result = subprocess.run(
-        [*pip, "install", "--quiet", "--no-deps", "-e", str(ROOT)],
-        capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
+        [*pip, "install", "--quiet", "--no-deps", *shlex.split(install_line)],
+        capture_output=True, text=True, timeout=600, check=False, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.functional
 def _role_state(multi: MultiBed, role: str) -> tuple[object, ...] | None:
     """Everything a takeover could change on ``role``: its password verifier, settings and
     memberships (read as the superuser: the master cannot read pg_authid)."""
-    from tests.fix_postgres import admin_connect  # noqa: PLC0415
+    from tests.fix_postgres import admin_connect
 
     with admin_connect(multi.pg) as conn:
         row = conn.execute(

@@ -131,7 +131,7 @@ def test_a_startup_parameter_the_pooler_refuses_is_named_with_its_fix(
     'unreachable' (retried, and the wrong advice) but a configuration error, at once."""
     user, password = bed.make_user(None, None)
     secret = PostgresSettings.from_env({"PGOPTIONS": "-c search_path=public"})
-    from rotation_contract.pg.secret import parse_postgres_secret  # noqa: PLC0415
+    from rotation_contract.pg.secret import parse_postgres_secret
 
     parsed = parse_postgres_secret(bouncer.secret_value(user, password), "AWSCURRENT")
     connector = PostgresConnector(secret)

@@ -388,7 +388,7 @@ def test_single_user_ignores_the_ttl_and_says_so_once(
 
 
 def test_verify_reports_an_expired_previous_as_expected_not_drift(multi: MultiBed) -> None:
-    from rotation_tools.verify import verify_secrets  # noqa: PLC0415
+    from rotation_tools.verify import verify_secrets
 
     arn, user, _ = multi.app()
     assert multi.driver(ttl_rotator(multi, 0)).rotate(arn).succeeded

@@ -94,9 +94,9 @@ def test_the_verifier_set_by_multi_user_logs_in_with_scram(multi: MultiBed) -> N
 @pytest.mark.parametrize("password", ["pencil", "Zx9!~`[]{}|;,.<>?-_=+", "a" * 200])
 def test_our_verifier_is_libpqs_with_the_same_salt(bed: Bed, password: str) -> None:
     """Recomputed from libpq's own verifier's salt and iterations, ours is byte-identical."""
-    import base64  # noqa: PLC0415
+    import base64
 
-    from handlers.pg_scram import scram_sha256_verifier  # noqa: PLC0415
+    from handlers.pg_scram import scram_sha256_verifier
 
     with psycopg.connect(**bed.pg.conninfo()) as conn:
         theirs = conn.pgconn.encrypt_password(password.encode(), b"someone", b"scram-sha-256")

@@ -27,7 +27,7 @@ PASSWORD = b"must-never-reach-the-fake-server"
 
 
 def _set_secret(bed: Bed, arn: str, connector: PostgresConnector) -> RotationError:
-    from handlers.single_user import PostgresSingleUser  # noqa: PLC0415
+    from handlers.single_user import PostgresSingleUser
 
     rotator = bed.rotator(PostgresSingleUser(connector))
     driver = bed.driver(rotator)

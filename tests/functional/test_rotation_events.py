@@ -218,7 +218,7 @@ def test_an_unknown_bus_never_fails_a_step_and_is_logged_and_counted(
 def test_an_unreachable_events_endpoint_is_bounded_and_harmless(
     bed: Bed, json_log: io.StringIO
 ) -> None:
-    from rotation.clients import events_client  # noqa: PLC0415
+    from rotation.clients import events_client
 
     nowhere = events_client(f"http://127.0.0.1:{free_port()}")  # nothing listens there
     arn, _, _ = bed.user_secret()
@@ -251,10 +251,10 @@ def _events_through(
     proxy: LossyProxy, bus: Bus, pauses: Pauses, read_timeout_s: float = 10.0
 ) -> RotationEvents:
     """Rotation events sent through ``proxy``, waits recorded instead of slept."""
-    import botocore.session  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
+    import botocore.session
+    from botocore.config import Config
 
-    from rotation.clients import bound_by_deadline  # noqa: PLC0415
+    from rotation.clients import bound_by_deadline
 
     config = Config(
         read_timeout=read_timeout_s,

@@ -216,7 +216,7 @@ def test_refuse_without_read_all_stats_still_refuses_and_says_details_are_hidden
 
 @pytest.mark.parametrize("raw", ["refuse ", "WARN", "Refuse"])
 def test_policy_spellings(raw: str) -> None:
-    from handlers.pg_config import straggler_policy  # noqa: PLC0415
+    from handlers.pg_config import straggler_policy
 
     assert straggler_policy({"STRAGGLER_POLICY": raw}) == raw.strip().lower()
     assert straggler_policy({}) == "warn"
@@ -242,7 +242,7 @@ def test_an_invalid_policy_fails_set_secret_before_anything(
 
 
 def test_status_shows_the_pair_s_sessions(multi: MultiBed, read_all_stats: None) -> None:
-    from tests.functional.test_cli import rotation  # noqa: PLC0415
+    from tests.functional.test_cli import rotation
 
     arn, user, _ = multi.app()
     assert multi.driver(_rotator(multi)).rotate(arn).succeeded  # user -> clone
@@ -274,7 +274,7 @@ def test_status_shows_the_pair_s_sessions(multi: MultiBed, read_all_stats: None)
 
 
 def test_status_without_a_master_says_why_not(multi: MultiBed) -> None:
-    from tests.functional.test_cli import rotation  # noqa: PLC0415
+    from tests.functional.test_cli import rotation
 
     value = multi.pg.secret_value("nobody_here", "not-a-password")
     arn = multi.secret(value)
@@ -286,8 +286,8 @@ def test_status_without_a_master_says_why_not(multi: MultiBed) -> None:
 def test_status_of_a_single_user_secret_shows_no_pair(multi: MultiBed) -> None:
     """A secret with a masterarn that is rotated single-user: no "<user>_clone" exists and
     nothing names it AWSPREVIOUS, so status does not invent one."""
-    from rotation_tools.pair_sessions import collect_pair_sessions  # noqa: PLC0415
-    from tests.functional.test_cli import rotation  # noqa: PLC0415
+    from rotation_tools.pair_sessions import collect_pair_sessions
+    from tests.functional.test_cli import rotation
 
     arn, user, password = multi.app()
     report = collect_pair_sessions(multi.sm, arn)
@@ -303,7 +303,7 @@ def test_status_of_a_single_user_secret_shows_no_pair(multi: MultiBed) -> None:
 def test_status_shows_a_missing_member_of_a_pair(multi: MultiBed) -> None:
     """AWSPREVIOUS names the other user of the pair but its role was dropped: listed, and
     said to be missing."""
-    from rotation_tools.pair_sessions import collect_pair_sessions  # noqa: PLC0415
+    from rotation_tools.pair_sessions import collect_pair_sessions
 
     arn, user, _ = multi.app()
     assert multi.driver(_rotator(multi)).rotate(arn).succeeded  # user -> clone
@@ -321,7 +321,7 @@ def test_status_shows_a_missing_member_of_a_pair(multi: MultiBed) -> None:
 
 
 def test_status_does_not_use_a_master_for_another_host(multi: MultiBed) -> None:
-    from rotation_tools.pair_sessions import collect_pair_sessions  # noqa: PLC0415
+    from rotation_tools.pair_sessions import collect_pair_sessions
 
     elsewhere = multi.master_secret(host="other-db.invalid")
     arn, _, _ = multi.app(master_arn=elsewhere)

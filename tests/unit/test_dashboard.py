@@ -177,8 +177,8 @@ def test_the_dimension_values_are_the_ones_emitted() -> None:
             if fields[0] == NAMESPACE:
                 assert pairs["service"] == "rotation"
                 strategies.add(pairs.get("Strategy"))
-    from handlers.multi_user import PostgresMultiUser  # noqa: PLC0415
-    from handlers.single_user import PostgresSingleUser  # noqa: PLC0415
+    from handlers.multi_user import PostgresMultiUser
+    from handlers.single_user import PostgresSingleUser
 
     assert strategies - {None} == {PostgresSingleUser.name, PostgresMultiUser.name}
 

@@ -338,7 +338,7 @@ def test_an_impostor_is_no_refused_credential_and_is_not_retried() -> None:
 
 def test_a_refused_method_is_not_advised_around_for_an_impostor() -> None:
     """An authentication code no server sends is not "set PGREQUIREAUTH to allow it"."""
-    from rotation_contract.pg.login import auth_method_problem  # noqa: PLC0415
+    from rotation_contract.pg.login import auth_method_problem
 
     unknown = FailedLoginError(
         'authentication method requirement "scram-sha-256,md5" failed: server requested an '

@@ -42,7 +42,7 @@ def _configure_output(args: argparse.Namespace, console: Any) -> None:
     if not getattr(args, "verbose", False):
         # The handlers log JSON lines and EMF metrics for CloudWatch: noise here unless asked.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    from rotation.observability import logger  # noqa: PLC0415
+    from rotation.observability import logger
 
     handler = logger.registered_handler
     if isinstance(handler, logging.StreamHandler):
@@ -50,7 +50,7 @@ def _configure_output(args: argparse.Namespace, console: Any) -> None:
     if not getattr(args, "verbose", False):
         logger.setLevel(logging.CRITICAL)
     if not args.json and sys.stderr.isatty():
-        from rotation_tools.progress import Progress  # noqa: PLC0415
+        from rotation_tools.progress import Progress
 
         console.progress = Progress(sys.stderr)
         console.progress.attach()
@@ -58,23 +58,23 @@ def _configure_output(args: argparse.Namespace, console: Any) -> None:
 
 def _cmd_demo(args: argparse.Namespace, console: Any) -> int:
     require_test_bed("demo")
-    from rotation_tools.demo import run_demo  # noqa: PLC0415
+    from rotation_tools.demo import run_demo
 
     return run_demo(console)
 
 
 def _cmd_sandbox(args: argparse.Namespace, console: Any) -> int:
     require_test_bed("sandbox")
-    from rotation_tools.sandbox import run_sandbox  # noqa: PLC0415
+    from rotation_tools.sandbox import run_sandbox
 
     return run_sandbox(console)
 
 
 def _cmd_status(args: argparse.Namespace, console: Any) -> int:
-    from rotation_tools.status import collect_status, render  # noqa: PLC0415
+    from rotation_tools.status import collect_status, render
 
     if args.all or args.filter or not args.secret:
-        from rotation_tools.cli_fleet import cmd_status_all  # noqa: PLC0415
+        from rotation_tools.cli_fleet import cmd_status_all
 
         return cmd_status_all(args, console)
     status = collect_status(secrets_manager(args), args.secret, remedies=Remedies.from_args(args))
@@ -84,8 +84,8 @@ def _cmd_status(args: argparse.Namespace, console: Any) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
-    from rotation_tools.doctor import run_doctor  # noqa: PLC0415
-    from rotation_tools.infer import strategy_for_command  # noqa: PLC0415
+    from rotation_tools.doctor import run_doctor
+    from rotation_tools.infer import strategy_for_command
 
     strategy = strategy_for_command(secrets_manager(args), args.secret, args.strategy, console)
     if strategy is None:
@@ -107,14 +107,14 @@ def _cmd_doctor(args: argparse.Namespace, console: Any) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace, console: Any) -> int:
-    from rotation_tools.cli_fleet import cmd_verify  # noqa: PLC0415
+    from rotation_tools.cli_fleet import cmd_verify
 
     return cmd_verify(args, console)
 
 
 def _cmd_invoke(args: argparse.Namespace, console: Any) -> int:
-    from rotation_tools.local_invoke import invoke  # noqa: PLC0415
-    from rotation_tools.sam_template import UnknownFunctionError  # noqa: PLC0415
+    from rotation_tools.local_invoke import invoke
+    from rotation_tools.sam_template import UnknownFunctionError
 
     overrides = {}
     for item in args.parameter_overrides:
@@ -149,7 +149,7 @@ _STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 def _show_invocation(args: argparse.Namespace, console: Any, result: Any, took_s: float) -> None:
     """What ran, on what, what it returned, and the step that follows (its command)."""
-    from rotation_tools.local_invoke import load_event  # noqa: PLC0415
+    from rotation_tools.local_invoke import load_event
 
     event = load_event(args.event, secret_id=args.secret_id, token=args.token)
     step = event.get("Step")
@@ -185,7 +185,7 @@ def _show_invocation(args: argparse.Namespace, console: Any, result: Any, took_s
 
 
 def _cmd_check_task_def(args: argparse.Namespace, console: Any) -> int:
-    from rotation_tools.ecs_task_def import check_task_definition  # noqa: PLC0415
+    from rotation_tools.ecs_task_def import check_task_definition
 
     try:
         document = json.loads(args.file.read_text())
@@ -204,7 +204,7 @@ def _cmd_check_task_def(args: argparse.Namespace, console: Any) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace, console: Any) -> int:
-    from rotation_tools.plan import cmd_plan  # noqa: PLC0415
+    from rotation_tools.plan import cmd_plan
 
     return cmd_plan(args, console)
 
@@ -225,7 +225,7 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from rotation_tools.console import Console  # noqa: PLC0415
+    from rotation_tools.console import Console
 
     console = Console(json_mode=args.json)  # keeps the real stdout
     _configure_output(args, console)
@@ -240,10 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.result({"ok": False, "interrupted": True, "error": message})
         return EXIT_INTERRUPTED
     except Exception as exc:  # one clear line for anything expected to go wrong
-        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        from rotation import RotationError  # noqa: PLC0415
-        from rotation_tools.sam_template import TemplateError  # noqa: PLC0415
+        from rotation import RotationError
+        from rotation_tools.sam_template import TemplateError
 
         # The test bed's own failures, when it ran (it is loaded only by demo and sandbox,
         # and installed with no wheel).

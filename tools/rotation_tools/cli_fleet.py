@@ -46,7 +46,7 @@ def _progress_line(console: Any) -> Callable[[int, int | None, str], None] | Non
 def cmd_status_all(
     args: argparse.Namespace, console: Any, *, now: Callable[[], datetime.datetime] = _utc_now
 ) -> int:
-    from rotation_tools.fleet import collect_fleet, parse_filter, render_fleet  # noqa: PLC0415
+    from rotation_tools.fleet import collect_fleet, parse_filter, render_fleet
 
     if args.secret and args.all:
         console.error("status takes a SECRET or --all, not both")
@@ -78,9 +78,9 @@ def cmd_status_all(
 def _unreadable(args: argparse.Namespace, client: Any, secret_id: str) -> Any:
     """Why ``secret_id`` cannot be read, classified (not found, denied, KMS, unreachable) as
     every command says it, or None. One DescribeSecret, only for a secret that failed so."""
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    from rotation_tools.cli_session import aws_problem  # noqa: PLC0415
+    from rotation_tools.cli_session import aws_problem
 
     try:
         client.describe_secret(SecretId=secret_id)
@@ -90,11 +90,11 @@ def _unreadable(args: argparse.Namespace, client: Any, secret_id: str) -> Any:
 
 
 def cmd_verify(args: argparse.Namespace, console: Any) -> int:
-    from handlers.pg_config import master_managed_roles  # noqa: PLC0415
-    from rotation.errors import ConfigurationError  # noqa: PLC0415
-    from rotation_tools.infer import strategy_for_command  # noqa: PLC0415
-    from rotation_tools.remedies import Remedies, verify_fix  # noqa: PLC0415
-    from rotation_tools.verify import render_verifications, verify_secrets  # noqa: PLC0415
+    from handlers.pg_config import master_managed_roles
+    from rotation.errors import ConfigurationError
+    from rotation_tools.infer import strategy_for_command
+    from rotation_tools.remedies import Remedies, verify_fix
+    from rotation_tools.verify import render_verifications, verify_secrets
 
     if args.master_managed_roles is not None and not args.reconcile:
         console.error("--master-managed-roles applies to --reconcile only")

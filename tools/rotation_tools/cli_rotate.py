@@ -63,10 +63,10 @@ def _interrupted_rotation(args: argparse.Namespace, token: str, steps_done: list
 
 def cmd_rotate(args: argparse.Namespace, console: Any) -> int:
     """Rotate now through the handler code (direct mode); resume a rotation in progress."""
-    from rotation import LocalRotation, RotationFailed  # noqa: PLC0415
-    from rotation.driver import RotationFunctionAttachedError  # noqa: PLC0415
-    from rotation_tools.infer import strategy_for_command  # noqa: PLC0415
-    from rotation_tools.strategies import build_rotator  # noqa: PLC0415
+    from rotation import LocalRotation, RotationFailed
+    from rotation.driver import RotationFunctionAttachedError
+    from rotation_tools.infer import strategy_for_command
+    from rotation_tools.strategies import build_rotator
 
     client = secrets_manager(args)
     strategy = strategy_for_command(client, args.secret, args.strategy, console)
@@ -137,8 +137,8 @@ def _is_aws(endpoint: str) -> bool:
 
 def cmd_start(args: argparse.Namespace, console: Any) -> int:
     """Register a token as RotateSecret does, on an emulator only (see the parser's help)."""
-    from rotation import LocalRotation  # noqa: PLC0415
-    from rotation.driver import LOCAL_FUNCTION_ARN  # noqa: PLC0415
+    from rotation import LocalRotation
+    from rotation.driver import LOCAL_FUNCTION_ARN
 
     client = secrets_manager(args)
     secret = shlex.quote(args.secret)

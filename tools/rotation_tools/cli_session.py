@@ -12,11 +12,11 @@ __all__ = ["aws_problem", "secrets_manager"]
 def secrets_manager(args: argparse.Namespace) -> Any:
     """The command's Secrets Manager client (``--endpoint-url``, ``--region``, ``--profile``),
     kept on ``args`` for :func:`aws_problem`."""
-    import boto3  # noqa: PLC0415  # keeps `rotation --help` fast
-    from botocore.config import Config  # noqa: PLC0415
+    import boto3  # keeps `rotation --help` fast
+    from botocore.config import Config
 
-    from rotation.clients import CONNECT_TIMEOUT_S, READ_TIMEOUT_S  # noqa: PLC0415
-    from rotation.config import secrets_manager_endpoint  # noqa: PLC0415
+    from rotation.clients import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
+    from rotation.config import secrets_manager_endpoint
 
     # The handlers' timeouts: an endpoint that does not answer is an error within seconds,
     # not botocore's default minute per attempt.
@@ -42,7 +42,7 @@ def aws_problem(
     secret_id: str | None = None,
 ) -> Any:
     """The classified Secrets Manager failure behind ``exc`` (see aws_problems), or None."""
-    from rotation_tools.aws_problems import explain  # noqa: PLC0415
+    from rotation_tools.aws_problems import explain
 
     client = getattr(args, "sm_client", None)
     return explain(

@@ -147,7 +147,7 @@ def strategy_for_command(
 
     A secret that cannot be described is left to the command, which says why in its own
     way (not found, access denied...): the strategy does not matter then."""
-    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError
 
     try:
         return resolve_strategy(client, secret_id, given)

@@ -572,9 +572,9 @@ def _render_windows(report: WindowReport, console: Any) -> None:
 
 def cmd_plan(args: argparse.Namespace, console: Any) -> int:
     """``rotation plan SECRET --strategy ...``: 0 when doctor finds nothing, else 1."""
-    from rotation_tools.cli_session import secrets_manager  # noqa: PLC0415
-    from rotation_tools.infer import strategy_for_command  # noqa: PLC0415
-    from rotation_tools.remedies import Remedies, secret_format_fix  # noqa: PLC0415
+    from rotation_tools.cli_session import secrets_manager
+    from rotation_tools.infer import strategy_for_command
+    from rotation_tools.remedies import Remedies, secret_format_fix
 
     strategy = strategy_for_command(secrets_manager(args), args.secret, args.strategy, console)
     if strategy is None:

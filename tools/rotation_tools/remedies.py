@@ -17,7 +17,7 @@ import argparse
 import shlex
 from dataclasses import dataclass
 
-from rotation.errors import RotationError, SecretFormatError
+from rotation_contract.errors import RotationError, SecretFormatError
 from rotation_contract.pg.errors import (
     AuthenticationError,
     AuthMethodError,
@@ -49,7 +49,7 @@ def connection_options(args: argparse.Namespace) -> str:
     act where this one did. ``--endpoint-url``, ``--region`` and ``--profile`` mean the same
     to the aws CLI; an endpoint from SECRETS_MANAGER_ENDPOINT (which the aws CLI does not
     read) is spelled out too."""
-    from rotation.config import secrets_manager_endpoint  # noqa: PLC0415
+    from rotation.config import secrets_manager_endpoint
 
     endpoint = getattr(args, "endpoint_url", None) or secrets_manager_endpoint()
     options = ""

@@ -92,7 +92,7 @@ def _inferred_strategy(
     """How the secret is rotated, when something tells: the rotation function's name, else
     the rotation in progress (multi-user moves to the other user of the pair, single-user
     keeps the user). Reads usernames only; nothing of a value is kept or shown."""
-    from rotation_tools.fleet import recognise_strategy  # noqa: PLC0415
+    from rotation_tools.fleet import recognise_strategy
 
     named = recognise_strategy(lambda_arn)
     if named != "unknown":
@@ -153,7 +153,7 @@ def collect_status(
     status.strategy = _inferred_strategy(client, arn, status.lambda_arn, pending_value)
     _diagnose(status, remedies or Remedies())
     if sessions:
-        from rotation_tools.pair_sessions import collect_pair_sessions  # noqa: PLC0415
+        from rotation_tools.pair_sessions import collect_pair_sessions
 
         status.sessions = collect_pair_sessions(client, arn)
     return status
@@ -276,6 +276,6 @@ def render(status: SecretStatus, console: Any) -> None:
         for remedy in status.remedies:
             console.line(f"  $ {remedy}")
     if status.sessions is not None:
-        from rotation_tools.pair_sessions import render_pair_sessions  # noqa: PLC0415
+        from rotation_tools.pair_sessions import render_pair_sessions
 
         render_pair_sessions(status.sessions, console)

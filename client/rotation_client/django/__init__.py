@@ -26,3 +26,6 @@ each new one logs in with whichever labelled credential the database accepts, so
 go on through a rotation. The backend lives in :mod:`rotation_client.django.base`, where
 Django looks for it; importing this package loads nothing of Django.
 """
+
+# Nothing re-exported: Django imports the backend from .base by the ENGINE's name.
+__all__: list[str] = []

@@ -140,7 +140,7 @@ def _memory_bundle(digest: str, content: bytes) -> Path | None:
         view = memoryview(content)
         while view:
             view = view[os.write(fd, view) :]
-        import fcntl  # noqa: PLC0415  # Linux only, like this branch
+        import fcntl  # Linux only, like this branch
 
         seals = 0
         for name in _SEALS:

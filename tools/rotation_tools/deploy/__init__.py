@@ -9,3 +9,6 @@ against them by the tests.
 - :mod:`~rotation_tools.deploy.rotation_window`: Secrets Manager's schedule rules;
 - :mod:`~rotation_tools.deploy.build_artifact`: the Lambda artifact, without Docker.
 """
+
+# Nothing re-exported: the command and the construct import the module they use.
+__all__: list[str] = []
