@@ -23,7 +23,7 @@ def lambda_handler(event: dict[str, object], context: object) -> str | dict[str,
     verification event (``{"Action": "VerifyCredentials", ...}``), check that the named
     secrets' credentials still log in (:mod:`handlers.verify_lambda`)."""
     if is_verify_event(event):
-        from handlers.verify_lambda import handle_verification  # noqa: PLC0415  # cold start
+        from handlers.verify_lambda import handle_verification  # cold start
 
         return handle_verification(entrypoint, event, context, strategy="single-user")
     return entrypoint(event, context)

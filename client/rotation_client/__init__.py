@@ -33,6 +33,10 @@ With a pool (``pip install psycopg-pool``)::
 
     from rotation_client import make_pool
     pool = make_pool("myapp/prod/db", min_size=2, max_size=10)
+
+The errors an application catches are re-exported here, from their home in the shared
+``rotation_contract`` (the rotation function raises the same classes):
+``rotation_client.AuthenticationError`` is ``rotation_contract.pg.errors.AuthenticationError``.
 """
 
 from __future__ import annotations
@@ -48,16 +52,56 @@ from rotation_client.sources import (
     SecretSource,
     default_source,
 )
+from rotation_contract.errors import (
+    ConfigurationError,
+    ConnectTimeoutError,
+    DeadlineError,
+    RotationError,
+    SecretAccessError,
+    SecretDeletedError,
+    SecretFormatError,
+    SecretReadTimeoutError,
+    SecretsManagerError,
+    SecretsManagerUnavailableError,
+)
+from rotation_contract.pg.errors import (
+    AuthenticationError,
+    AuthMethodError,
+    DatabaseError,
+    ImpostorServerError,
+    LoginConfigurationError,
+    ServerUnavailableError,
+    TlsError,
+    UnreachableError,
+)
 
 __all__ = [
     "DEFAULT_MAX_AGE_S",
+    "AuthMethodError",
+    "AuthenticationError",
+    "ConfigurationError",
     "ConnectRetry",
+    "ConnectTimeoutError",
+    "DatabaseError",
+    "DeadlineError",
     "ExtensionSource",
+    "ImpostorServerError",
     "LoginAttempt",
+    "LoginConfigurationError",
     "RefreshPolicy",
     "RotatingCredentials",
+    "RotationError",
+    "SecretAccessError",
+    "SecretDeletedError",
+    "SecretFormatError",
+    "SecretReadTimeoutError",
     "SecretSource",
+    "SecretsManagerError",
     "SecretsManagerSource",
+    "SecretsManagerUnavailableError",
+    "ServerUnavailableError",
+    "TlsError",
+    "UnreachableError",
     "connect",
     "connect_async",
     "credentials",
