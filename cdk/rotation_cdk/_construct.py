@@ -59,6 +59,7 @@ from rotation_tools.deploy.iam_policy import (
     Target,
     managed_policies,
     statements,
+    uses_rds_api,
 )
 from rotation_tools.deploy.ops_resources import (
     CHECKOV_SKIPS,
@@ -410,10 +411,13 @@ class PostgresRotation(Construct):
         if dashboard:
             self._dashboard(strategy)
 
+        rds_api = uses_rds_api(strategy, master_secret=master_secret is not None)
         if vpc is not None:
             self.node.add_validation(RouteCheck(self, vpc, vpc_subnets))
-            self._warn_about_rds_api(strategy, vpc, vpc_subnets)
-        self._acknowledge_nag_findings(strategy=strategy, vpc=vpc is not None)
+            if rds_api:
+                # At synth, like the route check: endpoints may be added after this construct.
+                Aspects.of(self).add(RdsApiWarning(self, vpc, vpc_subnets))
+        self._acknowledge_nag_findings(rds_api=rds_api, vpc=vpc is not None)
         self._skip_checkov_findings(vpc=vpc is not None, reserved=reserved_concurrency is not None)
 
     # -- synth-time refusals -------------------------------------------------------------
@@ -624,18 +628,9 @@ class PostgresRotation(Construct):
             ),
         )
 
-    # -- what synth can only warn about --------------------------------------------------
-
-    def _warn_about_rds_api(
-        self, strategy: str, vpc: ec2.IVpc, selection: ec2.SubnetSelection | None
-    ) -> None:
-        if strategy == "multi-user":
-            # At synth, like the route check: endpoints may be added after this construct.
-            Aspects.of(self).add(RdsApiWarning(self, vpc, selection))
-
     # -- cdk-nag -------------------------------------------------------------------------
 
-    def _acknowledge_nag_findings(self, *, strategy: str, vpc: bool) -> None:
+    def _acknowledge_nag_findings(self, *, rds_api: bool, vpc: bool) -> None:
         """Acknowledge the deliberate AwsSolutions findings, each with its reason, on this
         construct's own resources only: nothing else in the app is silenced (aws-cdk-lib
         scopes acknowledgments to the construct they are made on; cdk-nag 3 reads them)."""
@@ -653,16 +648,16 @@ class PostgresRotation(Construct):
         for name in managed_policies(vpc=vpc):
             arn = f"Policy::arn:<AWS::Partition>:iam::aws:policy/{name}"
             self._acknowledge(self.role, f"AwsSolutions-IAM4[{arn}]", managed[name])
-        if strategy == "multi-user":
+        if rds_api:
             for kind in ("db", "cluster"):
                 resource = f"arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:{kind}:*"
                 self._acknowledge(
                     self.role,
                     f"AwsSolutions-IAM5[Resource::{resource}]",
                     "read-only rds:DescribeDBInstances/DescribeDBClusters for RDS-managed "
-                    "master secrets and read replicas: which instance or cluster is known "
-                    "only at rotation time, from the secret's host and tags; this account "
-                    "and region only",
+                    "master secrets (and, multi-user, read replicas): which instance or "
+                    "cluster is known only at rotation time, from the secret's host and tags; "
+                    "this account and region only",
                 )
         self._acknowledge(
             self.function,

@@ -101,7 +101,8 @@ class RouteCheck:
 
 @jsii.implements(IAspect)
 class RdsApiWarning:
-    """Multi-user may call the RDS API (RDS-managed master secrets, read replicas): warn,
+    """The function may call the RDS API (RDS-managed master secrets; multi-user also read
+    replicas; :func:`rotation_tools.deploy.iam_policy.uses_rds_api`): warn,
     at synth, when the function is in isolated subnets without an RDS API endpoint. Only a
     warning: whether those calls happen depends on secrets the app cannot see."""
 
@@ -121,8 +122,8 @@ class RdsApiWarning:
             return
         Annotations.of(self._owner).add_warning_v2(
             RDS_API_WARNING,
-            "multi-user rotation in isolated subnets: if the master secret is RDS-managed or "
-            "the user's host is a read replica, the function calls the RDS API too, and this "
+            "rotation in isolated subnets: if the master secret is RDS-managed (or, multi-user, "
+            "the user's host is a read replica), the function calls the RDS API too, and this "
             "VPC has no RDS interface endpoint. Add vpc.add_interface_endpoint('Rds', "
             "service=ec2.InterfaceVpcEndpointAwsService.RDS), or acknowledge this warning "
             f"(Annotations.of(rotation).acknowledge_warning('{RDS_API_WARNING}', reason))",

@@ -182,8 +182,23 @@ def test_multi_user_without_a_master_secret_is_refused() -> None:
 
 
 def test_single_user_may_have_a_master_for_repairs() -> None:
+    """With a master secret, single-user recovery may have to find an RDS-managed master's
+    primary through the RDS API (handlers.master.locate_master): the two describe calls
+    come with the master, and only with it."""
     statements = role_statements(build(with_master=True).json())
-    assert [s["Sid"] for s in statements] == ["RotateTheNamedSecrets", "ReadTheMasterSecret"]
+    assert [s["Sid"] for s in statements] == [
+        "RotateTheNamedSecrets",
+        "ReadTheMasterSecret",
+        "FindRdsManagedMaster",
+    ]
+    (rds,) = [s for s in statements if s["Sid"] == "FindRdsManagedMaster"]
+    assert rds["Action"] == ["rds:DescribeDBInstances", "rds:DescribeDBClusters"]
+    assert [evaluate(r) for r in rds["Resource"]] == [
+        "arn:aws:rds:eu-west-1:111122223333:db:*",
+        "arn:aws:rds:eu-west-1:111122223333:cluster:*",
+    ]
+    without = role_statements(build(with_master=False).json())
+    assert not [a for s in without for a in s["Action"] if a.startswith("rds:")]
 
 
 def test_the_master_cannot_be_the_rotated_secret() -> None:

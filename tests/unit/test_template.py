@@ -89,6 +89,35 @@ def _deployed(role: str, parameters: dict[str, str]) -> list[dict[str, Any]]:
     return list(policy["PolicyDocument"]["Statement"])
 
 
+RDS_DESCRIBE = ["rds:DescribeDBInstances", "rds:DescribeDBClusters"]
+
+
+@pytest.mark.parametrize("master", [False, True], ids=["no-master", "master"])
+def test_single_user_may_locate_an_rds_managed_master_only_when_it_has_a_master(
+    master: bool,
+) -> None:
+    """Single-user recovery finds an RDS-managed master's primary through the RDS API
+    (handlers.master.locate_master): the role has the two describe calls with a master
+    secret, and nothing of the RDS API without one."""
+    parameters = {
+        "RotatedSecretArns": f"{ACCOUNT_ARN}:myapp/prod/db-AbCdEf",
+        **({"MasterSecretArn": EVERYTHING_OPTIONAL["MasterSecretArn"]} if master else {}),
+    }
+    statements = _deployed("SingleUserRole", parameters)
+    rds = [s for s in statements if any(a.startswith("rds:") for a in s["Action"])]
+    if master:
+        (statement,) = rds
+        assert statement["Sid"] == "FindRdsManagedMaster"
+        assert statement["Action"] == RDS_DESCRIBE
+        assert statement["Resource"] == [
+            "arn:aws:rds:eu-west-1:123456789012:db:*",  # the stack's own account
+            "arn:aws:rds:eu-west-1:123456789012:cluster:*",
+        ]
+    else:
+        assert rds == []
+    assert too_broad(statements) == []
+
+
 @pytest.mark.parametrize(
     "rotated",
     [

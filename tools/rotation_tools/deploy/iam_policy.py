@@ -10,8 +10,10 @@ Least privilege, grant by grant:
 - the rotation actions only on the rotated secrets, and only while a secret names this very
   function as its rotation function (``secretsmanager:resource/AllowRotationLambdaArn``);
 - read-only access to the master secret, when there is one;
-- multi-user only: the RDS API's two describe calls, for RDS-managed master secrets and
-  replicas (``handlers/rds.py``);
+- the RDS API's two describe calls, for RDS-managed master secrets and replicas
+  (``handlers/rds.py``): always for multi-user; for single-user only with a master secret,
+  whose recovery finds an RDS-managed master's primary through them
+  (``handlers.master.locate_master``);
 - ``kms:Decrypt`` / ``GenerateDataKey`` on customer managed keys, only through Secrets
   Manager (``kms:ViaService``) and only for the secrets above: Secrets Manager puts the
   secret's ARN in every KMS request's encryption context (``SecretARN``), so the key does
@@ -58,6 +60,7 @@ __all__ = [
     "template_managed_policy_arns",
     "template_statements",
     "too_broad",
+    "uses_rds_api",
 ]
 
 
@@ -109,6 +112,8 @@ class Grant:
     strategies: tuple[str, ...] = STRATEGIES
     # Present only when the deployment has such a resource (a master secret, a CMK).
     optional: bool = False
+    # Present only when the deployment has this other resource (what the grant serves).
+    only_with: Target | None = None
     # The resource id may be "*" (every resource of its type, in this account and region):
     # only where the resource is known at rotation time alone.
     any_of_its_type: bool = False
@@ -138,6 +143,15 @@ GRANTS: tuple[Grant, ...] = (
         Target.RDS_INSTANCES_AND_CLUSTERS,
         strategies=("multi-user",),
         any_of_its_type=True,
+    ),
+    # Single-user asks the RDS API only to locate an RDS-managed master for recovery.
+    Grant(
+        "FindRdsManagedMaster",
+        ("rds:DescribeDBInstances", "rds:DescribeDBClusters"),
+        Target.RDS_INSTANCES_AND_CLUSTERS,
+        strategies=("single-user",),
+        any_of_its_type=True,
+        only_with=Target.MASTER_SECRET,
     ),
     Grant(
         "DecryptThroughSecretsManager",
@@ -171,8 +185,8 @@ def statements(
     """
     _check_strategy(strategy)
     rendered = []
-    for grant in GRANTS:
-        if strategy not in grant.strategies:
+    for grant in _grants_of(strategy):
+        if grant.only_with is not None and grant.only_with not in resources:
             continue
         if grant.target not in resources:
             if grant.optional:
@@ -192,6 +206,21 @@ def statements(
             statement["Condition"] = condition
         rendered.append(statement)
     return rendered
+
+
+def uses_rds_api(strategy: str, *, master_secret: bool) -> bool:
+    """Whether ``strategy``'s role may call the RDS API (with or without a master secret):
+    what a deployment in a VPC must reach, and what cdk-nag is told about."""
+    _check_strategy(strategy)
+    return any(
+        grant.target is Target.RDS_INSTANCES_AND_CLUSTERS
+        and (grant.only_with is not Target.MASTER_SECRET or master_secret)
+        for grant in _grants_of(strategy)
+    )
+
+
+def _grants_of(strategy: str) -> list[Grant]:
+    return [grant for grant in GRANTS if strategy in grant.strategies]
 
 
 _ARN = re.compile(
@@ -317,12 +346,13 @@ def template_statements(strategy: str) -> list[Any]:
             ]
         },
     }
-    targets = [g.target for g in GRANTS if strategy in g.strategies]
     rendered: list[Any] = []
-    for target, statement in zip(
-        targets, statements(strategy, resources=resources, guards=guards), strict=True
+    for grant, statement in zip(
+        _grants_of(strategy),
+        statements(strategy, resources=resources, guards=guards),
+        strict=True,
     ):
-        condition = _TEMPLATE_CONDITIONS.get(target)
+        condition = _TEMPLATE_CONDITIONS.get(grant.only_with or grant.target)
         rendered.append(
             statement if condition is None else {"Fn::If": [condition, statement, _NO_VALUE]}
         )
