@@ -95,9 +95,12 @@ def check(site: Site) -> tuple[list[Broken], dict[str, list[str]]]:
                 broken.append(Broken(name, link, "leaves the site"))
             elif not target.is_file():
                 broken.append(Broken(name, link, "no such file"))
-            elif parts.fragment and target.suffix == ".html":
-                if unquote(parts.fragment) not in site.ids.get(target, set()):
-                    broken.append(Broken(name, link, "no such anchor"))
+            elif (
+                parts.fragment
+                and target.suffix == ".html"
+                and unquote(parts.fragment) not in site.ids.get(target, set())
+            ):
+                broken.append(Broken(name, link, "no such anchor"))
     return broken, external
 
 

@@ -12,7 +12,6 @@ from aws_cdk import Stack, assertions
 from tests.cdk.conftest import ROOT
 from tests.cdk.stacks import of_type
 
-
 EXAMPLE = ROOT / "examples" / "cdk" / "app.py"
 
 
