@@ -133,3 +133,7 @@ def render(parser: argparse.ArgumentParser | None = None) -> str:
             out += [f"| {o.names} | {o.value} | {o.default} | {o.help} |" for o in rows]
             out.append("")
     return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render())

@@ -342,3 +342,7 @@ def render() -> str:
                 f"{_fill(described.meaning, secret_values)} |"
             )
     return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(render())

@@ -180,7 +180,11 @@ def render() -> str:
                 "",
                 f"**Cause.** {e.cause}",
                 "",
-                f"**Fix.** {e.fix}",
+                f"**Fix.** {e.fix[:1].upper()}{e.fix[1:]}",
                 "",
             ]
     return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render())

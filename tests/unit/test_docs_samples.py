@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted((ROOT / "docs").rglob("*.md"))
 # A few lines: a command or two, a short call. Anything longer is an example file.
 MAX_INLINE_LINES = 8
-_FENCE = re.compile(r"^```[\w-]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# Code blocks: a language other than `text` (a block without one is a diagram or output).
+_FENCE = re.compile(r"^```(?!text\b)[\w-]+\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', re.MULTILINE)
 
 
