@@ -2,8 +2,8 @@
 
 Every public exception class of the distributions (:data:`PACKAGES`, walked module by
 module) is an entry. What it means and what fixes it are written once, in the class's
-docstring: its text up to a paragraph that starts with ``Fix:`` is the cause, that paragraph
-the fix. So a message, the catalogue and the code cannot drift apart:
+docstring: its text up to ``Fix:`` (a paragraph of its own, or the last sentence) is the
+cause, what follows the fix. So a message, the catalogue and the code cannot drift apart:
 ``tests/unit/test_docs_error_catalogue.py`` fails when a class has no cause or no fix, and
 when an entry names a class that does not exist.
 
@@ -35,7 +35,8 @@ PACKAGES: dict[str, str] = {
     "rotation_tools": "The `rotation` command and the deployment descriptions",
     "testbed": "The test bed (`make demo`, `rotation sandbox`, the tests)",
 }
-_FIX = re.compile(r"^Fix:\s*", re.MULTILINE)
+# "Fix:" starts the fix: a paragraph of its own, or a sentence of the last one.
+_FIX = re.compile(r"(?:^|(?<=\s))Fix:\s*", re.MULTILINE)
 # Sphinx roles in the docstrings (:class:`X`, :mod:`~a.b`) shown as code.
 _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
 # A numpy-style section header: a title line underlined with dashes.
@@ -93,8 +94,8 @@ def error_classes() -> list[type[BaseException]]:
 def parse_docstring(doc: str) -> tuple[str, str]:
     """``(cause, fix)`` from a class docstring; either is empty when missing.
 
-    The cause is the text before the ``Fix:`` paragraph, the fix that paragraph (without
-    the word); numpy sections (``Parameters`` ...) are not part of either.
+    The cause is the text before ``Fix:``, the fix what follows it (without the word);
+    numpy sections (``Parameters`` ...) are not part of either.
     """
     text = _ROLE.sub(r"``\1``", inspect.cleandoc(doc or ""))
     section = _SECTION.search(text)
