@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The one place each side reads its environment, and who reads it there.
 SOURCES: dict[str, str] = {
+    "contract/rotation_contract/secrets_manager.py": "function, client",
     "rotation/config.py": "function",
     "handlers/pg_config.py": "function",
     "contract/rotation_contract/pg/settings.py": "function, client",
@@ -54,7 +55,8 @@ ENVIRONMENT: dict[str, Described] = {
         "unset",
         "Secrets Manager endpoint URL (a VPC endpoint, an emulator). Unset: boto3's own "
         "resolution (`AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL`, the region's "
-        "endpoint). The function and the client read the same variable.",
+        "endpoint). The function and the client read the same variable, each from its own "
+        "environment.",
     ),
     "EXCLUDE_CHARACTERS": Described(
         "`{DEFAULT_EXCLUDE_CHARACTERS}`",

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import connections
 
 from examples.client import async_pool, connect, django_settings, pool, sqlalchemy_engine
-from examples.extend import conformance, file_acl
-from rotation import AWSCURRENT, LocalRotation
+from examples.extend import conformance, file_acl, timing_layer
+from rotation import AWSCURRENT, LocalRotation, Outcome, SecretStore
 from tests.fix_rotation import Bed
 
 pytestmark = pytest.mark.functional
@@ -127,3 +127,15 @@ def test_the_example_lambda_handler_rotates(bed: Bed, tmp_path: Path) -> None:
     assert current["password"] != "first-password"
     assert file_acl.logs_in(current)
     assert not file_acl.FileAcl(str(path)).logs_in("app", "first-password")
+
+
+def test_the_example_layer_sees_every_step(bed: Bed, tmp_path: Path) -> None:
+    arn, _ = _acl_secret(bed, tmp_path)
+    timer = timing_layer.StepTimer()
+    rotator = timing_layer.timed_rotator(
+        file_acl.FileAclStrategy(), SecretStore(bed.handler_client), timer
+    )
+    assert LocalRotation(bed.sm, rotator.handle).rotate(arn).succeeded
+    assert [(step, outcome) for step, outcome, _ in timer.seen] == [
+        (step, Outcome.DONE) for step in ("createSecret", "setSecret", "testSecret", "finishSecret")
+    ]

@@ -25,11 +25,9 @@ def test_every_environment_variable_of_the_code_is_described() -> None:
 
 
 def test_the_function_and_the_client_share_the_endpoint_variable() -> None:
+    """Named once, in the contract both sides import."""
     where = env_constants()["SECRETS_MANAGER_ENDPOINT"]
-    assert [module for module, _ in where] == [
-        "rotation/config.py",
-        "client/rotation_client/_config.py",
-    ]
+    assert [module for module, _ in where] == ["contract/rotation_contract/secrets_manager.py"]
 
 
 def test_every_key_of_the_secret_is_described() -> None:
