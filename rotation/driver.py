@@ -77,7 +77,9 @@ class RotationRun:
 
 class RotationFailed(Exception):  # noqa: N818  # reads as "the rotation failed"
     """A step of a local rotation (:class:`LocalRotation`, ``rotation rotate``) failed; ``run``
-    holds what ran, ``__cause__`` the step's error.
+    holds what ran, ``__cause__`` the step's error. (Secrets Manager's own ``RotationFailed``
+    event, which alarms watch, is another thing: a step of the deployed function failed;
+    see the troubleshooting page.)
 
     Fix: the step's error (``__cause__``, and the message) says; running the rotation again
     resumes it with the same token.
