@@ -14,7 +14,7 @@ PAGES = sorted((ROOT / "docs").rglob("*.md"))
 # A few lines: a command or two, a short call. Anything longer is an example file.
 MAX_INLINE_LINES = 8
 # Code blocks: a language other than `text` (a block without one is a diagram or output).
-_FENCE = re.compile(r"^```(?!text\b)[\w-]+\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(r"^```(?!text\b)[\w-]+[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', re.MULTILINE)
 
 
@@ -38,7 +38,7 @@ def test_no_long_sample_is_written_inline(path: Path) -> None:
 def test_every_example_is_included_by_a_page() -> None:
     included = {name for page in PAGES for name in _SNIPPET.findall(page.read_text())}
     examples = {
-        str(path.relative_to(ROOT / "examples"))
+        str(path.relative_to(ROOT))
         for path in (ROOT / "examples").rglob("*")
         if path.is_file() and path.name != "__init__.py" and "__pycache__" not in path.parts
     }
