@@ -8,6 +8,7 @@ from the error classes.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,16 @@ GENERATED: dict[str, Callable[[], str]] = {
     "reference/configuration.md": config_reference.render,
     "reference/errors.md": error_catalogue.render,
 }
+
+
+# The docstrings cross-reference in Sphinx's roles (:class:`X`, :func:`~a.b`), which
+# mkdocstrings renders as text: shown as the code they name.
+_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj):(<code>)~?")
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    """Drop the role prefix from every rendered page (the API reference's docstrings)."""
+    return _ROLE.sub(r"\1", html)
 
 
 def on_files(files: Files, config: Any) -> Files:
