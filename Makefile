@@ -31,7 +31,7 @@ SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .checkov-venv
 CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet
 
-.PHONY: demo test lint typecheck check bench clean artifact sam soak policy cdk dist
+.PHONY: demo test lint typecheck check bench clean artifact sam soak policy cdk dist docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,7 @@ unless_installed = $(if $(call installed,$(1)),,FORCE)
 LOCAL_MODULES := rotation_tools.cli moto flask yaml
 DEV_MODULES := $(LOCAL_MODULES) pytest hypothesis mypy cfnlint samtranslator
 CDK_MODULES := $(DEV_MODULES) aws_cdk constructs cdk_nag
+DOCS_MODULES := $(DEV_MODULES) mkdocs material mkdocstrings mkdocstrings_handlers.python
 
 $(LOCAL_STAMP): $(PROJECT_FILES) $$(call unless_installed,$(LOCAL_MODULES)) | $(BIN)/python
 	$(PIP) install --quiet $(LOCAL_INSTALL)
@@ -108,7 +109,7 @@ $(CDK_STAMP): $(DEV_STAMP) cdk/pyproject.toml $$(call unless_installed,$(CDK_MOD
 
 cdk: $(CDK_STAMP)
 	$(BIN)/mypy -p rotation_cdk
-	$(BIN)/mypy $(wildcard tests/cdk/*.py)
+	$(BIN)/mypy $(wildcard tests/cdk/*.py) $(wildcard examples/cdk/*.py)
 	$(BIN)/python -m pytest tests/cdk
 
 $(CHECKOV_VENV)/bin/checkov:
@@ -139,6 +140,20 @@ dist: $(DEV_STAMP)
 		$(BIN)/python -m build --quiet --no-isolation --outdir build/dist $$folder || exit 1; \
 	done
 	$(BIN)/twine check --strict build/dist/*
+
+# The documentation site (mkdocs.yml): MkDocs, Material and mkdocstrings (the `docs`
+# dependency group) in the dev venv, whose distributions the site's hooks read to generate
+# the command, configuration and error references. Strict and offline, into build/site (a
+# folder of static files); then every internal link and anchor of the built site is
+# checked (external links are listed in build/external-links.txt, not fetched).
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(DEV_STAMP) pyproject.toml $$(call unless_installed,$(DOCS_MODULES))
+	$(PIP) install --quiet --group docs
+	@touch $@
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	$(BIN)/python -m docs.hooks.check_links build/site
 
 artifact:
 	rm -rf build/lambda

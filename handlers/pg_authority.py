@@ -110,11 +110,24 @@ _MANAGED_HELP = (
 
 
 class AuthorityError(DatabaseError):
-    """The master was asked to change a role it has no authority over; nothing changed."""
+    """The master was asked to change a role it has no authority over: its own role, a
+    privileged role (``SUPERUSER``, ``CREATEROLE``, ``BYPASSRLS``, ``REPLICATION``, a member of
+    one or of ``rds_superuser``), or, in single-user recovery or reconcile, a role
+    ``MASTER_MANAGED_ROLES`` does not list. Nothing changed.
+
+    Fix: point the secret at the application's own user; a privileged role rotates with its
+    own credential (single-user) or by hand. For recovery, list the role (or its prefix) in
+    ``MASTER_MANAGED_ROLES`` if the master may repair it, else reset its password by hand.
+    """
 
 
 class PairError(AuthorityError):
-    """A role with the alternate user's name is not the user's rotation partner."""
+    """A role with the alternate user's name (``<user>_clone``) is not the user's rotation
+    partner: it is not a direct member of ``<user>``. It is not taken over; nothing changed.
+
+    Fix: if that role really is the clone, adopt it deliberately with the ``GRANT`` the message
+    gives (``GRANT user TO user_clone``); otherwise rename or drop the stranger.
+    """
 
 
 @dataclass(frozen=True)

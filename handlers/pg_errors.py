@@ -20,12 +20,22 @@ __all__ = ["ReadOnlyHostError", "ReplicaLagError", "pair_lock_error", "statement
 
 
 class ReadOnlyHostError(DatabaseError):
-    """The secret's host is a read-only standby, where no password can be changed."""
+    """The secret's host is a read-only standby, where no password can be changed (single-user
+    setSecret; SQLSTATE 25006). Nothing changed.
+
+    Fix: point ``host`` at the writer (the primary instance, or the cluster's writer
+    endpoint), or rotate multi-user, which changes the password on the primary.
+    """
 
 
 class ReplicaLagError(DatabaseError):
-    """The new password did not reach the standby named by ``host`` within the step's
-    time. Secrets Manager's re-attempt tests again."""
+    """The new password did not reach the standby named by ``host`` within the step's time
+    (multi-user testSecret on a read replica).
+
+    Fix: usually none: Secrets Manager's re-attempt tests again. If it recurs, check the
+    replica's lag (``pg_stat_replication``, ``recovery_min_apply_delay``) or raise the
+    function's timeout.
+    """
 
 
 # How to find the session that holds the lock, for the error message.

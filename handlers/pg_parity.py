@@ -83,7 +83,14 @@ _SPACE = " \t\n\r\f\v"
 
 
 class ParityError(DatabaseError):
-    """The clone could not be made to match its owner; the transaction rolled back."""
+    """The clone could not be made to match its owner (its settings, limits, validity and
+    memberships); the transaction rolled back and AWSCURRENT keeps working. The message lists
+    every item with its fix.
+
+    Fix: as listed: ``GRANT SET ON PARAMETER name TO master`` for a superuser-only or custom
+    setting (PostgreSQL 15+), ``GRANT grp TO master WITH ADMIN OPTION`` for a membership
+    (16+), or set the item on the clone by hand (an extension's list setting).
+    """
 
 
 def split_guc_list(stored: str) -> list[str]:

@@ -57,7 +57,15 @@ _warned_lock = threading.Lock()
 
 
 class StragglerError(DatabaseError):
-    """``STRAGGLER_POLICY=refuse`` and the user about to be changed still has sessions."""
+    """``STRAGGLER_POLICY=refuse`` and the user about to be changed still has sessions: multi-user
+    setSecret found clients still logged in as the user whose password this rotation is about
+    to change (AWSPREVIOUS's: they would fail at their next login). The message names each
+    session (address, application, since when). Nothing changed.
+
+    Fix: move those clients to AWSCURRENT (restart them, or make them re-read the secret);
+    Secrets Manager's re-attempt with the same token then completes. Or set
+    ``STRAGGLER_POLICY=warn`` (the default) to log them and go on.
+    """
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,14 @@ __all__ = [
 
 
 class RdsError(RotationError):
-    """An RDS API call failed, or the RDS API does not know the database a tag names."""
+    """An RDS API call failed, or the RDS API does not know the database a tag names (an
+    RDS-managed master secret, a read replica's primary). The message names the call and the
+    cause.
+
+    Fix: allow ``rds:DescribeDBInstances`` and ``rds:DescribeDBClusters`` to the function's
+    role; give it a route to the RDS API (an interface endpoint ``com.amazonaws.<region>.rds``
+    or a NAT gateway); check the secret's tag names an existing instance or cluster.
+    """
 
 
 INSTANCE_TAG = "aws:rds:primaryDbInstanceArn"

@@ -37,7 +37,11 @@ LogsIn = Callable[[Mapping[str, Any]], bool]
 
 
 class ConformanceError(AssertionError):
-    """A strategy broke the contract; the message says which check and where."""
+    """A strategy broke the contract; the message says which check and where.
+
+    Fix: make the method the message names keep its re-run contract (the strategy protocol's
+    docstrings state each one), then run the check again.
+    """
 
 
 def _value(client: SecretsManagerClient, secret_id: str, stage: str) -> dict[str, Any] | None:

@@ -76,7 +76,14 @@ class RotationRun:
 
 
 class RotationFailed(Exception):  # noqa: N818  # reads as "the rotation failed"
-    """A step failed; ``run`` holds what ran, ``__cause__`` the step's error."""
+    """A step of a local rotation (:class:`LocalRotation`, ``rotation rotate``) failed; ``run``
+    holds what ran, ``__cause__`` the step's error. (Secrets Manager's own ``RotationFailed``
+    event, which alarms watch, is another thing: a step of the deployed function failed;
+    see the troubleshooting page.)
+
+    Fix: the step's error (``__cause__``, and the message) says; running the rotation again
+    resumes it with the same token.
+    """
 
     def __init__(self, run: RotationRun, step: Step, error: BaseException) -> None:
         super().__init__(f"{step.value} failed: {error}")
@@ -88,8 +95,10 @@ class RotationFunctionAttachedError(StagingError):
     """A direct rotation refused: Secrets Manager rotates this secret with a function.
 
     ``function_arn`` names it. Rotating from elsewhere at the same time could race with a
-    rotation Secrets Manager starts; the safe ways are RotateSecret (through the function)
-    or an explicit ``force``.
+    rotation Secrets Manager starts.
+
+    Fix: rotate through the function (``aws secretsmanager rotate-secret --secret-id
+    SECRET``), or pass ``--force`` to ``rotation rotate`` (``force=True``) knowing the risk.
     """
 
     def __init__(self, secret_id: str, function_arn: str) -> None:

@@ -39,8 +39,22 @@ __all__ = [
 
 
 class EventError(RotationError):
-    """The invocation event is malformed: a key is missing, mistyped or unknown."""
+    """The invocation event is malformed: a key is missing, mistyped or unknown, the step is not
+    one of the four, or a verification event is not exactly ``{"Action":
+    "VerifyCredentials", "SecretIds": [...]}`` (1 to 50 secrets).
+
+    Fix: invoke the function with Secrets Manager's event (``Step``, ``SecretId``,
+    ``ClientRequestToken``) or the verification event; ``events/`` holds one of each.
+    """
 
 
 class StagingError(RotationError):
-    """The token or the secret's staging labels do not allow the requested step."""
+    """The token or the secret's staging labels do not allow the requested step: rotation is not
+    enabled, the token is not a version of the secret, its version is not AWSPENDING (the
+    rotation was superseded or completed), the pending version has no value yet, or another
+    rotation holds AWSPENDING (a direct rotation never takes it).
+
+    Fix: start rotations through Secrets Manager (``rotate-secret``) or ``rotation rotate``,
+    which register the token; ``rotation status SECRET`` explains a stuck rotation and prints
+    the commands that finish or clear it.
+    """

@@ -48,7 +48,13 @@ _INSTALL_HINT = (
 
 
 class ClusterError(RuntimeError):
-    """A throwaway cluster could not be made or started: the message says why and the fix."""
+    """A throwaway cluster (``make demo``, ``rotation sandbox``, the tests) could not be made or
+    started: the message says why.
+
+    Fix: as the message says; usually install the PostgreSQL server binaries
+    (``apt-get install postgresql``, ``brew install postgresql``) or set ``PG_BINDIR`` to the
+    directory of their ``initdb`` and ``pg_ctl``.
+    """
 
 
 def free_port() -> int:

@@ -1,5 +1,5 @@
-"""The README's offline sequence (`rotation start`, then `rotation invoke --endpoint-url` for
-each step), and printed commands that act where the command looked."""
+"""The offline sequence of docs/deploy/local.md (`rotation start`, then `rotation invoke
+--endpoint-url` for each step), and printed commands that act where the command looked."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _rotation(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     )  # fmt: skip
 
 
-def test_the_offline_sequence_of_the_readme(bed: Bed) -> None:
+def test_the_offline_sequence_of_the_docs(bed: Bed) -> None:
     arn, _, _ = bed.user_secret()
     url = bed.sm.meta.endpoint_url
     env = _without_endpoint_env()

@@ -215,7 +215,7 @@ def test_make_pool_takes_a_callable_kwargs_and_checks_what_it_returns(bed: Bed) 
     with pytest.raises(TypeError, match="user= is refused"):
         refused.connection_class.connect(**returned)
 
-    # current_parameters belongs to a plain pool (as the README says), not to make_pool.
+    # current_parameters belongs to a plain pool (as docs/client/pools.md says), not to make_pool.
     with pytest.raises(TypeError, match="current_parameters is refused here"):
         make_pool(arn, credentials_=creds, kwargs=creds.current_parameters, open=False)
     with (

@@ -134,7 +134,7 @@ def test_single_user_plan_changes_nothing_and_matches_the_rotation(bed: Bed) -> 
     )  # fmt: skip
     assert login["require_auth"] == "scram-sha-256,md5"
     assert f"ALTER ROLE \"{user}\" PASSWORD '<redacted>'" in text
-    assert sum(len(s["secrets_manager"]) for s in document["steps"]) == 8  # the README's count
+    assert sum(len(s["secrets_manager"]) for s in document["steps"]) == 8  # the docs' count
 
     log = ServerLog(bed.pg)
     run = bed.driver(bed.rotator()).rotate(arn)
@@ -165,7 +165,7 @@ def test_multi_user_plan_matches_the_rotation(multi: MultiBed, rotations_before:
     assert [login["credential"] for login in set_step["logins"]] == [
         "AWSPENDING", "AWSCURRENT", "the master secret",
     ]  # fmt: skip
-    assert sum(len(s["secrets_manager"]) for s in document["steps"]) == 9  # the README's count
+    assert sum(len(s["secrets_manager"]) for s in document["steps"]) == 9  # the docs' count
     verb = "ALTER ROLE" if rotations_before else "CREATE ROLE"
     assert f'{verb} "{user}_clone"' in text
     assert "statement_timeout" in text

@@ -418,7 +418,7 @@ def test_a_hand_rollback_names_an_expired_user_and_moving_forward_again_heals_it
     multi: MultiBed,
 ) -> None:
     """Operator: moves AWSCURRENT back to the previous version by hand after a TTL
-    rotation (README, Bounded overlap). AWSCURRENT then names the expired user; moving
+    rotation (docs/concepts/bounded-overlap.md). AWSCURRENT then names the expired user; moving
     AWSCURRENT forward to the version the rotation made current again heals it, and the
     next rotation runs as usual."""
     arn, _, _ = multi.app()

@@ -64,7 +64,7 @@ PACKAGES: dict[str, Package] = {
 }
 OURS = tuple(PACKAGES)
 # Outside the distributions: they may import any of ours, and nothing imports them.
-NOT_PACKAGED = ("tests", "bench")
+NOT_PACKAGED = ("tests", "bench", "examples")
 
 # Allowed to read the environment on the Lambda side: its configuration modules.
 LAMBDA_SIDE = ("rotation", "handlers")

@@ -39,7 +39,13 @@ STRATEGIES = ("single-user", "multi-user")
 
 
 class StrategyError(Exception):
-    """The strategy cannot be inferred, or ``--strategy`` contradicts the evidence."""
+    """The strategy cannot be inferred (a secret with a ``masterarn`` and no pair yet), or
+    ``--strategy`` contradicts the evidence (e.g. single-user on a secret whose AWSPREVIOUS is
+    the other user of its pair). The command exits 2 and changes nothing.
+
+    Fix: pass the ``--strategy`` the message names; drop an override that contradicts the
+    secret.
+    """
 
 
 @dataclass(frozen=True)

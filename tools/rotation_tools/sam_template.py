@@ -39,11 +39,20 @@ _SUB = re.compile(r"\$\{([^}!]+)\}")
 
 
 class UnknownFunctionError(ValueError):
-    """The template has no function of that logical id (a usage error: exit 2)."""
+    """The template has no function of that logical id (a usage error: exit 2).
+
+    Fix: name one of the template's functions (``SingleUserFunction``, ``MultiUserFunction``),
+    or pass the right template with ``--template``.
+    """
 
 
 class TemplateError(Exception):
-    """The template, a parameter or an env-vars file cannot be used."""
+    """The template, a parameter or an env-vars file cannot be used by ``rotation invoke``: a
+    parameter with no value, a value the template refuses, a file that is not JSON.
+
+    Fix: as the message says: the ``--parameter-overrides KEY=VALUE`` or the env-vars file it
+    names.
+    """
 
 
 class _Loader(yaml.SafeLoader):

@@ -45,7 +45,13 @@ _CRON = re.compile(r"cron\(([^()]+)\)")
 
 
 class WindowError(ValueError):
-    """A schedule or window Secrets Manager would refuse; the message states its rule."""
+    """A schedule or window Secrets Manager would refuse (a rate under 4 hours, windows less than
+    4 hours apart, a window that runs into the next one or the next UTC day); the message
+    states its rule.
+
+    Fix: choose a schedule and window (``RotationScheduleExpression``, ``RotationWindow``; the
+    construct's ``schedule``, ``window``) within the rule the message quotes.
+    """
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Samples of the documentation (see examples/__init__.py)."""
