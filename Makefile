@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 # (which includes it). Two stamps, so that `make demo` then `make test` installs the rest.
 LOCAL_STAMP := $(VENV)/.installed-local
 DEV_STAMP := $(VENV)/.installed-dev
+# The docs group (MkDocs and its plugins) besides dev: `make docs` and `make typecheck`.
+DOCS_STAMP := $(VENV)/.installed-docs
 PIP := $(BIN)/python -m pip
 # The repository's distributions, each from its folder (docs/architecture.md), editable: the
 # rotation function's (.), what it shares with the client (contract), the command (tools),
@@ -75,7 +77,8 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint template.yaml
 
-typecheck: $(DEV_STAMP)
+# The docs group too: the site's hooks (docs/hooks) are typed against MkDocs.
+typecheck: $(DOCS_STAMP)
 	$(BIN)/mypy
 
 # Branch coverage of the whole suite, subprocesses included (pyproject: [tool.coverage]),
@@ -146,7 +149,6 @@ dist: $(DEV_STAMP)
 # the command, configuration and error references. Strict and offline, into build/site (a
 # folder of static files); then every internal link and anchor of the built site is
 # checked (external links are listed in build/external-links.txt, not fetched).
-DOCS_STAMP := $(VENV)/.installed-docs
 $(DOCS_STAMP): $(DEV_STAMP) pyproject.toml $$(call unless_installed,$(DOCS_MODULES))
 	$(PIP) install --quiet --group docs
 	@touch $@
