@@ -23,6 +23,7 @@ from rotation.errors import RotationError, SecretsManagerError, StagingError
 from rotation.event import RotationEvent, Step, parse_event
 from rotation.events import RotationEvents
 from rotation.middleware import Invocation, Promotion, StepMiddleware, compose, lambda_stack
+from rotation.middleware.sanitise import SanitiseErrors
 from rotation.observability import logger
 from rotation.password import generate_password
 from rotation.proofs import ProofMemo
@@ -50,6 +51,8 @@ from rotation.strategy import (
 )
 
 __all__ = ["Outcome", "Rotator"]
+
+_SANITISE = SanitiseErrors()
 
 # Why finishSecret refuses a pending version it could not log in with, and the fix.
 _UNPROVEN = (
@@ -143,14 +146,26 @@ class Rotator:
         self.store = store
         self.margin_s = margin_s
         self.clock = clock
-        self.middleware: tuple[StepMiddleware, ...] = (
-            tuple(middleware)
-            if middleware is not None
-            else lambda_stack(events=events, clock=clock)
+        # The layers given, outermost first; the sanitiser is not one of them to choose
+        # (see :attr:`layers`): one passed in is dropped, as it always runs innermost.
+        self.middleware: tuple[StepMiddleware, ...] = tuple(
+            layer
+            for layer in (
+                middleware if middleware is not None else lambda_stack(events=events, clock=clock)
+            )
+            if not isinstance(layer, SanitiseErrors)
         )
         self.registrar = registrar
         # Which pending values logged in for their token in this container (see _prove).
         self._proofs = ProofMemo(clock=clock)
+
+    @property
+    def layers(self) -> tuple[StepMiddleware, ...]:
+        """Every layer an invocation runs through, outermost first: the middleware given,
+        then the sanitiser. It is part of the state machine, not a choice: always innermost,
+        so that no layer (a custom one included) ever sees an unscrubbed error, a driver's
+        error or a BaseException holding a secret value."""
+        return (*self.middleware, _SANITISE)
 
     # -- the invocation ---------------------------------------------------------------
 
@@ -161,15 +176,15 @@ class Rotator:
         Raises
         ------
         RotationError
-            Any failure; with the default middleware, with the secret, step and token
-            filled in and every secret value blanked out of the message (and out of every
-            exception it chains to), and no database driver's error in its chain
-            (:mod:`rotation.middleware.sanitise`).
+            Any failure, with the secret, step and token filled in and every secret value
+            blanked out of the message (and out of every exception it chains to), and no
+            database driver's error in its chain (:mod:`rotation.middleware.sanitise`,
+            whatever the middleware).
         """
         invocation = Invocation(
             raw=event, context=context, strategy=self.strategy.name, scrubber=self.store.scrubber
         )
-        return compose(self.middleware, self._step)(invocation)
+        return compose(self.layers, self._step)(invocation)
 
     def _step(self, invocation: Invocation) -> str:
         """The state machine, innermost: what the middleware wraps."""
@@ -255,10 +270,14 @@ class Rotator:
             return Outcome.KEPT
         current = self._current(session, context)
         policy = password_policy_from_env()
+
+        def new_password() -> str:
+            password = generate_password(policy)
+            self.store.scrubber.add(password)  # blanked even if it is never stored
+            return password
+
         result = self.strategy.create(
-            CreateRequest(
-                context=context, current=current, new_password=lambda: generate_password(policy)
-            )
+            CreateRequest(context=context, current=current, new_password=new_password)
         )
         ours = dump_secret_value(result.value)
         if self.registrar is not None and context.token not in context.description.versions:

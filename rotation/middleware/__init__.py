@@ -14,6 +14,10 @@ run :func:`lambda_stack`, outermost first:
 The order is the log's order: the error is finished before anything reports it; the metric,
 then the outcome line, then the event; every line carries the keys.
 
+:class:`SanitiseErrors` is not a layer to choose: :class:`~rotation.Rotator` always runs it
+innermost (``Rotator.layers``), whatever its ``middleware`` says, so that no layer ever
+sees an unscrubbed error or a database driver's.
+
 Example
 -------
 A layer of one's own (a trace span, say) goes around the same interface::

@@ -30,6 +30,14 @@ class SanitiseErrors:
             return call_next(invocation)
         except Exception as exc:
             failure = _contextualise(exc, invocation)
+        except BaseException as exc:
+            # Not turned into a RotationError (it must still stop what it stops), but
+            # scrubbed and cut loose from any driver error all the same.
+            invocation.scrubber.scrub_exception_chain(exc)
+            holder = RotationError("")
+            holder.__cause__ = exc
+            detach_driver_errors(holder)
+            raise
         # Outside the except block: there, Python would chain the exception being handled
         # (perhaps the driver's, holding the password it tried) to it as __context__.
         raise failure
