@@ -16,7 +16,9 @@ PIP := $(BIN)/python -m pip
 # dependency groups (pip >= 25.1).
 PROJECT_FILES := pyproject.toml contract/pyproject.toml client/pyproject.toml tools/pyproject.toml VERSION
 FUNCTION := -e ./contract -e .
-LOCAL_INSTALL := $(FUNCTION) -e './tools[local]'
+# The demo's: the command with its test bed's needs, and the client (`rotation sandbox`
+# prints a client example to run against its database).
+LOCAL_INSTALL := $(FUNCTION) -e './tools[local]' -e ./client
 DEV_INSTALL := $(FUNCTION) -e './tools[local]' -e './client[pool,sqlalchemy,django]' --group dev
 
 # The Lambda artifact: `sam build` calls build-<Function> with ARTIFACTS_DIR (BuildMethod:
@@ -50,7 +52,7 @@ $(BIN)/python:
 FORCE:
 installed = $(shell test -x $(BIN)/rotation && $(BIN)/python -c 'import importlib.util as u, os, sys, rotation_tools; here = os.path.realpath(sys.argv[1]) + os.sep; sys.exit(not (os.path.realpath(rotation_tools.__file__).startswith(here) and all(u.find_spec(m) for m in sys.argv[2:])))' '$(CURDIR)' $(1) >/dev/null 2>&1 && echo yes)
 unless_installed = $(if $(call installed,$(1)),,FORCE)
-LOCAL_MODULES := rotation_tools.cli moto flask yaml
+LOCAL_MODULES := rotation_tools.cli rotation_client moto flask yaml
 DEV_MODULES := $(LOCAL_MODULES) pytest hypothesis mypy cfnlint samtranslator
 CDK_MODULES := $(DEV_MODULES) aws_cdk constructs cdk_nag
 DOCS_MODULES := $(DEV_MODULES) mkdocs material mkdocstrings mkdocstrings_handlers.python

@@ -42,9 +42,9 @@ def _groups(line: str) -> list[str]:
     return [words[i + 1] for i, word in enumerate(words) if word == "--group"]
 
 
-# What the demo runs on: the function's distributions and the command with its `local`
-# extra (moto's server), each editable from its folder.
-DEMO = ["./contract", ".", "./tools[local]"]
+# What the demo runs on: the function's distributions, the command with its `local` extra
+# (moto's server) and the client (the sandbox's example), each editable from its folder.
+DEMO = ["./contract", ".", "./tools[local]", "./client"]
 
 
 def _installs_demo_only(line: str) -> bool:
@@ -54,7 +54,7 @@ def _installs_demo_only(line: str) -> bool:
 def _installs_dev(line: str) -> bool:
     editables = _editables(line)
     return (
-        editables[:3] == DEMO
+        editables[:3] == DEMO[:3]
         and "./client[pool,sqlalchemy,django]" in editables
         and "dev" in _groups(line)
     )
