@@ -43,8 +43,12 @@ def _digest(*parts: object) -> str:
 
 
 def _sources_digest() -> str:
-    """Every file that ``copy_packages`` copies, by path and content."""
+    """Every file that ``copy_packages`` copies, by path and content, and the versions its
+    metadata names."""
     digest = hashlib.sha256()
+    for shipped in build_artifact.SHIPPED:
+        version = build_artifact.shipped_version(shipped.distribution)
+        digest.update(f"{shipped.distribution}=={version}".encode() + b"\0")
     for package in build_artifact.PACKAGES:
         root = build_artifact.package_dir(package)
         for path in sorted(root.rglob("*")):

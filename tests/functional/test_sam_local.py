@@ -125,12 +125,14 @@ import boto3
 import handlers.postgres_single_user as module
 import psycopg, tenacity, aws_lambda_powertools
 from rotation.driver import LocalRotation
+from rotation_contract.aws_calls import ROTATION_DISTRIBUTION, user_agent_extra
 client = boto3.client("secretsmanager")
 run = LocalRotation(client, module.lambda_handler).rotate(sys.argv[1])
 print(json.dumps({"ok": run.succeeded, "token": run.token, "isolated": sys.flags.isolated,
                   "modules": [m.__file__
                               for m in (module, psycopg, tenacity, aws_lambda_powertools)],
                   "boto3": boto3.__file__,
+                  "user_agent": user_agent_extra(ROTATION_DISTRIBUTION),
                   "site_packages": [p for p in sys.path if "site-packages" in p]}))
 """
 
@@ -159,5 +161,8 @@ def test_a_rotation_runs_from_the_artifact_in_an_isolated_interpreter(
     assert report["site_packages"] == []
     assert all(path.startswith(str(out)) for path in report["modules"]), report["modules"]
     assert report["boto3"].startswith(str(runtime))
+    # The artifact carries its distributions' metadata: its calls name the version they run.
+    version = (ROOT / "VERSION").read_text().strip()
+    assert report["user_agent"] == f"pg-secrets-rotation/{version}"
     assert bed.labels(arn)[report["token"]] == [AWSCURRENT]
     assert bed.logs_in(bed.value(arn))

@@ -126,6 +126,30 @@ def copy_packages(out: Path) -> None:
         shutil.copytree(
             package_dir(package), target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
+    for shipped in SHIPPED:
+        write_metadata(out, shipped.distribution, shipped_version(shipped.distribution))
+
+
+def write_metadata(out: Path, distribution: str, version: str) -> None:
+    """The distribution's ``.dist-info`` with its name and version, as pip would install it:
+    ``importlib.metadata.version()`` answers in the function too, so its AWS calls' user
+    agent names the version it runs (``rotation_contract.aws_calls``), not ``unknown``."""
+    stem = f"{re.sub(r'[-_.]+', '_', distribution)}-{version}"
+    for stale in out.glob(f"{re.sub(r'[-_.]+', '_', distribution)}-*.dist-info"):
+        shutil.rmtree(stale)
+    info = out / f"{stem}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
+    )
+
+
+def shipped_version(distribution: str, *, root: Path = ROOT) -> str:
+    """The repository's one version (``VERSION``) in a checkout; else the installed one's."""
+    version_file = root / "VERSION"
+    if version_file.is_file():
+        return version_file.read_text().strip()
+    return importlib.metadata.version(distribution)
 
 
 def package_dir(package: str, *, root: Path = ROOT) -> Path:
