@@ -395,3 +395,20 @@ def test_the_cycle_guard_catches_a_planted_cycle() -> None:
     assert import_cycles(graph) == []
     graph["handlers.rds"].add("handlers.pg_roles")  # a loop through three modules
     assert import_cycles(graph) == [["handlers.pg_connect", "handlers.pg_roles", "handlers.rds"]]
+
+
+def test_the_architecture_page_draws_this_table() -> None:
+    """docs/architecture.md's floors say what each package may import: the same rows."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    block = page.split("```\nfloor 4", 1)[1].split("```", 1)[0]
+    drawn: dict[str, frozenset[str]] = {}
+    for line in ("floor 4" + block).splitlines():
+        if "->" not in line:
+            continue
+        left, _, right = line.partition("->")
+        name = left.split()[-1]
+        targets = right.split("(", 1)[0]
+        drawn[name] = frozenset(
+            word.strip() for word in targets.split(",") if word.strip() and "none" not in word
+        )
+    assert drawn == {name: row.may_import for name, row in PACKAGES.items()}
