@@ -474,7 +474,8 @@ def test_the_default_code_is_the_sam_build_artifact() -> None:
     del template
     (asset,) = [p for p in assets.iterdir() if p.name.startswith("asset.")]
     assert (asset / "handlers" / "postgres_single_user.py").is_file()
-    assert (asset / "rotation" / "pg" / "certs").is_dir()
+    assert (asset / "rotation_contract" / "pg" / "certs").is_dir()
+    assert list(asset.glob("pg_secrets_rotation-*.dist-info/METADATA"))  # its version
     assert (asset / "psycopg").is_dir()
     assert not (asset / "boto3").exists()  # the runtime has it, as in sam build
     # arm64 wheels: psycopg-binary's libpq is built for aarch64.
