@@ -156,7 +156,7 @@ $(DOCS_STAMP): $(DEV_STAMP) pyproject.toml $$(call unless_installed,$(DOCS_MODUL
 	@touch $@
 
 docs: $(DOCS_STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	$(BIN)/python -m docs.hooks.check_links build/site
 
 artifact:

@@ -108,7 +108,8 @@ def open_master(
     floor: str,
     who: str = MASTER_WHO,
 ) -> MasterSession:
-    """Log in as the master (see :meth:`PostgresConnector.connect` for what it raises)."""
+    """Log in as the master (see :meth:`~handlers.pg_connect.PostgresConnector.connect` for
+    what it raises)."""
     conn = connector.connect(master, deadline, who=who, floor=floor, _master=_MASTER_SEAL)
     return MasterSession(conn, password=master.password)
 

@@ -11,7 +11,7 @@ on whatever server connection a pooler chose for it, and is computed from the ti
 has left when the transaction starts (later transactions get less). Advisory locks are
 transaction-scoped for the same reason (:func:`handlers.pg_sql.pair_lock`).
 
-The connector turns each connection it opens into a :class:`BoundedConnection`
+The connector turns each connection it opens into a ``BoundedConnection``
 (:func:`bound`), whatever made it (``psycopg.connect`` or a factory a test injects):
 ``execute`` on an idle connection and ``transaction()`` opening one send the bound first.
 Cursors made with ``conn.cursor()`` are not covered; the handlers use ``conn.execute``.

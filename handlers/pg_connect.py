@@ -6,17 +6,18 @@ Two invariants of the contract hold here, for every login of a rotation:
   every call, so that no strategy can forget it);
 * no cleartext password: libpq's ``require_auth`` (default ``scram-sha-256,md5``,
   ``PGREQUIREAUTH`` overrides) refuses a server asking for a cleartext password or for none
-  at all, before anything is sent: an :class:`AuthMethodError`, never retried.
+  at all, before anything is sent: an
+  :class:`~rotation_contract.pg.errors.AuthMethodError`, never retried.
 
 Why a login failed is decided in :mod:`rotation_contract.pg.login`. A refused credential is an
 :class:`AuthenticationError`, a fact to act on: never retried. A server that breaks the
 authentication protocol (a SCRAM server signature that does not verify) is an impostor: an
-:class:`ImpostorServerError`, raised at once by :meth:`PostgresConnector.try_login` too, so
-that no other credential is offered to it. A missing database, pg_hba.conf
-or TLS that cannot be set up are the same for every credential: never retried either. A
-server that could not be reached, or that answered but takes no login now (starting up,
-shutting down, full), is an :class:`UnreachableError`, retried with backoff until the
-attempts or the step's time run out.
+:class:`~rotation_contract.pg.errors.ImpostorServerError`, raised at once by
+:meth:`PostgresConnector.try_login` too, so that no other credential is offered to it. A
+missing database, pg_hba.conf or TLS that cannot be set up are the same for every
+credential: never retried either. A server that could not be reached, or that answered but
+takes no login now (starting up, shutting down, full), is an :class:`UnreachableError`,
+retried with backoff until the attempts or the step's time run out.
 """
 
 from __future__ import annotations
@@ -159,8 +160,8 @@ class PostgresConnector:
         UnreachableError
             When no attempt reached the server (its name included: DNS resolution is bounded
             by the deadline too), or the server took no login (starting up, shutting down,
-            full: :class:`ServerUnavailableError`), before the retries or the deadline ran
-            out.
+            full: :class:`~rotation_contract.pg.errors.ServerUnavailableError`), before the
+            retries or the deadline ran out.
         DeadlineError
             When the step had no time left for an attempt.
         """
@@ -240,8 +241,9 @@ class PostgresConnector:
     ) -> psycopg.Connection[Any] | AuthenticationError:
         """Like :meth:`connect`, but a refused credential is returned, not raised.
 
-        Only a refusal: an impostor (:class:`ImpostorServerError`) and every other failure
-        are raised, so that a caller trying credentials in turn stops at once.
+        Only a refusal: an impostor
+        (:class:`~rotation_contract.pg.errors.ImpostorServerError`) and every other failure are
+        raised, so that a caller trying credentials in turn stops at once.
         """
         try:
             return self.connect(secret, deadline, who=who, floor=floor)

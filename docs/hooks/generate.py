@@ -8,6 +8,7 @@ from the error classes.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -21,7 +22,10 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from docs.hooks import cli_reference, config_reference, error_catalogue  # noqa: E402
+from docs.hooks import cli_reference, config_reference, error_catalogue, references  # noqa: E402
+
+# Under "mkdocs": a warning here counts for --strict, which fails the build on it.
+log = logging.getLogger("mkdocs.hooks.generate")
 
 GENERATED: dict[str, Callable[[], str]] = {
     "reference/cli.md": cli_reference.render,
@@ -38,6 +42,13 @@ _ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj):(<code>)~?")
 def on_page_content(html: str, **_: Any) -> str:
     """Drop the role prefix from every rendered page (the API reference's docstrings)."""
     return _ROLE.sub(r"\1", html)
+
+
+def on_pre_build(config: Any) -> None:
+    """A docstring's cross-reference that names nothing is a broken link (they render as
+    code, so nothing else would notice): one warning each, which fails the strict build."""
+    for reference in references.unresolved():
+        log.warning("docstring reference names nothing: %s", reference)
 
 
 def on_files(files: Files, config: Any) -> Files:

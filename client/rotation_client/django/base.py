@@ -1,8 +1,8 @@
 """``DatabaseWrapper`` for ``"ENGINE": "rotation_client.django"`` (see the package's docstring).
 
 Django's PostgreSQL backend makes a connection in two places, both overridden here and
-nowhere else: :meth:`get_connection_params` (what the settings say: our ``OPTIONS`` keys
-removed, the secret standing in for the credentials) and :meth:`get_new_connection` (the
+nowhere else: ``get_connection_params`` (what the settings say: our ``OPTIONS`` keys
+removed, the secret standing in for the credentials) and ``get_new_connection`` (the
 login, through :meth:`RotatingCredentials.connect
 <rotation_client.RotatingCredentials.connect>`, which calls Django's own method for each
 credential it tries, so isolation levels and the rest of Django's set-up are untouched).
