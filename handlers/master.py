@@ -74,13 +74,22 @@ class MasterSession:
         return self._conn.info
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def transaction(self, *, writes: bool = True) -> Iterator[psycopg.Connection[Any]]:
         """One transaction whose first statement pins ``search_path``
         (:func:`handlers.pg_sql.pin_search_path`); committed when the block ends, rolled
-        back when it raises. Use the connection it yields inside the block only."""
+        back when it raises. Use the connection it yields inside the block only.
+
+        ``writes``: it asks for READ WRITE (:func:`handlers.pg_roles.read_write`), which a
+        standby refuses; False for a transaction that only reads (asking whether the host
+        is one)."""
         # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
+        from handlers.pg_roles import read_write, server_default_mode
         from handlers.pg_sql import pin_search_path
 
+        if writes:
+            read_write(self._conn)  # the master changes roles: never a read-only default
+        else:
+            server_default_mode(self._conn)
         with self._conn.transaction():
             self._conn.execute(pin_search_path())
             yield self._conn

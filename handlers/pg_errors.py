@@ -21,10 +21,15 @@ __all__ = ["ReadOnlyHostError", "ReplicaLagError", "pair_lock_error", "statement
 
 class ReadOnlyHostError(DatabaseError):
     """The secret's host is a read-only standby, where no password can be changed (single-user
-    setSecret; SQLSTATE 25006). Nothing changed.
+    setSecret: the standby refuses the READ WRITE transaction the change asks for). Nothing
+    changed. A primary whose ``default_transaction_read_only`` is on is no such host: the
+    rotation asks for READ WRITE there, and only something that makes the transaction
+    read-only after it began (a function setting ``transaction_read_only``) gets this error
+    on a primary, with its own message.
 
     Fix: point ``host`` at the writer (the primary instance, or the cluster's writer
-    endpoint), or rotate multi-user, which changes the password on the primary.
+    endpoint), or rotate multi-user, which changes the password on the primary. On a
+    primary, remove what sets ``transaction_read_only`` for the role or database.
     """
 
 

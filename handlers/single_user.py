@@ -51,6 +51,9 @@ __all__ = ["PostgresSingleUser"]
 
 # SQLSTATE read_only_sql_transaction: what a standby answers to ALTER ROLE.
 _READ_ONLY = "25006"
+# SQLSTATE feature_not_supported: what a standby answers to BEGIN READ WRITE (the
+# transaction that changes a password asks for it: handlers.pg_roles.read_write).
+_NO_READ_WRITE = "0A000"
 # PREVIOUS_PASSWORD_TTL is said to be ignored once per container, not on every step.
 _ttl_noted: list[bool] = []
 
@@ -82,6 +85,7 @@ def _set_password(
     from handlers.pg_roles import (
         in_recovery,
         master_set_password,
+        server_default_mode,
         set_own_password,
     )
 
@@ -92,26 +96,32 @@ def _set_password(
         else:
             set_own_password(conn, role, password)
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != _READ_ONLY:
+        sqlstate = getattr(exc.__cause__, "sqlstate", None)
+        if sqlstate not in (_READ_ONLY, _NO_READ_WRITE):
             raise
         where = f"{secret.host}:{secret.port}"
         if isinstance(conn, MasterSession):
-            with conn.transaction() as pinned:
+            with conn.transaction(writes=False) as pinned:
                 standby = in_recovery(pinned)
         else:
+            server_default_mode(conn)
             standby = in_recovery(conn)
         if standby:
-            what = f"the secret's host ({where}) is a read-only standby (a read replica)"
-        else:
-            what = (
-                f"the session at {where} is read-only (default_transaction_read_only is on "
-                "for this role, database or server)"
-            )
+            raise ReadOnlyHostError(
+                f"the secret's host ({where}) is a read-only standby (a read replica), where "
+                f"no password can be changed: {exc.problem}. Point 'host' at the writer (the "
+                "primary instance, or the cluster's writer endpoint); an application that "
+                "reads from a replica can use the multi-user strategy, whose master changes "
+                "passwords on the primary while the users log in at the replica"
+            ) from exc
+        if sqlstate == _NO_READ_WRITE:
+            raise  # not the standby's refusal of BEGIN READ WRITE: some other feature
         raise ReadOnlyHostError(
-            f"{what}, where no password can be changed: {exc.problem}. Point 'host' at the "
-            "writer (the primary instance, or the cluster's writer endpoint); an application "
-            "that reads from a replica can use the multi-user strategy, whose master changes "
-            "passwords on the primary while the users log in at the replica"
+            f"the session at {where} is read-only although the host is the primary: "
+            f"{exc.problem}. Something made the transaction read-only after it began (a "
+            "function or trigger setting transaction_read_only); "
+            "default_transaction_read_only alone does not (the rotation asks for READ "
+            "WRITE). Find what sets it for this role or database and remove it"
         ) from exc
 
 

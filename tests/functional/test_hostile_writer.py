@@ -568,7 +568,7 @@ def _unpinned(statements: list[str]) -> list[str]:
     wrong, state = [], "idle"
     for statement in statements:
         if state == "idle":
-            state = "begun" if statement == "BEGIN" else "idle"
+            state = "begun" if statement in ("BEGIN", "BEGIN READ WRITE") else "idle"
             if state == "idle":
                 wrong.append(statement)
         elif state == "begun":

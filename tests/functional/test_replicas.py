@@ -209,7 +209,8 @@ def test_single_user_on_a_standby_fails_setsecret_naming_the_problem(
     assert isinstance(error, ReadOnlyHostError)
     message = str(error)
     assert f"(127.0.0.1:{standby.port}) is a read-only standby" in message
-    assert "cannot execute ALTER ROLE in a read-only transaction" in message
+    # The standby refuses the read-write transaction the password change asks for.
+    assert "cannot set transaction read-write mode during recovery" in message
     assert "Point 'host' at the writer" in message
     assert counter.total == 1  # AWSCURRENT logged in; no other credential was tried
     current = multi.value(arn)

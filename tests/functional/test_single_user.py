@@ -250,3 +250,18 @@ def test_the_rotation_token_is_passed_to_putsecretvalue(bed: Bed) -> None:
     assert sent[0]["RotationToken"] == "5f0c1a9e-7d1b-4c4e-9a55-1b2c3d4e5f60"
     assert sent[0]["ClientRequestToken"] == token
     assert sent[0]["VersionStages"] == [AWSPENDING]
+
+
+def test_a_role_whose_sessions_default_to_read_only_still_rotates(bed: Bed) -> None:
+    """default_transaction_read_only is a default, not a lock (PostgreSQL: "not a security
+    measure"): on the primary the user's own transaction asks for READ WRITE, and the
+    rotation succeeds. Only a standby refuses (ReadOnlyHostError, test_replicas.py)."""
+    arn, user, old_password = bed.user_secret()
+    with admin_connect(bed.pg) as admin:
+        admin.execute(f'ALTER ROLE "{user}" SET default_transaction_read_only = on')
+    run = bed.driver(bed.rotator()).rotate(arn)
+    assert run.succeeded, run.error
+    current = bed.value(arn)
+    assert current["password"] != old_password
+    assert bed.logs_in(current)
+    assert not bed.logs_in({"username": user, "password": old_password})

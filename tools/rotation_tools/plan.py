@@ -176,17 +176,25 @@ def _login(credential: str, secret: PostgresSecret, floor: str, auth: str, outco
     )  # fmt: skip
 
 
-def _transaction(statements: list[Statement], session: str) -> list[Statement]:
+# A transaction that changes a role asks for READ WRITE (handlers.pg_roles.read_write).
+WRITES = "BEGIN READ WRITE"
+
+
+def _transaction(
+    statements: list[Statement], session: str, *, begin: str = "BEGIN"
+) -> list[Statement]:
     # Every transaction starts with the step's bounds (handlers.pg_bounds): their values
     # are the time left when it starts.
     bounds = _render(bound_transaction(), BOUND_PARAMS, session)
-    return [Statement("BEGIN", [], session), bounds, *statements, Statement("COMMIT", [], session)]
+    return [Statement(begin, [], session), bounds, *statements, Statement("COMMIT", [], session)]
 
 
 def _master_transaction(statements: list[Statement], session: str) -> list[Statement]:
     """A transaction of the master's: its first statement pins search_path
     (handlers.master.MasterSession)."""
-    return _transaction([_render(pin_search_path(), (), session), *statements], session)
+    return _transaction(
+        [_render(pin_search_path(), (), session), *statements], session, begin=WRITES
+    )
 
 
 def build_plan(
@@ -314,6 +322,7 @@ def _single_user(
                 _render(alter_password(planned(user), REDACTED), (), session),
             ],
             session,
+            begin=WRITES,
         ),
         notes=[
             "only if AWSCURRENT is refused: AWSPENDING (already set: nothing to do), then "
