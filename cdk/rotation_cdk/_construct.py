@@ -33,7 +33,13 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from handlers import ENTRYPOINTS
-from handlers.pg_config import ENV_MASTER_MANAGED_ROLES, ENV_PREVIOUS_PASSWORD_TTL, ManagedRoles
+from handlers.pg_config import (
+    ENV_MASTER_MANAGED_ROLES,
+    ENV_PREVIOUS_PASSWORD_TTL,
+    ENV_STRAGGLER_POLICY,
+    STRAGGLER_POLICIES,
+    ManagedRoles,
+)
 from rotation.config import (
     ENV_ENDPOINT,
     ENV_EVENT_BUS_NAME,
@@ -237,6 +243,10 @@ class PostgresRotation(Construct):
         ``VALID UNTIL``; open sessions go on). None: it works until the next rotation. A
         client still holding AWSPREVIOUS fails its next login after it; one more master
         login per rotation.
+    straggler_policy
+        Multi-user only (``STRAGGLER_POLICY``, as ``template.yaml``'s ``StragglerPolicy``):
+        ``"warn"`` (log and count sessions still logged in as the user about to change, and
+        go on) or ``"refuse"`` (fail setSecret naming them). None: ``warn``.
     verification_schedule
         How often to check that the secret's credentials still log in (``rate(1 hour)`` or
         an ``events.Schedule``): an EventBridge rule sends the function the verification
@@ -268,6 +278,7 @@ class PostgresRotation(Construct):
         event_bus: events.IEventBus | None = None,
         master_managed_roles: Sequence[str] | None = None,
         previous_password_ttl: Duration | None = None,
+        straggler_policy: str | None = None,
         verification_schedule: events.Schedule | str | None = None,
         dashboard: bool = True,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
@@ -293,6 +304,17 @@ class PostgresRotation(Construct):
                 "previous_password_ttl is for the multi-user strategy only: single-user "
                 "changes the password in place, so the old one stops at setSecret already"
             )
+        if straggler_policy is not None:
+            if strategy != "multi-user":
+                raise ValueError(
+                    "straggler_policy is for the multi-user strategy only: single-user has "
+                    "no other user whose sessions could be left behind"
+                )
+            if straggler_policy not in STRAGGLER_POLICIES:
+                raise ValueError(
+                    f"straggler_policy must be one of {', '.join(STRAGGLER_POLICIES)}, "
+                    f"got {straggler_policy!r}"
+                )
         managed_roles = ",".join(master_managed_roles or ())
         ManagedRoles.parse(managed_roles, source="master_managed_roles")  # refused at synth
         stack = Stack.of(self)
@@ -365,6 +387,9 @@ class PostgresRotation(Construct):
                     {ENV_PREVIOUS_PASSWORD_TTL: str(int(previous_password_ttl.to_seconds()))}
                     if previous_password_ttl is not None
                     else {}
+                ),
+                **(
+                    {ENV_STRAGGLER_POLICY: straggler_policy} if straggler_policy is not None else {}
                 ),
                 **(environment or {}),
             },

@@ -343,6 +343,16 @@ def test_master_managed_roles_reach_the_function_and_a_bare_wildcard_is_refused(
         build(master_managed_roles=["*"])
 
 
+def test_the_straggler_policy_is_multi_user_and_checked_at_synth() -> None:
+    refusing = build(strategy="multi-user", straggler_policy="refuse").json()
+    variables = _function(refusing)["Properties"]["Environment"]["Variables"]
+    assert variables["STRAGGLER_POLICY"] == "refuse"
+    with pytest.raises(ValueError, match="straggler_policy must be one of warn, refuse"):
+        build(strategy="multi-user", straggler_policy="refuses")
+    with pytest.raises(ValueError, match="multi-user strategy only"):
+        build(straggler_policy="refuse")
+
+
 def test_a_password_policy_with_nothing_to_draw_from_is_refused() -> None:
     policy = PasswordPolicy(
         exclude_numbers=True,

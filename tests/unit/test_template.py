@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from handlers import ENTRYPOINTS
+from handlers.pg_config import STRAGGLER_POLICIES
 from rotation import parse_event
 from rotation_tools.deploy.iam_policy import (
     KMS_KEY_ARN_PATTERN,
@@ -323,6 +324,18 @@ def test_the_environment_mirrors_the_contract_with_defaults() -> None:
     assert overridden.environment["SECRETS_MANAGER_ENDPOINT"] == "http://127.0.0.1:1"
     assert overridden.environment["PASSWORD_LENGTH"] == "40"
     assert overridden.timeout_s == 60
+
+
+def test_the_straggler_policy_reaches_the_multi_user_function() -> None:
+    """StragglerPolicy: warn by default, refuse when asked; CloudFormation refuses a typo."""
+    default = resolve_function(TEMPLATE, "MultiUserFunction")
+    assert default.environment["STRAGGLER_POLICY"] == "warn"
+    refusing = resolve_function(
+        TEMPLATE, "MultiUserFunction", parameter_overrides={"StragglerPolicy": "refuse"}
+    )
+    assert refusing.environment["STRAGGLER_POLICY"] == "refuse"
+    assert TEMPLATE["Parameters"]["StragglerPolicy"]["AllowedValues"] == list(STRAGGLER_POLICIES)
+    assert "STRAGGLER_POLICY" not in resolve_function(TEMPLATE, "SingleUserFunction").environment
 
 
 def test_event_files_are_valid_rotation_events() -> None:
