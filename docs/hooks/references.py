@@ -116,15 +116,33 @@ def _attribute(value: Any, dotted: list[str]) -> bool:
     return True
 
 
-def _from_the_top(target: str) -> bool | None:
-    """Whether ``target`` resolves as a dotted name from the top; None: its module cannot
-    be imported here (an optional dependency), so it is not judged."""
+def _from_the_top(target: str) -> bool:
+    """Whether ``target`` resolves as a dotted name from the top: imported, or, for a
+    module of ours that cannot be imported here (the construct without aws-cdk-lib), read
+    from its source."""
     parts = target.split(".")
     for cut in range(len(parts), 0, -1):
         module = _import(".".join(parts[:cut]))
         if module is not None:
             return _attribute(module, parts[cut:])
+        source = _source_of(".".join(parts[:cut]))
+        if source is not None:
+            rest = parts[cut:]
+            return not rest or rest[0] in _defined_names(source)
     return False
+
+
+def _source_of(module: str) -> Path | None:
+    """The file of a module of ours, found on disk without importing anything."""
+    package, *rest = module.split(".")
+    folder = FOLDERS.get(package)
+    if folder is None:
+        return None
+    base = folder.joinpath(package, *rest)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _defined_names(path: Path) -> set[str]:
