@@ -83,7 +83,7 @@ class MasterSession:
         standby refuses; False for a transaction that only reads (asking whether the host
         is one)."""
         # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
-        from handlers.pg_roles import read_write, server_default_mode
+        from handlers.pg_modes import read_write, server_default_mode
         from handlers.pg_sql import pin_search_path
 
         if writes:

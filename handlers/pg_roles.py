@@ -26,6 +26,7 @@ from handlers.pg_expiry import (
     set_validity,
 )
 from handlers.pg_lock import lock_secret, pair_lock_key
+from handlers.pg_modes import read_write
 from handlers.pg_parity import ParityError, match_owner
 from handlers.pg_sql import (
     alter_password,
@@ -51,9 +52,7 @@ __all__ = [
     "expire_previous",
     "in_recovery",
     "master_set_password",
-    "read_write",
     "run_probe",
-    "server_default_mode",
     "set_own_password",
 ]
 
@@ -78,33 +77,6 @@ def set_own_password(conn: psycopg.Connection[Any], role: str, password: str) ->
             conn.execute(alter_password(target, scram_verifier(conn, role, password)))
     except psycopg.Error as exc:
         raise statement_error(exc, doing) from exc
-
-
-def read_write(conn: psycopg.Connection[Any]) -> None:
-    """The next transaction ``conn`` begins asks for READ WRITE (``BEGIN READ WRITE``).
-
-    ``default_transaction_read_only`` (for the role, the database or the server) is a
-    default, not a lock (PostgreSQL: "not a security measure"): on the primary, a session
-    may ask for read-write. A standby refuses it with the same SQLSTATE as the statement
-    would have (25006), so a replica is still told apart (``handlers.single_user``). Only
-    for an idle connection: psycopg sets it for the transactions it begins.
-    """
-    from psycopg.pq import TransactionStatus
-
-    if conn.info.transaction_status == TransactionStatus.IDLE and conn.read_only is not False:
-        conn.read_only = False
-
-
-def server_default_mode(conn: psycopg.Connection[Any]) -> None:
-    """Undo :func:`read_write`: the next transaction takes the server's default mode (a
-    read-only question to a host that may be a standby). A failed transaction is rolled
-    back first (a standby's refusal of ``BEGIN READ WRITE`` leaves one)."""
-    from psycopg.pq import TransactionStatus
-
-    if conn.info.transaction_status == TransactionStatus.INERROR:
-        conn.rollback()
-    if conn.info.transaction_status == TransactionStatus.IDLE:
-        conn.read_only = None
 
 
 def _take_pair_lock(conn: psycopg.Connection[Any], key: int, doing: str) -> None:

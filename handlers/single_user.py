@@ -82,10 +82,10 @@ def _set_password(
     own error."""
     # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
     from handlers.master import MasterSession
+    from handlers.pg_modes import server_default_mode
     from handlers.pg_roles import (
         in_recovery,
         master_set_password,
-        server_default_mode,
         set_own_password,
     )
 
