@@ -74,14 +74,15 @@ class MasterSession:
         return self._conn.info
 
     @contextmanager
-    def transaction(self, *, writes: bool = True) -> Iterator[psycopg.Connection[Any]]:
+    def transaction(self, *, writes: bool) -> Iterator[psycopg.Connection[Any]]:
         """One transaction whose first statement pins ``search_path``
         (:func:`handlers.pg_sql.pin_search_path`); committed when the block ends, rolled
         back when it raises. Use the connection it yields inside the block only.
 
-        ``writes``: it asks for READ WRITE (:func:`handlers.pg_roles.read_write`), which a
-        standby refuses; False for a transaction that only reads (asking whether the host
-        is one)."""
+        ``writes`` (no default: each caller decides): True for a transaction that changes a
+        role, which asks for READ WRITE (:func:`handlers.pg_modes.read_write`) and which a
+        standby refuses; False for one that only reads (sessions, privileges, whether the
+        host is a standby), which takes the server's default and works on a standby too."""
         # Imported by the steps that log in only: it loads psycopg (~100 ms of cold start).
         from handlers.pg_modes import read_write, server_default_mode
         from handlers.pg_sql import pin_search_path

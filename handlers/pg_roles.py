@@ -99,7 +99,7 @@ def master_set_password(master: MasterSession, action: MasterAction, password: s
     """
     role = action.role
     try:
-        with master.transaction() as conn:
+        with master.transaction(writes=True) as conn:
             _take_pair_lock(conn, master.pair_lock_key(role), f"changing the password of {role!r}")
             target = authorise(conn, action)
             conn.execute(alter_password(target, scram_verifier(conn, role, password)))
@@ -177,7 +177,7 @@ def _ensure_alternate_user_once(
     assert action.pair is not None  # noqa: S101  # checked by the caller
     user, owner = action.role, action.pair[0]
     try:
-        with master.transaction() as conn:
+        with master.transaction(writes=True) as conn:
             _take_pair_lock(conn, master.pair_lock_key(owner), f"setting up user {user!r}")
             exists = conn.execute(role_exists(), (user,)).fetchone() is not None
             target = authorise(conn, action)
@@ -273,7 +273,7 @@ def expire_previous(
     assert action.pair is not None  # noqa: S101  # a pair action by construction
     role, owner = action.role, action.pair[0]
     try:
-        with master.transaction() as conn:
+        with master.transaction(writes=True) as conn:
             _take_pair_lock(
                 conn, master.pair_lock_key(owner), f"giving the previous user {role!r} its expiry"
             )

@@ -132,7 +132,7 @@ def find_sessions(master: MasterSession, users: list[str]) -> Stragglers:
     """Read the sessions of ``users``, as the master (in its own pinned transaction:
     read-only, nothing held)."""
     try:
-        with master.transaction() as conn:
+        with master.transaction(writes=False) as conn:
             row = conn.execute(sees_all_sessions()).fetchone()
             rows = conn.execute(sessions_of(), (users,)).fetchall()
     except psycopg.Error as exc:

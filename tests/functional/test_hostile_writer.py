@@ -666,7 +666,7 @@ def test_the_guard_refuses_a_transaction_that_did_not_pin_search_path(multi: Mul
         authorise(conn, action)
     with (
         multi.master_connect() as conn,
-        MasterSession(conn, password="unused-in-this-test").transaction() as pinned,
+        MasterSession(conn, password="unused-in-this-test").transaction(writes=True) as pinned,
     ):
         assert authorise(pinned, action).role == victim
 

@@ -259,3 +259,20 @@ def test_doctor_tells_single_user_that_the_host_is_a_standby(
     on_primary, _ = _single_user_secret(multi, primary, primary)
     checks = {c.name: c for c in run_doctor(multi.handler_client, on_primary)}
     assert checks["host is writable"].ok is True
+
+
+def test_doctor_reads_the_masters_privileges_at_a_standby(
+    multi: MultiBed, primary: PostgresCluster, standby: PostgresCluster
+) -> None:
+    """The master's read-only transactions take the server's default mode: a standby, which
+    refuses BEGIN READ WRITE, still answers `rotation doctor`'s questions (a role change
+    asks for READ WRITE; nothing else does)."""
+    master_arn = multi.master_secret(port=standby.port)
+    arn, _, _ = multi.app(master_arn=master_arn)
+    caught_up(primary, standby)
+    checks = {
+        check.name: check for check in run_doctor(multi.handler_client, arn, strategy="multi-user")
+    }
+    assert checks["login as the master"].ok is True
+    assert checks["master may create roles"].ok is True, checks["master may create roles"]
+    assert checks["master may grant the user"].ok is True

@@ -373,7 +373,7 @@ def _mirror_on(conn: psycopg.Connection[Any], owner: str, clone: str) -> list[st
         role=clone, what="a test", pair=(owner, clone), managed=ManagedRoles((clone,))
     )
     # In a master transaction (search_path pinned), as every master statement runs.
-    with MasterSession(conn, password="unused-in-this-test").transaction() as pinned:
+    with MasterSession(conn, password="unused-in-this-test").transaction(writes=True) as pinned:
         return match_owner(pinned, owner=owner, clone=authorise(pinned, action))
 
 

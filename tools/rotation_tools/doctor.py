@@ -206,7 +206,7 @@ def _writable(conn: psycopg.Connection[Any]) -> Check:
 
 def _master_privileges(master: MasterSession, user: str) -> Iterator[Check]:
     # The master's reads, like its changes, run in its pinned transactions only.
-    with master.transaction() as conn:
+    with master.transaction(writes=False) as conn:
         yield from _master_privileges_in(conn, user)
 
 

@@ -151,7 +151,7 @@ def _collect(
     other = next(user for user in (owner, alternate_username(owner)) if user != current.username)
     with open_master(connector, as_master, deadline, floor=current.sslmode) as session:
         try:
-            with session.transaction() as conn:
+            with session.transaction(writes=False) as conn:
                 # Whether the other user exists, and when its password expires
                 # (PREVIOUS_PASSWORD_TTL), on the server's clock: one pg_roles query.
                 expiry = read_expiry(conn, other)

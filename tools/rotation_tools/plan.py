@@ -441,11 +441,11 @@ def _master_statements(
         return [], notes, None
     try:
         with as_master:
-            with as_master.transaction() as conn:
+            with as_master.transaction(writes=False) as conn:
                 exists = conn.execute(role_exists(), (user,)).fetchone() is not None
             sessions = find_sessions(as_master, [user])
             version = as_master.info.server_version
-            with as_master.transaction() as conn:
+            with as_master.transaction(writes=False) as conn:
                 states = read_states(conn, (owner, clone))
                 # The plan's own read, not a statement the rotation makes: when the
                 # AWSPREVIOUS user's password expires, judged on the server's clock.
