@@ -208,25 +208,39 @@ class Scrubber:
         return _scrub_value(value, self.blanker(), 0)
 
     def scrub_exception_chain(self, exc: BaseException) -> None:
-        """Blank secrets out of the messages of ``exc`` and every exception it chains to:
-        their ``args``, and the attributes a :class:`~rotation.errors.RotationError` renders
-        from (``problem``, which ``--json`` output and the verification summary read
+        """Blank secrets out of ``exc`` and every exception it renders with (causes,
+        contexts, exception-group members), in place: their ``args`` (strings, and any
+        other argument that renders a secret, as :meth:`scrub_value` does), their notes
+        (``add_note``), and the attributes a :class:`~rotation_contract.errors.RotationError`
+        renders from (``problem``, which ``--json`` output and the verification summary read
         directly, and its context fields)."""
         blank = self.blanker()
-        seen: set[int] = set()
-        current: BaseException | None = exc
-        while current is not None and id(current) not in seen:
-            seen.add(id(current))
-            if any(isinstance(arg, str) and blank(arg) != arg for arg in current.args):
-                current.args = tuple(
-                    blank(arg) if isinstance(arg, str) else arg for arg in current.args
-                )
+        for current in _chain(exc):
+            _scrub_args(current, blank)
+            notes = getattr(current, "__notes__", None)
+            if isinstance(notes, list) and any(
+                blank(_safe_str(note)) != _safe_str(note) for note in notes
+            ):
+                current.__notes__ = [blank(_safe_str(note)) for note in notes]
             if isinstance(current, RotationError):
                 for name in _RENDERED_FIELDS:
                     value = getattr(current, name, None)
                     if isinstance(value, str) and blank(value) != value:
                         setattr(current, name, blank(value))
-            current = current.__cause__ or current.__context__
+
+
+def _scrub_args(exc: BaseException, blank: Callable[[str], str]) -> None:
+    """``exc.args`` with secrets blanked, any kind of argument; a group's members are not
+    arguments to render here (they are exceptions of their own, walked by the caller)."""
+    args = exc.args
+    if isinstance(exc, BaseExceptionGroup):
+        message = args[0] if args else None
+        if isinstance(message, str) and blank(message) != message:
+            exc.args = (blank(message), *args[1:])
+        return
+    scrubbed = tuple(_scrub_value(arg, blank, 0) for arg in args)
+    if any(new is not old for new, old in zip(scrubbed, args, strict=True)):
+        exc.args = scrubbed
 
 
 # Deep enough for any real log payload; below it, whatever is left renders as blanked text.

@@ -26,18 +26,23 @@ class SanitiseErrors:
     """
 
     def __call__(self, invocation: Invocation, call_next: CallNext) -> str:
+        failure: BaseException
         try:
             return call_next(invocation)
         except Exception as exc:
             failure = _contextualise(exc, invocation)
         except BaseException as exc:
             # Not turned into a RotationError (it must still stop what it stops), but
-            # scrubbed and cut loose from any driver error all the same.
+            # scrubbed and cut loose from any driver error all the same; a group of them
+            # (asyncio's) is rebuilt without its driver members.
             invocation.scrubber.scrub_exception_chain(exc)
             holder = RotationError("")
             holder.__cause__ = exc
-            detach_driver_errors(holder)
-            raise
+            detach_driver_errors(holder, invocation.scrubber.scrub)
+            cleaned = holder.__cause__
+            if cleaned is exc or cleaned is None:
+                raise
+            failure = cleaned
         # Outside the except block: there, Python would chain the exception being handled
         # (perhaps the driver's, holding the password it tried) to it as __context__.
         raise failure
@@ -52,7 +57,7 @@ def _contextualise(exc: Exception, invocation: Invocation) -> RotationError:
         # A bug or an unmapped driver error: keep its class and (scrubbed) message.
         error = RotationError(f"unexpected {type(exc).__name__}: {scrubber.scrub(str(exc))}")
         error.__cause__ = exc
-    detach_driver_errors(error)
+    detach_driver_errors(error, scrubber.scrub)
     error.problem = scrubber.scrub(error.problem)
     event = invocation.event
     return error.with_context(

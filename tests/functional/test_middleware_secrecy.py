@@ -171,3 +171,75 @@ def test_a_generated_password_is_blanked_before_it_is_stored(bed: Bed) -> None:
         rotator.handle(bed.event(arn, "createSecret", token), LocalContext())
     (generated,) = strategy.generated
     assert generated not in "".join(traceback.format_exception(raised.value))
+
+
+# -- what an error may carry besides its message ---------------------------------------------
+
+
+def _walk(exc: BaseException) -> list[BaseException]:
+    """Every exception ``exc`` renders with: causes, contexts and group members."""
+    found: list[BaseException] = []
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        found.append(current)
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        if isinstance(current, BaseExceptionGroup):
+            pending += list(current.exceptions)
+    return found
+
+
+def _run_with_span(
+    bed: Bed,
+    raise_: Callable[[str, BaseException], BaseException],
+    expected: type[BaseException] = RotationError,
+) -> tuple[str, BaseException, Span]:
+    span = Span()
+    rotator = Rotator(
+        LeakySet(bed, raise_), SecretStore(bed.handler_client), middleware=(*lambda_stack(), span)
+    )
+    arn, token, pending = _to_set(bed, rotator)
+    with pytest.raises(expected) as raised:
+        rotator.handle(bed.event(arn, "setSecret", token), LocalContext())
+    return pending, raised.value, span
+
+
+def _group(password: str, cause: BaseException) -> BaseException:
+    # A strategy that tries hosts concurrently (asyncio.TaskGroup) and fails on all of them.
+    assert isinstance(cause, Exception)
+    return ExceptionGroup(f"all hosts failed for {password}", [cause, RuntimeError(password)])
+
+
+def _noted(password: str, cause: BaseException) -> BaseException:
+    error = RotationError("login failed")
+    error.add_note(f"tried password {password}")
+    return error
+
+
+def _non_string_arg(password: str, cause: BaseException) -> BaseException:
+    return RuntimeError("login failed", {"user": "app", "password": password})
+
+
+@pytest.mark.parametrize("raise_", [_group, _noted, _non_string_arg], ids=["group", "note", "arg"])
+def test_members_notes_and_arguments_are_scrubbed_and_cut_from_driver_errors(
+    bed: Bed, raise_: Callable[[str, BaseException], BaseException]
+) -> None:
+    pending, error, span = _run_with_span(bed, raise_)
+    assert pending not in "".join(traceback.format_exception(error))
+    assert not any(pending in text for text in span.recorded)
+    assert not [e for e in _walk(error) if getattr(e, "pgconn", None) is not None]
+
+
+def _interrupt_group(password: str, cause: BaseException) -> BaseException:
+    return BaseExceptionGroup(f"stopped after {password}", [KeyboardInterrupt(), cause])
+
+
+def test_a_base_exception_group_loses_its_driver_members(bed: Bed) -> None:
+    pending, error, _ = _run_with_span(bed, _interrupt_group, BaseExceptionGroup)
+    assert isinstance(error, BaseExceptionGroup)
+    assert [type(member) for member in error.exceptions] == [KeyboardInterrupt]
+    assert pending not in "".join(traceback.format_exception(error))
+    assert not [e for e in _walk(error) if getattr(e, "pgconn", None) is not None]
