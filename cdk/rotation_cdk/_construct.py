@@ -116,6 +116,34 @@ def lambda_code(
     return lambda_.Code.from_asset(str(directory))
 
 
+# The contract's variables that have a property of their own, checked at synth: in
+# ``environment=`` they would pass unchecked (and override the property).
+_PASSWORD_KEYS = (
+    ENV_PASSWORD_LENGTH,
+    ENV_EXCLUDE_CHARACTERS,
+    ENV_EXCLUDE_NUMBERS,
+    ENV_EXCLUDE_PUNCTUATION,
+    ENV_EXCLUDE_UPPERCASE,
+    ENV_EXCLUDE_LOWERCASE,
+    ENV_REQUIRE_EACH_INCLUDED_TYPE,
+)
+_SETTINGS_WITH_A_PROPERTY = {
+    ENV_MASTER_MANAGED_ROLES: "master_managed_roles",
+    ENV_PREVIOUS_PASSWORD_TTL: "previous_password_ttl",
+    ENV_STRAGGLER_POLICY: "straggler_policy",
+    ENV_EVENT_BUS_NAME: "event_bus",
+    **dict.fromkeys(_PASSWORD_KEYS, "password_policy"),
+}
+
+
+def _refuse_settings_in(environment: Mapping[str, str] | None) -> None:
+    for key in sorted(set(environment or {}) & set(_SETTINGS_WITH_A_PROPERTY)):
+        raise ValueError(
+            f"environment may not set {key}: use the construct's "
+            f"{_SETTINGS_WITH_A_PROPERTY[key]}, which checks it at synth"
+        )
+
+
 def password_environment(policy: PasswordPolicy) -> dict[str, str]:
     """The contract's environment variables that spell ``policy``."""
 
@@ -315,6 +343,7 @@ class PostgresRotation(Construct):
                     f"straggler_policy must be one of {', '.join(STRAGGLER_POLICIES)}, "
                     f"got {straggler_policy!r}"
                 )
+        _refuse_settings_in(environment)
         managed_roles = ",".join(master_managed_roles or ())
         ManagedRoles.parse(managed_roles, source="master_managed_roles")  # refused at synth
         stack = Stack.of(self)

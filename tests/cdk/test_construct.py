@@ -353,6 +353,23 @@ def test_the_straggler_policy_is_multi_user_and_checked_at_synth() -> None:
         build(straggler_policy="refuse")
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "instead"),
+    [
+        ("STRAGGLER_POLICY", "x", "straggler_policy"),
+        ("MASTER_MANAGED_ROLES", "*", "master_managed_roles"),
+        ("PASSWORD_LENGTH", "4", "password_policy"),
+    ],
+)
+def test_a_checked_setting_cannot_come_through_environment(
+    key: str, value: str, instead: str
+) -> None:
+    """environment= is merged last: a setting with a property of its own would pass there
+    unchecked (a typo failing every setSecret, a bare * the master acts on)."""
+    with pytest.raises(ValueError, match=f"environment may not set {key}: use .*{instead}"):
+        build(strategy="multi-user", environment={key: value})
+
+
 def test_a_password_policy_with_nothing_to_draw_from_is_refused() -> None:
     policy = PasswordPolicy(
         exclude_numbers=True,
