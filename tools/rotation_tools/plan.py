@@ -189,11 +189,15 @@ def _transaction(
     return [Statement(begin, [], session), bounds, *statements, Statement("COMMIT", [], session)]
 
 
-def _master_transaction(statements: list[Statement], session: str) -> list[Statement]:
+def _master_transaction(
+    statements: list[Statement], session: str, *, writes: bool
+) -> list[Statement]:
     """A transaction of the master's: its first statement pins search_path
-    (handlers.master.MasterSession)."""
+    (handlers.master.MasterSession); one that changes a role asks for READ WRITE."""
     return _transaction(
-        [_render(pin_search_path(), (), session), *statements], session, begin=WRITES
+        [_render(pin_search_path(), (), session), *statements],
+        session,
+        begin=WRITES if writes else "BEGIN",
     )
 
 
@@ -459,6 +463,7 @@ def _master_statements(
     statements = _master_transaction(
         [_render(sees_all_sessions(), (), session), _render(sessions_of(), ([user],), session)],
         session,
+        writes=False,  # the straggler check reads (handlers.pg_sessions)
     )
     if sessions.sessions:
         notes.append(
@@ -519,7 +524,7 @@ def _master_statements(
             f"{user!r} carries the last rotation's expiry (PREVIOUS_PASSWORD_TTL): this "
             "setSecret gives it a new password and the operator's validity back"
         )
-    return statements + _master_transaction(changes, session), notes, expiry
+    return statements + _master_transaction(changes, session, writes=True), notes, expiry
 
 
 # -- output -------------------------------------------------------------------------------
