@@ -16,6 +16,7 @@ installed (the construct without aws-cdk-lib) is checked against the names it de
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib
 import re
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ FOLDERS: dict[str, Path] = {
 }
 _ROLE = re.compile(r":(class|func|meth|mod|attr|data|exc|obj):`~?([^`<>]+?)`")
 # Not ours to check: Python's own objects named by their usual spelling.
-_BUILTINS = frozenset(dir(__import__("builtins")))
+_BUILTINS = frozenset(dir(builtins))
 
 
 @dataclass(frozen=True)
